@@ -1,0 +1,45 @@
+"""FastAPI dependencies: use cases from the app's container, and the bearer principal.
+
+The container is reached through ``request.app.state.container`` (set by
+``create_app``), so this layer never imports it: it only names use-case attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from parley.application.accounts import Authenticate
+from parley.application.principal import Principal
+from parley.domain.errors import NotAuthenticated
+
+LOGIN_PATH = "/api/v1/auth/login"
+_bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False)
+
+
+def from_container(attribute: str) -> Any:
+    """A dependency returning a fresh object from the container's ``attribute`` provider."""
+
+    def provide(request: Request) -> Any:
+        return getattr(request.app.state.container, attribute)()
+
+    provide.__name__ = f"provide_{attribute}"
+    return Depends(provide)
+
+
+async def current_principal(
+    request: Request,
+    token: Annotated[str | None, Depends(_bearer)],
+    authenticate: Annotated[Authenticate, from_container("authenticate")],
+) -> Principal:
+    """The caller behind ``Authorization: Bearer <access token>`` (401 otherwise)."""
+    if not token:
+        raise NotAuthenticated()
+    principal = await authenticate.execute(token)
+    request.state.user_id = str(principal.user_id)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

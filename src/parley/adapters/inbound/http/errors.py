@@ -1,0 +1,132 @@
+"""The one table from error class to HTTP answer, and the handlers that apply it.
+
+Nothing below this layer raises ``HTTPException``; the core raises typed errors
+and this module maps each class once. Unknown exceptions become the fixed 500
+body, with the traceback in the log only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from loguru import logger
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from parley.domain.errors import (
+    ConversationNotFound,
+    CurrentPasswordIncorrect,
+    DomainError,
+    EmailAlreadyRegistered,
+    FieldProblem,
+    InvalidCredentials,
+    NotAuthenticated,
+    NotFound,
+    ReplyInProgress,
+    ValidationFailed,
+)
+from parley.ports.agent import AgentTimeout, AgentUnavailable
+from parley.ports.persistence import StorageUnavailable
+
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+INTERNAL_ERROR = "Internal server error"
+SERVICE_UNAVAILABLE = "Service unavailable"
+MODEL_UNAVAILABLE = "The language model is unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorAnswer:
+    status: int
+    detail: str | None = None  # None: use the exception's own ``detail``
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+ERROR_TABLE: Mapping[type[Exception], ErrorAnswer] = {
+    InvalidCredentials: ErrorAnswer(401, headers=BEARER_CHALLENGE),
+    NotAuthenticated: ErrorAnswer(401, headers=BEARER_CHALLENGE),
+    EmailAlreadyRegistered: ErrorAnswer(400),
+    CurrentPasswordIncorrect: ErrorAnswer(400),
+    ConversationNotFound: ErrorAnswer(404),
+    NotFound: ErrorAnswer(404),
+    ReplyInProgress: ErrorAnswer(409),
+    StorageUnavailable: ErrorAnswer(503, SERVICE_UNAVAILABLE),
+    AgentUnavailable: ErrorAnswer(502, MODEL_UNAVAILABLE),
+    AgentTimeout: ErrorAnswer(504, MODEL_UNAVAILABLE),
+    DomainError: ErrorAnswer(400),
+}
+
+
+def answer_for(exc: BaseException) -> ErrorAnswer | None:
+    """The table entry of the most specific class of ``exc`` (None: an unexpected error)."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]
+    return None
+
+
+def error_body(exc: BaseException) -> tuple[int, dict[str, Any], Mapping[str, str]]:
+    """Status, JSON body and headers for any exception (used by the SSE stream too)."""
+    if isinstance(exc, ValidationFailed):
+        return 422, validation_body(exc.problems), {}
+    answer = answer_for(exc)
+    if answer is None:
+        return 500, {"detail": INTERNAL_ERROR}, {}
+    detail = answer.detail or getattr(exc, "detail", None) or INTERNAL_ERROR
+    return answer.status, {"detail": detail}, answer.headers
+
+
+def validation_body(problems: Iterable[FieldProblem]) -> dict[str, Any]:
+    return {
+        "detail": "Validation error",
+        "errors": [{"field": p.field, "message": p.message} for p in problems],
+    }
+
+
+def problems_from_pydantic(errors: Sequence[Any]) -> list[FieldProblem]:
+    """Turn FastAPI/pydantic error dicts into ``{field, message}`` problems.
+
+    ``field`` is the dotted location without its source (``body``/``query``/
+    ``path``), or ``body`` itself when the body as a whole is missing or unparseable.
+    """
+    problems = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        if location and location[0] in {"body", "query", "path", "header", "cookie"}:
+            location = location[1:]
+        if error.get("type") == "json_invalid" or not location:
+            location = ["body"]
+        message = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
+        if error.get("type") == "json_invalid":
+            message = "Request body is not valid JSON"
+        problems.append(FieldProblem(".".join(location), message))
+    return problems
+
+
+async def _on_request_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(validation_body(problems_from_pydantic(exc.errors())), status_code=422)
+
+
+async def _on_http_exception(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _on_known_error(request: Request, exc: Exception) -> JSONResponse:
+    status, body, headers = error_body(exc)
+    if status >= 500:
+        logger.bind(path=request.url.path).warning("Request failed: {} ({})", type(exc).__name__, status)
+    return JSONResponse(body, status_code=status, headers=dict(headers))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_request_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(ValidationFailed, _on_known_error)
+    for error_class in ERROR_TABLE:
+        app.add_exception_handler(error_class, _on_known_error)

@@ -1,0 +1,106 @@
+"""Pure ASGI middleware: body size limit and the last-resort error guard.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through untouched
+and the per-request cost stays at a couple of function calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+
+from loguru import logger
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parley.adapters.inbound.http.errors import INTERNAL_ERROR
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def is_sane_request_id(value: str) -> bool:
+    """Echo a client's request id only if it is a short token (no spaces, no control bytes)."""
+    return bool(_SANE_REQUEST_ID.match(value))
+
+
+async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413, by header or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_json(send, 413, {"detail": "Request body too large"})
+            return
+        received = 0
+        started = refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Answer now: frameworks may turn the exception below into their own 400.
+                    if not started and not refused:
+                        refused = True
+                        await _send_json(send, 413, {"detail": "Request body too large"})
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is already out; drop whatever the app answers
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+
+
+class UnhandledErrorMiddleware:
+    """Turn any exception that escaped the handlers into the fixed 500 body.
+
+    The traceback is logged once (with the request id); the client sees nothing of it.
+    Sits inside the request-id middleware so the 500 still carries ``X-Request-ID``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            logger.opt(exception=exc).error(
+                "Unhandled error on {} {}", scope.get("method"), scope.get("path")
+            )
+            if not started:
+                await _send_json(send, 500, {"detail": INTERNAL_ERROR})

@@ -1,0 +1,115 @@
+"""``/api/v1/auth``: register, log in (JSON or OAuth2 form), refresh, log out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from parley.adapters.inbound.http.dependencies import CurrentPrincipal, from_container
+from parley.adapters.inbound.http.responses import bad_request, errors, unauthorized
+from parley.adapters.inbound.http.schemas import (
+    LoginForm,
+    LoginRequest,
+    LogoutRequest,
+    RefreshRequest,
+    RegisterRequest,
+    TokenPairOut,
+    UserOut,
+)
+from parley.application.accounts import LogIn, LogInInput, LogOut, RefreshTokens, RegisterInput, RegisterUser
+from parley.domain.auth import TokenPair
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+_LOGIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": LoginRequest.model_json_schema()},
+            "application/x-www-form-urlencoded": {"schema": LoginForm.model_json_schema()},
+        },
+    }
+}
+
+
+def token_pair_out(pair: TokenPair) -> TokenPairOut:
+    return TokenPairOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.access_expires_in,
+        refresh_expires_in=pair.refresh_expires_in,
+    )
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(bad_request("Email already registered"), authenticated=False),
+)
+async def register(
+    body: RegisterRequest, use_case: Annotated[RegisterUser, from_container("register_user")]
+) -> UserOut:
+    """Create an account. Each broken password rule is its own entry in `errors`."""
+    user = await use_case.execute(RegisterInput(email=body.email, password=body.password))
+    return UserOut.of(user)
+
+
+@router.post(
+    "/login",
+    responses=errors(unauthorized("Invalid credentials"), authenticated=False),
+    openapi_extra=_LOGIN_BODY,
+)
+async def login(request: Request, use_case: Annotated[LogIn, from_container("log_in")]) -> TokenPairOut:
+    """Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`)."""
+    credentials = await _read_credentials(request)
+    user, pair = await use_case.execute(credentials)
+    request.state.user_id = str(user.id)
+    return token_pair_out(pair)
+
+
+@router.post("/refresh", responses=errors(authenticated=False))
+async def refresh(
+    body: RefreshRequest, use_case: Annotated[RefreshTokens, from_container("refresh_tokens")]
+) -> TokenPairOut:
+    """Exchange a refresh token (once) for a new pair; a reused one revokes the whole login."""
+    return token_pair_out(await use_case.execute(body.refresh_token))
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=errors())
+async def logout(
+    principal: CurrentPrincipal,
+    use_case: Annotated[LogOut, from_container("log_out")],
+    body: LogoutRequest | None = None,
+) -> Response:
+    """End this login: its access and refresh tokens stop working."""
+    await use_case.execute(principal, body.refresh_token if body else None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _read_credentials(request: Request) -> LogInInput:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        form = await request.form()
+        parsed = _parse(LoginForm, {key: value for key, value in form.items() if isinstance(value, str)})
+        assert isinstance(parsed, LoginForm)
+        return LogInInput(email=parsed.username, password=parsed.password)
+    try:
+        payload = await request.json()
+    except ValueError:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": "Invalid JSON"}]
+        ) from None
+    parsed_json = _parse(LoginRequest, payload)
+    assert isinstance(parsed_json, LoginRequest)
+    return LogInInput(email=parsed_json.email, password=parsed_json.password)
+
+
+def _parse(model: type[BaseModel], payload: Any) -> BaseModel:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as invalid:
+        located = [{**error, "loc": ("body", *error["loc"])} for error in invalid.errors()]
+        raise RequestValidationError(located) from None

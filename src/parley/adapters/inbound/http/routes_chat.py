@@ -1,0 +1,155 @@
+"""``/api/v1/chat``: sessions (conversations), their history, and chat turns."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+from sse_starlette import EventSourceResponse
+
+from parley.adapters.inbound.http.dependencies import CurrentPrincipal, from_container
+from parley.adapters.inbound.http.responses import Responses, errors, not_found
+from parley.adapters.inbound.http.schemas import (
+    CreateSessionRequest,
+    ExchangeOut,
+    MessageOut,
+    MessagePageOut,
+    RenameSessionRequest,
+    SendMessageRequest,
+    SessionOut,
+    SessionPageOut,
+)
+from parley.adapters.inbound.http.sse import stream_turn
+from parley.application.chat.conversations import (
+    CreateConversation,
+    DeleteConversation,
+    GetConversation,
+    ListConversations,
+    RenameConversation,
+)
+from parley.application.chat.history import ClearMessages, ListMessages
+from parley.application.chat.turns import TakeTurn, complete_turn
+
+router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
+
+SessionId = Annotated[UUID, "session id"]
+_NOT_FOUND = not_found("Session not found")
+_BUSY: Responses = {409: {"description": "A reply is already being generated for this session"}}
+_MODEL: Responses = {
+    502: {"description": "The language model failed after retries"},
+    504: {"description": "The language model timed out"},
+}
+_STREAM: Responses = {
+    200: {"content": {"text/event-stream": {}}, "description": "message, token*, tool*, done|error"}
+}
+
+
+@router.post("/sessions", status_code=status.HTTP_201_CREATED, responses=errors())
+async def create_session(
+    principal: CurrentPrincipal,
+    use_case: Annotated[CreateConversation, from_container("create_conversation")],
+    body: CreateSessionRequest | None = None,
+) -> SessionOut:
+    """Open a chat session (name defaults to "New chat")."""
+    return SessionOut.of(await use_case.execute(principal, body.name if body else None))
+
+
+@router.get("/sessions", responses=errors())
+async def list_sessions(
+    principal: CurrentPrincipal,
+    use_case: Annotated[ListConversations, from_container("list_conversations")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> SessionPageOut:
+    """The caller's sessions, most recently active first; pass `next_cursor` back as `cursor`."""
+    page = await use_case.execute(principal, limit=limit, cursor=cursor)
+    return SessionPageOut(items=[SessionOut.of(c) for c in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/sessions/{session_id}", responses=errors(_NOT_FOUND))
+async def get_session(
+    session_id: SessionId,
+    principal: CurrentPrincipal,
+    use_case: Annotated[GetConversation, from_container("get_conversation")],
+) -> SessionOut:
+    return SessionOut.of(await use_case.execute(principal, session_id))
+
+
+@router.patch("/sessions/{session_id}", responses=errors(_NOT_FOUND))
+async def rename_session(
+    session_id: SessionId,
+    body: RenameSessionRequest,
+    principal: CurrentPrincipal,
+    use_case: Annotated[RenameConversation, from_container("rename_conversation")],
+) -> SessionOut:
+    """Rename (1..200 characters after trimming)."""
+    return SessionOut.of(await use_case.execute(principal, session_id, body.name))
+
+
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(_NOT_FOUND))
+async def delete_session(
+    session_id: SessionId,
+    principal: CurrentPrincipal,
+    use_case: Annotated[DeleteConversation, from_container("delete_conversation")],
+) -> Response:
+    """Delete the session, its messages and the agent's memory of it."""
+    await use_case.execute(principal, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/sessions/{session_id}/messages", responses=errors(_NOT_FOUND))
+async def list_messages(
+    session_id: SessionId,
+    principal: CurrentPrincipal,
+    use_case: Annotated[ListMessages, from_container("list_messages")],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[UUID | None, Query()] = None,
+) -> MessagePageOut:
+    """The newest `limit` messages older than `before`, oldest first; `next_cursor` pages back."""
+    page = await use_case.execute(principal, session_id, limit=limit, before=before)
+    items = [MessageOut.of(m) for m in page.items]
+    return MessagePageOut(items=items, next_cursor=page.next_cursor)
+
+
+@router.delete(
+    "/sessions/{session_id}/messages", status_code=status.HTTP_204_NO_CONTENT, responses=errors(_NOT_FOUND)
+)
+async def clear_messages(
+    session_id: SessionId,
+    principal: CurrentPrincipal,
+    use_case: Annotated[ClearMessages, from_container("clear_messages")],
+) -> Response:
+    """Clear the history and the agent's memory of it."""
+    await use_case.execute(principal, session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/sessions/{session_id}/messages", responses=errors(_NOT_FOUND, _BUSY, _MODEL))
+async def send_message(
+    session_id: SessionId,
+    body: SendMessageRequest,
+    principal: CurrentPrincipal,
+    use_case: Annotated[TakeTurn, from_container("take_turn")],
+) -> ExchangeOut:
+    """Send a message and wait for the whole reply."""
+    exchange = await complete_turn(await use_case.execute(principal, session_id, body.content))
+    return ExchangeOut(
+        message=MessageOut.of(exchange.message),
+        reply=MessageOut.of(exchange.reply),
+    )
+
+
+@router.post(
+    "/sessions/{session_id}/messages/stream",
+    response_class=EventSourceResponse,
+    responses=errors(_NOT_FOUND, _BUSY, _STREAM),
+)
+async def stream_message(
+    session_id: SessionId,
+    body: SendMessageRequest,
+    principal: CurrentPrincipal,
+    use_case: Annotated[TakeTurn, from_container("take_turn")],
+) -> EventSourceResponse:
+    """Send a message and stream the reply as Server-Sent Events."""
+    return stream_turn(await use_case.execute(principal, session_id, body.content))

@@ -1,0 +1,34 @@
+"""``/health``: liveness plus a database check (never rate limited, no auth)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from parley.adapters.inbound.http.schemas import HealthOut
+from parley.ports.persistence import DatabaseProbe, StorageUnavailable
+
+router = APIRouter(tags=["health"])
+_PROBE_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
+async def health(request: Request) -> JSONResponse:
+    """200 when the database answers, 503 with the failing check marked otherwise."""
+    container = request.app.state.container
+    probe: DatabaseProbe = container.database_probe()
+    try:
+        await asyncio.wait_for(probe.ping(), _PROBE_TIMEOUT_SECONDS)
+        database = "ok"
+    except (StorageUnavailable, TimeoutError):
+        database = "unavailable"
+    ok = database == "ok"
+    body = HealthOut(
+        status="ok" if ok else "unavailable",
+        version=request.app.version,
+        environment=container.settings().app_env.value,
+        checks={"database": database},
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -1,0 +1,72 @@
+"""Server-Sent Events framing of a chat turn (API.md, "stream").
+
+``message`` (the stored user message), ``token`` deltas, ``tool`` calls, then
+exactly one ``done`` or ``error``. A ``: ping`` comment goes out after 15 s of
+silence. When the client goes away, the turn's generator is closed, which
+cancels the agent and stores the partial reply as ``incomplete``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from loguru import logger
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
+
+from parley.adapters.inbound.http.errors import error_body
+from parley.adapters.inbound.http.schemas import MessageOut
+from parley.application.chat.turns import ReplyFailed, ReplyStored, Turn
+from parley.domain.chat import Message
+from parley.ports.agent import TokenDelta, ToolCall
+
+PING_SECONDS = 15
+
+
+def _message(message: Message) -> dict[str, Any]:
+    return MessageOut.of(message).model_dump(mode="json")
+
+
+def _event(name: str, data: dict[str, Any]) -> ServerSentEvent:
+    return ServerSentEvent(event=name, data=json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+
+async def _frames(turn: Turn) -> AsyncIterator[ServerSentEvent]:
+    yield _event("message", {"message": _message(turn.user_message)})
+    try:
+        async with aclosing(turn.events()) as events:
+            async for event in events:
+                if isinstance(event, TokenDelta):
+                    yield _event("token", {"delta": event.text})
+                elif isinstance(event, ToolCall):
+                    yield _event(
+                        "tool", {"name": event.name, "arguments": event.arguments, "result": event.result}
+                    )
+                elif isinstance(event, ReplyStored):
+                    usage = {
+                        "prompt_tokens": event.prompt_tokens,
+                        "completion_tokens": event.completion_tokens,
+                    }
+                    yield _event("done", {"message": _message(event.message), "usage": usage})
+                elif isinstance(event, ReplyFailed):
+                    yield _event("error", error_body(event.error)[1])
+    except Exception as exc:  # e.g. the database went away while storing the reply
+        status, body, _ = error_body(exc)
+        if status == 500:
+            logger.opt(exception=exc).error("Unhandled error while streaming a reply")
+        yield _event("error", body)
+
+
+def stream_turn(turn: Turn) -> EventSourceResponse:
+    """An SSE response for ``turn``; ``turn.aclose()`` runs even if streaming never starts."""
+    return EventSourceResponse(
+        _frames(turn),
+        ping=PING_SECONDS,
+        sep="\n",
+        ping_message_factory=lambda: ServerSentEvent(comment="ping"),
+        background=BackgroundTask(turn.aclose),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,200 @@
+"""One chat turn as a Langfuse trace (SDK v5, OpenTelemetry based).
+
+What Langfuse receives for one turn:
+
+- a root ``agent`` observation ``chat-turn`` carrying the trace attributes
+  (``user.id``, ``session.id`` = the conversation id, trace name), the user input
+  and, at ``end()``, the reply and a level (ERROR when the turn failed);
+- one ``generation`` per model call (model, usage ``input``/``output``/``total``,
+  its own start/end time, ``completion_start_time`` = first token);
+- one ``tool`` observation per tool call;
+- one ``event`` per retry (level WARNING) and per error (level ERROR, the error
+  kind as status message).
+
+Every method only hands spans to the SDK's batch processor (no network on the
+caller's thread) and logs instead of raising.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal, ParamSpec
+
+from langfuse import (
+    Langfuse,
+    LangfuseAgent,
+    LangfuseEvent,
+    LangfuseGeneration,
+    LangfuseTool,
+)
+from loguru import logger
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+
+from parley.domain.chat import MessageStatus
+
+TRACE_NAME = "chat-turn"
+
+_P = ParamSpec("_P")
+
+Level = Literal["DEBUG", "DEFAULT", "WARNING", "ERROR"]
+
+
+def _swallowing(operation: str) -> Callable[[Callable[_P, None]], Callable[_P, None]]:
+    """Decorate a tracing method so that it logs, never raises (the port's contract)."""
+
+    def decorate(method: Callable[_P, None]) -> Callable[_P, None]:
+        def guarded(*args: _P.args, **kwargs: _P.kwargs) -> None:
+            try:
+                method(*args, **kwargs)
+            except Exception as exc:
+                # Only the exception type: its text may quote message bodies.
+                logger.warning("Langfuse tracing: {} failed ({})", operation, type(exc).__name__)
+
+        guarded.__doc__ = method.__doc__
+        return guarded
+
+    return decorate
+
+
+def _nanos(moment: datetime) -> int:
+    """OpenTelemetry timestamps are integer nanoseconds since the epoch."""
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+class LangfuseTurnTrace:
+    """One chat turn as a Langfuse trace; see the module docstring for its shape."""
+
+    def __init__(
+        self,
+        *,
+        client: Langfuse,
+        tracer: otel_trace.Tracer,
+        trace_attributes: dict[str, str],
+        capture_content: bool,
+        input_text: str,
+        streaming: bool,
+        started_at: datetime,
+    ) -> None:
+        self._client = client
+        self._tracer = tracer
+        self._trace_attributes = trace_attributes
+        self._capture_content = capture_content
+        self._error_kinds: list[str] = []
+        self._ended = False
+        # An empty parent context: the turn is its own trace even when the caller
+        # runs inside some other OpenTelemetry span.
+        root_span = self._start_span(TRACE_NAME, started_at, parent=otel_context.Context())
+        self._root_context = otel_trace.set_span_in_context(root_span)
+        self._root = LangfuseAgent(
+            otel_span=root_span,
+            langfuse_client=client,
+            input=self._content(input_text),
+            metadata={"streaming": streaming, "input_chars": len(input_text)},
+        )
+
+    # --- the TurnTrace port -------------------------------------------------
+    @_swallowing("generation")
+    def generation(
+        self,
+        *,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        started_at: datetime,
+        first_token_at: datetime | None,
+        ended_at: datetime,
+        output: str,
+    ) -> None:
+        """Record one finished model call (its own start/end time, usage and first token)."""
+        usage = {"input": int(prompt_tokens), "output": int(completion_tokens)}
+        usage["total"] = usage["input"] + usage["output"]
+        generation = LangfuseGeneration(
+            otel_span=self._start_span(f"llm:{model}", started_at, parent=self._root_context),
+            langfuse_client=self._client,
+            model=model,
+            usage_details=usage,
+            completion_start_time=first_token_at,
+            output=self._content(output),
+        )
+        generation.end(end_time=_nanos(ended_at))
+
+    @_swallowing("tool")
+    def tool(self, *, name: str, arguments: dict[str, Any], result: str, at: datetime) -> None:
+        """Record one tool call; the port gives a single instant, so it has zero duration."""
+        tool = LangfuseTool(
+            otel_span=self._start_span(f"tool:{name}", at, parent=self._root_context),
+            langfuse_client=self._client,
+            input=self._content(arguments),
+            output=self._content(result),
+            metadata={"tool": name},
+        )
+        tool.end(end_time=_nanos(at))
+
+    @_swallowing("retry")
+    def retry(self, *, model: str, attempt: int, reason: str) -> None:
+        """Record a retried model call as a WARNING event."""
+        self._event(
+            "retry", level="WARNING", status_message=reason, metadata={"model": model, "attempt": attempt}
+        )
+
+    @_swallowing("error")
+    def error(self, *, kind: str, model: str | None) -> None:
+        """Record an error as an ERROR event; the turn's root will be ERROR as well."""
+        self._error_kinds.append(kind)
+        self._event(
+            "error", level="ERROR", status_message=kind, metadata={"error_kind": kind, "model": model}
+        )
+
+    @_swallowing("end")
+    def end(self, *, status: str, output: str, ended_at: datetime) -> None:
+        """Finish the trace with the turn's status and reply; later calls are ignored."""
+        if self._ended:
+            return
+        self._ended = True
+        level, status_message = self._outcome(status)
+        self._root.update(
+            output=self._content(output),
+            level=level,
+            status_message=status_message,
+            metadata={"status": status, "output_chars": len(output)},
+        )
+        self._root.end(end_time=_nanos(ended_at))
+
+    # --- internals ----------------------------------------------------------
+    def _start_span(self, name: str, start: datetime, *, parent: otel_context.Context) -> otel_trace.Span:
+        # The SDK's start_observation() cannot take a start time (langfuse#9404) and
+        # the port reports calls after the fact, so spans are started on the SDK's
+        # own tracer scope with explicit timestamps and then wrapped by the SDK's
+        # public observation classes, exactly as the SDK does for its events.
+        span = self._tracer.start_span(name, context=parent, start_time=_nanos(start))
+        # Trace attributes go on every observation: Langfuse aggregates by user and
+        # session only over observations that carry them.
+        span.set_attributes(self._trace_attributes)
+        return span
+
+    def _event(self, name: str, *, level: Level, status_message: str, metadata: dict[str, Any]) -> None:
+        # The port gives retries and errors no timestamp: they happen "now".
+        now = time.time_ns()
+        span = self._tracer.start_span(name, context=self._root_context, start_time=now)
+        span.set_attributes(self._trace_attributes)
+        LangfuseEvent(
+            otel_span=span,
+            langfuse_client=self._client,
+            level=level,
+            status_message=status_message,
+            metadata=metadata,
+        ).end(end_time=now)
+
+    def _outcome(self, status: str) -> tuple[Level, str | None]:
+        if self._error_kinds or status == MessageStatus.FAILED:
+            return "ERROR", ", ".join(self._error_kinds) or status
+        if status == MessageStatus.INCOMPLETE:
+            return "WARNING", status
+        return "DEFAULT", None
+
+    def _content(self, value: Any) -> Any:
+        """Message bodies and tool payloads are only sent when content capture is on."""
+        return value if self._capture_content else None

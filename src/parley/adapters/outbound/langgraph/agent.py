@@ -1,0 +1,286 @@
+"""``LangGraphChatAgent``: the :class:`~parley.ports.agent.ChatAgent` port on LangGraph.
+
+Memory lives in a LangGraph checkpointer keyed by ``thread_id = str(conversation_id)``:
+PostgreSQL (``AsyncPostgresSaver`` on its own small psycopg pool) in production,
+or ``InMemorySaver`` for unit tests and benchmarks. Without an API key the
+deterministic :class:`OfflineChatModel` replaces ``ChatOpenAI`` in the same graph.
+
+Lifecycle: ``await agent.start()`` (opens the pool, creates the checkpoint tables)
+before the first turn and ``await agent.aclose()`` at shutdown, or
+``async with agent: ...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Self, cast
+from uuid import UUID
+
+import psycopg
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.errors import GraphRecursionError
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import SecretStr
+
+from parley.adapters.outbound.langgraph.failures import RetryPolicy
+from parley.adapters.outbound.langgraph.graph import AgentGraph, build_agent_graph
+from parley.adapters.outbound.langgraph.offline_model import OfflineChatModel
+from parley.adapters.outbound.langgraph.tools import default_tools
+from parley.ports.agent import AgentError, AgentEvent, AgentTimeout, AgentTurn, AgentUnavailable
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Parley, a helpful assistant. Answer concisely. Use the calculator tool for arithmetic "
+    "and the current_time tool when asked about the date or time."
+)
+CheckpointStore = Literal["postgres", "memory"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelConfig:
+    """Which model answers. ``api_key=None`` selects the offline model.
+
+    ``base_url`` points at any OpenAI-compatible server (OpenAI, vLLM, Ollama);
+    ``request_timeout`` bounds one HTTP request; ``offline_token_delay`` slows the
+    offline model per token (benchmarks, cancellation tests).
+    """
+
+    name: str = "gpt-4o-mini"
+    api_key: str | None = None
+    base_url: str | None = None
+    temperature: float = 0.2
+    max_tokens: int = 2000
+    request_timeout: float = 60.0
+    offline_token_delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentLimits:
+    """Per-turn limits.
+
+    - ``context_tokens``: approximate token budget of the context sent to the model
+      (separate from the reply's ``max_tokens``);
+    - ``turn_timeout``: seconds the whole turn (all model calls, tools, retries) may take;
+    - ``recursion_limit``: LangGraph super-steps per turn (bounds tool loops);
+    - ``max_attempts`` / ``backoff_base`` / ``backoff_max``: the retry policy.
+    """
+
+    context_tokens: int = 8000
+    turn_timeout: float = 120.0
+    recursion_limit: int = 12
+    max_attempts: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+
+
+def build_chat_model(config: ModelConfig) -> BaseChatModel:
+    """``ChatOpenAI`` when an API key is set, else the offline model."""
+    if config.api_key is None:
+        return OfflineChatModel(token_delay=config.offline_token_delay)
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=config.name,
+        temperature=config.temperature,
+        max_completion_tokens=config.max_tokens,
+        base_url=config.base_url,
+        api_key=SecretStr(config.api_key),
+        streaming=True,
+        stream_usage=True,
+        timeout=config.request_timeout,
+        # Our RetryPolicy is the only retry layer; the SDK's own would hide failures from it.
+        max_retries=0,
+    )
+
+
+@dataclass(slots=True)
+class _TurnBudget:
+    """Seconds the agent may still spend on one turn (one per ``stream`` call)."""
+
+    remaining: float
+
+    def charge(self, seconds: float) -> None:
+        self.remaining = max(0.0, self.remaining - seconds)
+
+
+class LangGraphChatAgent:
+    """A :class:`~parley.ports.agent.ChatAgent` running a LangGraph tool-calling graph.
+
+    ``checkpoint_store="postgres"`` needs ``postgres_url`` (a libpq ``postgresql://`` URL);
+    ``"memory"`` keeps threads in this process only.
+    """
+
+    def __init__(
+        self,
+        *,
+        postgres_url: str | None = None,
+        checkpoint_store: CheckpointStore = "postgres",
+        model: ModelConfig | None = None,
+        limits: AgentLimits | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        pool_max_size: int = 10,
+    ) -> None:
+        if checkpoint_store == "postgres" and not postgres_url:
+            raise ValueError("checkpoint_store='postgres' needs postgres_url")
+        self._postgres_url = postgres_url
+        self._store: CheckpointStore = checkpoint_store
+        self._model_config = model or ModelConfig()
+        self._limits = limits or AgentLimits()
+        self._policy = RetryPolicy(
+            max_attempts=self._limits.max_attempts,
+            backoff_base=self._limits.backoff_base,
+            backoff_max=self._limits.backoff_max,
+        )
+        self._system_prompt = system_prompt
+        self._pool_max_size = pool_max_size
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] | None = None
+        self._checkpointer: BaseCheckpointSaver[str] | None = None
+        self._graph: AgentGraph | None = None
+
+    @property
+    def model_name(self) -> str:
+        """The configured model's name (the offline model's when there is no API key)."""
+        if self._model_config.api_key is None:
+            return OfflineChatModel.model_fields["model_name"].default  # type: ignore[no-any-return]
+        return self._model_config.name
+
+    async def start(self) -> None:
+        """Open the checkpoint store (creating its tables) and compile the graph. Idempotent."""
+        if self._graph is not None:
+            return
+        self._checkpointer = await self._open_checkpointer()
+        self._graph = build_agent_graph(
+            model=build_chat_model(self._model_config),
+            model_name=self.model_name,
+            tools=default_tools(),
+            system_prompt=self._system_prompt,
+            context_budget=self._limits.context_tokens,
+            policy=self._policy,
+            checkpointer=self._checkpointer,
+        )
+
+    async def aclose(self) -> None:
+        """Release the connection pool. Idempotent; ``start`` may be called again after."""
+        self._graph = None
+        self._checkpointer = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _open_checkpointer(self) -> BaseCheckpointSaver[str]:
+        if self._store == "memory":
+            return InMemorySaver()
+        # The settings AsyncPostgresSaver documents: autocommit (setup() creates indexes
+        # concurrently), no server-side prepared statements (poolers), dict rows.
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
+            str(self._postgres_url),
+            min_size=1,
+            max_size=self._pool_max_size,
+            open=False,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        )
+        try:
+            await pool.open(wait=True, timeout=10)
+            saver = AsyncPostgresSaver(pool)
+            await saver.setup()
+        except (PoolTimeout, psycopg.Error) as error:
+            await pool.close()
+            raise AgentUnavailable("the agent's checkpoint store is unreachable") from error
+        self._pool = pool
+        return saver
+
+    def _require_graph(self) -> AgentGraph:
+        if self._graph is None:
+            raise RuntimeError("LangGraphChatAgent.start() was not awaited")
+        return self._graph
+
+    def _config(self, conversation_id: UUID) -> RunnableConfig:
+        return {
+            "configurable": {"thread_id": str(conversation_id)},
+            "recursion_limit": self._limits.recursion_limit,
+        }
+
+    async def stream(self, turn: AgentTurn) -> AsyncIterator[AgentEvent]:
+        """Run one turn, yielding port events (see :mod:`.graph`) until the reply is complete.
+
+        Raises :class:`AgentTimeout` once the agent has spent ``turn_timeout`` seconds
+        producing this turn, :class:`AgentUnavailable` for any model, tool-loop or
+        checkpoint failure. Closing this iterator (or cancelling its consumer) closes
+        the graph run, which cancels the in-flight model request.
+        """
+        graph = self._require_graph()
+        budget = _TurnBudget(self._limits.turn_timeout)
+        run = cast(
+            "AsyncGenerator[Any, None]",
+            graph.astream(
+                {"messages": [HumanMessage(content=turn.content)]},
+                self._config(turn.conversation_id),
+                stream_mode="custom",
+            ),
+        )
+        try:
+            while True:
+                event = await self._next_event(run, budget)
+                if event is None:
+                    return
+                yield event
+        finally:
+            await run.aclose()
+
+    async def _next_event(self, run: AsyncIterator[Any], budget: _TurnBudget) -> AgentEvent | None:
+        """The graph's next event (None at the end), with failures translated to port errors.
+
+        Only the time spent waiting here is charged to the turn: a slow consumer
+        (e.g. a slow SSE client) never makes the agent time out.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(budget.remaining) as deadline:
+                event: AgentEvent = await anext(run)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError as error:
+            if not deadline.expired():
+                raise AgentUnavailable("the model request timed out", model=self.model_name) from error
+            raise AgentTimeout("the turn exceeded its time budget", model=self.model_name) from error
+        except AgentError:
+            raise
+        except GraphRecursionError as error:
+            raise AgentUnavailable("the agent exceeded its step limit", model=self.model_name) from error
+        except Exception as error:
+            _log.exception("agent turn failed unexpectedly")
+            raise AgentUnavailable("the agent failed", model=self.model_name) from error
+        finally:
+            budget.charge(loop.time() - started)
+        return event
+
+    async def forget(self, conversation_id: UUID) -> None:
+        """Delete every checkpoint of the conversation's thread (idempotent)."""
+        saver = self._checkpointer
+        if saver is None:
+            raise RuntimeError("LangGraphChatAgent.start() was not awaited")
+        try:
+            await saver.adelete_thread(str(conversation_id))
+        except psycopg.Error as error:
+            raise AgentUnavailable("the agent's checkpoint store is unreachable") from error

@@ -1,0 +1,72 @@
+"""What the model is shown: the system prompt plus as much recent history as fits.
+
+Rules:
+- the system prompt is always first and always kept;
+- older history is dropped first (``trim_messages``, ``strategy="last"``) until the
+  approximate token count (``count_tokens_approximately``, no tokenizer download)
+  fits ``budget``; the kept history starts on a user message, so a tool result
+  never loses the tool call it answers;
+- the current turn (the newest user message and what followed it) is never
+  dropped, even when it alone exceeds the budget: answering without the question
+  would be worse than an oversized request;
+- tool calls left unanswered by an interrupted turn are removed, because
+  OpenAI-compatible servers reject a tool call without its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.utils import count_tokens_approximately, trim_messages
+
+
+def build_context(system_prompt: str, history: Sequence[BaseMessage], budget: int) -> list[BaseMessage]:
+    """The messages to send to the model for the next call (see the module rules)."""
+    system = SystemMessage(content=system_prompt)
+    valid = drop_unanswered_tool_calls(history)
+    trimmed = trim_messages(
+        [system, *valid],
+        max_tokens=budget,
+        token_counter=count_tokens_approximately,
+        strategy="last",
+        include_system=True,
+        start_on="human",
+        allow_partial=False,
+    )
+    if any(isinstance(m, HumanMessage) for m in trimmed) or not valid:
+        return trimmed
+    return [system, *_current_turn(valid)]
+
+
+def _current_turn(history: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """The newest user message and everything after it."""
+    for index in range(len(history) - 1, -1, -1):
+        if isinstance(history[index], HumanMessage):
+            return list(history[index:])
+    return list(history)
+
+
+def drop_unanswered_tool_calls(history: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """Remove tool calls that have no result (and results whose call is gone).
+
+    An AI message whose calls are not all answered keeps its text, if any, without
+    the calls; an AI message left empty is dropped.
+    """
+    answered = {m.tool_call_id for m in history if isinstance(m, ToolMessage)}
+    kept: list[BaseMessage] = []
+    valid_calls: set[str] = set()
+    for message in history:
+        if isinstance(message, AIMessage) and message.tool_calls:
+            ids = [call.get("id") or "" for call in message.tool_calls]
+            if all(call_id in answered for call_id in ids):
+                valid_calls.update(ids)
+                kept.append(message)
+            elif message.text:
+                kept.append(AIMessage(content=message.content, id=message.id))
+        elif isinstance(message, ToolMessage):
+            if message.tool_call_id in valid_calls:
+                kept.append(message)
+        else:
+            kept.append(message)
+    return kept

@@ -1,0 +1,151 @@
+"""Repositories for conversations and their messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import delete, insert, or_, select, tuple_, update
+
+from parley.domain.chat import Conversation, ConversationCursor, Message
+from parley.ports.persistence import ConversationPage, MessagePage
+
+from .mappers import conversation_from_row, conversation_to_row, message_from_row, message_to_row
+from .statements import StatementRunner
+from .tables import conversations, messages
+
+_conversation_columns = [c for c in conversations.c if not c.name.startswith("reply_claim")]
+_message_columns = [c for c in messages.c if c.name != "seq"]
+
+
+class PostgresConversationRepository:
+    """:class:`parley.ports.persistence.ConversationRepository` on ``conversations``."""
+
+    def __init__(self, runner: StatementRunner) -> None:
+        self._runner = runner
+
+    async def add(self, conversation: Conversation) -> None:
+        await self._runner.execute(insert(conversations).values(conversation_to_row(conversation)))
+
+    async def get(self, conversation_id: UUID, *, owner_id: UUID) -> Conversation | None:
+        statement = select(*_conversation_columns).where(
+            conversations.c.id == conversation_id, conversations.c.user_id == owner_id
+        )
+        row = (await self._runner.execute(statement)).mappings().one_or_none()
+        return None if row is None else conversation_from_row(row)
+
+    async def list_for_owner(
+        self, owner_id: UUID, *, limit: int, after: ConversationCursor | None
+    ) -> ConversationPage:
+        """Keyset page: rows strictly after ``after`` in (last_active_at, id) descending order."""
+        statement = (
+            select(*_conversation_columns)
+            .where(conversations.c.user_id == owner_id)
+            .order_by(conversations.c.last_active_at.desc(), conversations.c.id.desc())
+            .limit(limit + 1)  # one extra row tells whether a next page exists
+        )
+        if after is not None:
+            position = tuple_(conversations.c.last_active_at, conversations.c.id)
+            statement = statement.where(position < tuple_(after.last_active_at, after.conversation_id))
+        rows = (await self._runner.execute(statement)).mappings().all()
+        page = [conversation_from_row(row) for row in rows[:limit]]
+        has_more = len(rows) > limit and bool(page)
+        next_cursor = ConversationCursor(page[-1].last_active_at, page[-1].id) if has_more else None
+        return ConversationPage(items=page, next_cursor=next_cursor)
+
+    async def rename(self, conversation_id: UUID, name: str, now: datetime) -> None:
+        await self._update(conversation_id, name=name, updated_at=now)
+
+    async def delete(self, conversation_id: UUID) -> None:
+        # Messages go with it: ON DELETE CASCADE.
+        await self._runner.execute(delete(conversations).where(conversations.c.id == conversation_id))
+
+    async def ids_for_owner(self, owner_id: UUID) -> list[UUID]:
+        statement = (
+            select(conversations.c.id)
+            .where(conversations.c.user_id == owner_id)
+            .order_by(conversations.c.last_active_at.desc(), conversations.c.id.desc())
+        )
+        return list((await self._runner.execute(statement)).scalars().all())
+
+    async def record_activity(self, conversation_id: UUID, *, added_messages: int, now: datetime) -> None:
+        # Computed in SQL, not read-modify-write: concurrent writers cannot lose increments.
+        count = conversations.c.message_count + added_messages
+        await self._update(conversation_id, message_count=count, last_active_at=now, updated_at=now)
+
+    async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
+        await self._update(conversation_id, message_count=0, updated_at=now)
+
+    async def claim_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, until: datetime
+    ) -> bool:
+        """One conditional UPDATE: under READ COMMITTED a concurrent claimer waits for the row
+        lock, then re-checks the condition against the committed claim, so only one wins."""
+        statement = (
+            update(conversations)
+            .where(
+                conversations.c.id == conversation_id,
+                or_(
+                    conversations.c.reply_claim_id.is_(None),
+                    conversations.c.reply_claim_expires_at <= now,
+                ),
+            )
+            .values(reply_claim_id=claim_id, reply_claim_expires_at=until)
+            .returning(conversations.c.id)
+        )
+        return (await self._runner.execute(statement)).first() is not None
+
+    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
+        statement = (
+            update(conversations)
+            .where(conversations.c.id == conversation_id, conversations.c.reply_claim_id == claim_id)
+            .values(reply_claim_id=None, reply_claim_expires_at=None)
+        )
+        await self._runner.execute(statement)
+
+    async def _update(self, conversation_id: UUID, **values: object) -> None:
+        statement = update(conversations).where(conversations.c.id == conversation_id).values(**values)
+        await self._runner.execute(statement)
+
+
+class PostgresMessageRepository:
+    """:class:`parley.ports.persistence.MessageRepository` on ``messages`` (ordered by ``seq``)."""
+
+    def __init__(self, runner: StatementRunner) -> None:
+        self._runner = runner
+
+    async def add(self, message: Message) -> None:
+        await self._runner.execute(insert(messages).values(message_to_row(message)))
+
+    async def update(self, message: Message) -> None:
+        statement = (
+            update(messages)
+            .where(messages.c.id == message.id)
+            .values(content=message.content, status=message.status.value)
+        )
+        await self._runner.execute(statement)
+
+    async def page(self, conversation_id: UUID, *, limit: int, before: UUID | None) -> MessagePage:
+        """Newest-first scan of ``limit + 1`` rows, returned oldest first.
+
+        An unknown ``before`` makes the anchor subquery NULL, so nothing matches: an empty page.
+        """
+        statement = (
+            select(*_message_columns)
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.seq.desc())
+            .limit(limit + 1)
+        )
+        if before is not None:
+            anchor = (
+                select(messages.c.seq)
+                .where(messages.c.id == before, messages.c.conversation_id == conversation_id)
+                .scalar_subquery()
+            )
+            statement = statement.where(messages.c.seq < anchor)
+        rows = (await self._runner.execute(statement)).mappings().all()
+        newest = [message_from_row(row) for row in rows[:limit]]
+        return MessagePage(items=newest[::-1], has_older=len(rows) > limit)
+
+    async def delete_all(self, conversation_id: UUID) -> None:
+        await self._runner.execute(delete(messages).where(messages.c.conversation_id == conversation_id))

@@ -1,0 +1,57 @@
+"""Engine and session factories. Nothing here runs at import time: the container builds them once."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+ASYNC_DRIVER = "postgresql+psycopg"
+_ACCEPTED_SCHEMES = frozenset({"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg_async"})
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 5
+
+
+def to_async_url(url: str | URL) -> URL:
+    """Normalise a libpq (``postgresql://``/``postgres://``) or SQLAlchemy URL to psycopg 3 async.
+
+    Raises ValueError for any other scheme (e.g. ``sqlite://``, ``postgresql+asyncpg://``):
+    the service speaks one dialect through one driver.
+    """
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.drivername not in _ACCEPTED_SCHEMES:
+        raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}; use postgresql://")
+    return parsed.set(drivername=ASYNC_DRIVER)
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int,
+    max_overflow: int,
+    pool_timeout: float,
+    echo: bool = False,
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+) -> AsyncEngine:
+    """An async engine on psycopg 3.
+
+    - ``pool_pre_ping`` checks each pooled connection before lending it, so the service
+      recovers by itself after the database restarts (stale connections are replaced);
+    - ``connect_timeout`` (seconds, libpq) bounds how long an unreachable server can stall a
+      request; a value already present in the URL wins.
+    """
+    async_url = to_async_url(url)
+    connect_args = {} if "connect_timeout" in async_url.query else {"connect_timeout": connect_timeout}
+    return _create_async_engine(
+        async_url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        echo=echo,
+        connect_args=connect_args,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for units of work; ``expire_on_commit=False`` because we map rows to plain entities."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

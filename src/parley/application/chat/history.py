@@ -1,0 +1,52 @@
+"""Message history: read it page by page, or clear it (with the agent's memory)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from parley.application.chat.conversations import load_owned
+from parley.application.principal import Principal
+from parley.domain.chat import Message
+from parley.ports.agent import ChatAgent
+from parley.ports.persistence import UnitOfWorkFactory
+from parley.ports.system import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class MessageList:
+    """``items`` oldest first; ``next_cursor`` fetches the page before (None: no older messages)."""
+
+    items: list[Message]
+    next_cursor: str | None
+
+
+class ListMessages:
+    """The newest ``limit`` messages older than message ``before``, in chronological order."""
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+
+    async def execute(
+        self, principal: Principal, conversation_id: UUID, *, limit: int, before: UUID | None = None
+    ) -> MessageList:
+        async with self._uow() as uow:
+            await load_owned(uow, principal, conversation_id)
+            page = await uow.messages.page(conversation_id, limit=limit, before=before)
+        next_cursor = str(page.items[0].id) if page.has_older and page.items else None
+        return MessageList(page.items, next_cursor)
+
+
+class ClearMessages:
+    """Delete every message of a conversation and the agent's memory of them."""
+
+    def __init__(self, uow: UnitOfWorkFactory, agent: ChatAgent, clock: Clock) -> None:
+        self._uow, self._agent, self._clock = uow, agent, clock
+
+    async def execute(self, principal: Principal, conversation_id: UUID) -> None:
+        async with self._uow() as uow:
+            await load_owned(uow, principal, conversation_id)
+            await uow.messages.delete_all(conversation_id)
+            await uow.conversations.reset_messages(conversation_id, self._clock.now())
+            await uow.commit()
+        await self._agent.forget(conversation_id)

@@ -1,0 +1,259 @@
+"""One chat turn: store the user message, run the agent, store the reply.
+
+Transactions never span the model call:
+- tx 1 stores the user message and claims the conversation's single reply slot
+  (a second concurrent turn gets :class:`ReplyInProgress`, across processes too,
+  because the claim lives in the database and expires if its holder dies);
+- the agent runs with no connection held;
+- tx 2 stores the reply as ``complete``, ``failed`` (model error) or ``incomplete``
+  (the caller went away), and frees the slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from parley.application.chat.conversations import load_owned
+from parley.application.principal import Principal
+from parley.domain.chat import Message, MessageContent, MessageRole, MessageStatus
+from parley.domain.errors import ReplyInProgress
+from parley.ports.agent import (
+    AgentError,
+    AgentEvent,
+    AgentTurn,
+    ChatAgent,
+    ModelRetry,
+    TokenDelta,
+    ToolCall,
+    Usage,
+)
+from parley.ports.persistence import UnitOfWorkFactory
+from parley.ports.system import Clock, IdGenerator
+from parley.ports.tracing import Tracer, TurnTrace
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyStored:
+    """The turn ended well: the stored assistant message and the tokens it cost."""
+
+    message: Message
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyFailed:
+    """The model failed; the assistant message was stored as ``failed``."""
+
+    message: Message
+    error: AgentError
+
+
+TurnEvent = TokenDelta | ToolCall | ReplyStored | ReplyFailed
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPolicy:
+    max_message_chars: int = 32_000
+    claim_ttl: timedelta = timedelta(minutes=5)  # longer than the model's total timeout
+
+
+@dataclass(frozen=True, slots=True)
+class TurnServices:
+    """What a turn needs, shared by :class:`TakeTurn` and the :class:`Turn` it starts."""
+
+    uow: UnitOfWorkFactory
+    agent: ChatAgent
+    tracer: Tracer
+    clock: Clock
+    ids: IdGenerator
+    policy: TurnPolicy = TurnPolicy()
+
+
+class TakeTurn:
+    """Start a turn: validate, store the user message and claim the conversation (tx 1).
+
+    Raises ``ValidationFailed`` (content), ``ConversationNotFound`` or ``ReplyInProgress``
+    before anything is stored. The returned :class:`Turn` runs the agent.
+    """
+
+    def __init__(self, services: TurnServices) -> None:
+        self._services = services
+
+    async def execute(self, principal: Principal, conversation_id: UUID, content: str) -> Turn:
+        services = self._services
+        text = MessageContent.parse(content, max_length=services.policy.max_message_chars).value
+        now, claim_id = services.clock.now(), services.ids.new_id()
+        message = Message(
+            id=services.ids.new_id(),
+            conversation_id=conversation_id,
+            role=MessageRole.USER,
+            content=text,
+            status=MessageStatus.COMPLETE,
+            created_at=now,
+        )
+        async with services.uow() as uow:
+            await load_owned(uow, principal, conversation_id)
+            claimed = await uow.conversations.claim_reply(
+                conversation_id, claim_id=claim_id, now=now, until=now + services.policy.claim_ttl
+            )
+            if not claimed:
+                raise ReplyInProgress()
+            await uow.messages.add(message)
+            await uow.conversations.record_activity(conversation_id, added_messages=1, now=now)
+            await uow.commit()
+        return Turn(services, principal, message, claim_id)
+
+
+class _GenerationClock:
+    """Splits one turn into model calls (each ends with a Usage event) for tracing."""
+
+    def __init__(self, started_at: datetime) -> None:
+        self.started_at = started_at
+        self.first_token_at: datetime | None = None
+        self.parts: list[str] = []
+
+    def token(self, text: str, now: datetime) -> None:
+        self.first_token_at = self.first_token_at or now
+        self.parts.append(text)
+
+
+class Turn:
+    """A claimed turn whose user message is stored; :meth:`events` runs the agent.
+
+    - ``events()`` yields token deltas and tool calls as they happen, then exactly one
+      :class:`ReplyStored` or :class:`ReplyFailed`;
+    - closing the iterator or cancelling its task stops the agent (and its upstream
+      request) and stores what was produced as ``incomplete``;
+    - :meth:`aclose` finishes a turn whose events were never (fully) consumed; it is
+      idempotent, so callers may always call it.
+    """
+
+    def __init__(
+        self, services: TurnServices, principal: Principal, user_message: Message, claim_id: UUID
+    ) -> None:
+        self.user_message = user_message
+        self._services, self._principal, self._claim_id = services, principal, claim_id
+        self._parts: list[str] = []
+        self._prompt_tokens = self._completion_tokens = 0
+        self._finished = False
+        self._trace: TurnTrace | None = None
+
+    async def events(self) -> AsyncGenerator[TurnEvent, None]:
+        uc = self._services
+        self._trace = uc.tracer.start_turn(
+            user_id=self._principal.user_id,
+            conversation_id=self.user_message.conversation_id,
+            input_text=self.user_message.content,
+            streaming=True,
+            started_at=uc.clock.now(),
+        )
+        turn = AgentTurn(
+            conversation_id=self.user_message.conversation_id,
+            user_id=self._principal.user_id,
+            content=self.user_message.content,
+        )
+        stream = uc.agent.stream(turn)
+        try:
+            async for event in self._observed(stream):
+                yield event
+        except AgentError as error:
+            self._trace.error(kind=type(error).__name__, model=error.model)
+            yield ReplyFailed(await self._finish(MessageStatus.FAILED), error)
+            return
+        except BaseException:
+            await stream.aclose()  # cancel the upstream model request first, then save
+            await asyncio.shield(self.aclose())
+            raise
+        message = await self._finish(MessageStatus.COMPLETE)
+        yield ReplyStored(message, self._prompt_tokens, self._completion_tokens)
+
+    async def aclose(self) -> None:
+        """Store what was produced as ``incomplete`` unless the turn already ended."""
+        if not self._finished:
+            await self._finish(MessageStatus.INCOMPLETE)
+
+    async def _observed(
+        self, stream: AsyncGenerator[AgentEvent, None]
+    ) -> AsyncGenerator[TokenDelta | ToolCall, None]:
+        assert self._trace is not None
+        clock = self._services.clock
+        generation = _GenerationClock(clock.now())
+        async for event in stream:
+            if isinstance(event, TokenDelta):
+                generation.token(event.text, clock.now())
+                self._parts.append(event.text)
+                yield event
+            elif isinstance(event, ToolCall):
+                self._trace.tool(
+                    name=event.name, arguments=event.arguments, result=event.result, at=clock.now()
+                )
+                yield event
+            elif isinstance(event, ModelRetry):
+                self._trace.retry(model=event.model, attempt=event.attempt, reason=event.reason)
+            elif isinstance(event, Usage):
+                self._record_usage(event, generation, clock.now())
+                generation = _GenerationClock(clock.now())
+
+    def _record_usage(self, usage: Usage, generation: _GenerationClock, now: datetime) -> None:
+        assert self._trace is not None
+        self._prompt_tokens += usage.prompt_tokens
+        self._completion_tokens += usage.completion_tokens
+        self._trace.generation(
+            model=usage.model,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            started_at=generation.started_at,
+            first_token_at=generation.first_token_at,
+            ended_at=now,
+            output="".join(generation.parts),
+        )
+
+    async def _finish(self, status: MessageStatus) -> Message:
+        """tx 2: store the assistant message and free the reply slot (runs once)."""
+        self._finished = True
+        uc = self._services
+        now = uc.clock.now()
+        reply = Message(
+            id=uc.ids.new_id(),
+            conversation_id=self.user_message.conversation_id,
+            role=MessageRole.ASSISTANT,
+            content="".join(self._parts),
+            status=status,
+            created_at=now,
+        )
+        try:
+            async with uc.uow() as uow:
+                await uow.messages.add(reply)
+                await uow.conversations.record_activity(reply.conversation_id, added_messages=1, now=now)
+                await uow.conversations.release_reply(reply.conversation_id, claim_id=self._claim_id)
+                await uow.commit()
+        finally:
+            if self._trace is not None:
+                self._trace.end(status=status.value, output=reply.content, ended_at=now)
+        return reply
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    message: Message
+    reply: Message
+
+
+async def complete_turn(turn: Turn) -> Exchange:
+    """Run a turn to its end without streaming; a model failure is raised (after storing)."""
+    try:
+        async with aclosing(turn.events()) as events:
+            async for event in events:
+                if isinstance(event, ReplyStored):
+                    return Exchange(turn.user_message, event.message)
+                if isinstance(event, ReplyFailed):
+                    raise event.error
+    finally:
+        await turn.aclose()
+    raise RuntimeError("turn ended without a reply")  # pragma: no cover - events() always ends with one

@@ -1,0 +1,187 @@
+"""Settings: read once at start-up, then passed down as plain values.
+
+``APP_ENV`` (development | staging | production) selects ``.env.<env>``; a plain
+``.env`` is read first and real environment variables always win.
+Staging and production refuse to start on a missing/weak JWT secret or a missing
+database URL, with one message listing every problem.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+_PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "change-me", "secret", "your-secret-key", "jwt-secret", "supersecret", "please-change-me"}
+)
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot run; the message says what to fix."""
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return lowered in _PLACEHOLDER_SECRETS or lowered.startswith(("change", "replace", "your-", "<"))
+
+
+class Settings(BaseSettings):
+    """Every knob of Parley, named exactly like its environment variable (see ``.env.example``)."""
+
+    model_config = SettingsConfigDict(
+        extra="ignore", env_file_encoding="utf-8", validate_default=True, populate_by_name=True
+    )
+
+    # Application
+    app_env: Environment = Environment.DEVELOPMENT
+    app_name: str = "Parley"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".parley")
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON outside development
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_message_chars: int = Field(32_000, ge=1, le=1_000_000)
+
+    # Database
+    postgres_url: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("POSTGRES_URL", "DATABASE_URL")
+    )
+    postgres_pool_size: int = Field(10, ge=1)
+    postgres_max_overflow: int = Field(10, ge=0)
+    postgres_pool_timeout: float = Field(5.0, gt=0)
+    migrate_on_start: bool | None = None  # None: only for the embedded development database
+
+    # Auth
+    jwt_secret_key: SecretStr | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_access_token_expire_hours: float | None = Field(None, gt=0)  # None: 720 in development, 1 otherwise
+    jwt_refresh_token_expire_days: float = Field(365, gt=0)
+    bcrypt_rounds: int = Field(12, ge=4, le=31)
+    bcrypt_workers: int = Field(4, ge=1)
+
+    # Language model
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_base_url: str | None = None
+    llm_temperature: float = 0.2
+    llm_max_tokens: int = Field(2000, ge=1)
+    llm_context_tokens: int = Field(8000, ge=256)
+    llm_retry_attempts: int = Field(3, ge=1, le=10)
+    llm_retry_backoff_seconds: float = Field(0.5, ge=0)
+    llm_timeout_seconds: float = Field(60.0, gt=0)
+    llm_recursion_limit: int = Field(12, ge=2)
+    offline_model_token_delay_ms: float = Field(0.0, ge=0)
+
+    # Tracing
+    langfuse_public_key: SecretStr | None = None
+    langfuse_secret_key: SecretStr | None = None
+    langfuse_host: str = "https://cloud.langfuse.com"
+
+    # Rate limits (slowapi syntax; ";" separates several limits)
+    redis_url: SecretStr | None = None
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "200 per day;50 per hour"
+    rate_limit_chat: str = "30 per minute"
+    rate_limit_chat_stream: str = "20 per minute"
+    rate_limit_register: str = "10 per hour"
+    rate_limit_login: str = "20 per minute"
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Evaluation CLI
+    evaluation_llm: str = "gpt-4o-mini"
+    evaluation_api_key: SecretStr | None = None
+    evaluation_base_url: str | None = None
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_deployments(self) -> Settings:
+        if self.app_env is Environment.DEVELOPMENT:
+            return self
+        problems: list[str] = []
+        secret = self.jwt_secret_key.get_secret_value() if self.jwt_secret_key else ""
+        if not secret:
+            problems.append("JWT_SECRET_KEY is required")
+        elif len(secret.encode()) < MIN_SECRET_BYTES or _is_placeholder(secret):
+            problems.append(f"JWT_SECRET_KEY must be a random value of at least {MIN_SECRET_BYTES} bytes")
+        if self.postgres_url is None:
+            problems.append("POSTGRES_URL (or DATABASE_URL) is required")
+        if "*" in self.cors_origins:
+            problems.append("CORS_ORIGINS must list explicit origins, not '*'")
+        if problems:
+            raise ValueError(f"refusing to start in {self.app_env.value}: " + "; ".join(problems))
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.app_env is Environment.DEVELOPMENT
+
+    @property
+    def access_token_hours(self) -> float:
+        if self.jwt_access_token_expire_hours is not None:
+            return self.jwt_access_token_expire_hours
+        return 720.0 if self.is_development else 1.0
+
+    @property
+    def json_logs(self) -> bool:
+        return (not self.is_development) if self.log_json is None else self.log_json
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from ``.env``, ``.env.<APP_ENV>`` and the environment.
+
+    In development with no ``JWT_SECRET_KEY``, a random secret is generated once and
+    kept in ``<data_dir>/jwt_secret`` so tokens survive restarts.
+    """
+    app_env = str(overrides.get("app_env") or os.environ.get("APP_ENV") or Environment.DEVELOPMENT.value)
+    try:
+        settings = Settings(_env_file=(".env", f".env.{app_env}"), **overrides)
+    except ValidationError as invalid:
+        raise ConfigurationError(_describe(invalid)) from None
+    if settings.jwt_secret_key is None:
+        settings = settings.model_copy(update={"jwt_secret_key": SecretStr(_local_secret(settings.data_dir))})
+    return settings
+
+
+def _describe(invalid: ValidationError) -> str:
+    parts = []
+    for error in invalid.errors():
+        where = ".".join(str(p) for p in error["loc"]).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "Invalid configuration: " + "; ".join(parts)
+
+
+def _local_secret(data_dir: Path) -> str:
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(secret)
+    return secret

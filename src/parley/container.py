@@ -1,0 +1,200 @@
+"""The composition root: the only module that names concrete adapters.
+
+Singletons hold the expensive, shared things (engine, hasher pool, agent, tracer);
+Factories make a fresh use case per request. Providers stay synchronous; async
+start-up and shutdown happen in :func:`running_resources`, called by the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from dependency_injector import containers, providers
+from loguru import logger
+
+from parley.adapters.outbound.bcrypt import PasslibBcryptHasher
+from parley.adapters.outbound.jwt import PyJwtTokenIssuer
+from parley.adapters.outbound.langfuse.noop import NoopTracer
+from parley.adapters.outbound.langfuse.tracer import LangfuseTracer
+from parley.adapters.outbound.langgraph import AgentLimits, LangGraphChatAgent, ModelConfig
+from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
+from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
+from parley.adapters.outbound.postgres.migrate import upgrade_to_head
+from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
+from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
+from parley.adapters.outbound.system import SystemClock, Uuid4Generator
+from parley.application.accounts import Authenticate, LogIn, LogOut, RefreshTokens, RegisterUser
+from parley.application.chat.conversations import (
+    CreateConversation,
+    DeleteConversation,
+    GetConversation,
+    ListConversations,
+    RenameConversation,
+)
+from parley.application.chat.history import ClearMessages, ListMessages
+from parley.application.chat.turns import TakeTurn, TurnPolicy, TurnServices
+from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
+from parley.config import ConfigurationError, Settings
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _model_config(settings: Settings) -> ModelConfig:
+    return ModelConfig(
+        name=settings.llm_model,
+        api_key=_secret(settings.llm_api_key),
+        base_url=settings.llm_base_url,
+        temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
+        request_timeout=settings.llm_timeout_seconds,
+        offline_token_delay=settings.offline_model_token_delay_ms / 1000,
+    )
+
+
+def _agent_limits(settings: Settings) -> AgentLimits:
+    return AgentLimits(
+        context_tokens=settings.llm_context_tokens,
+        turn_timeout=settings.llm_timeout_seconds,
+        recursion_limit=settings.llm_recursion_limit,
+        max_attempts=settings.llm_retry_attempts,
+        backoff_base=settings.llm_retry_backoff_seconds,
+    )
+
+
+def _tracer(settings: Settings) -> LangfuseTracer | NoopTracer:
+    if not settings.langfuse_enabled:
+        return NoopTracer()
+    return LangfuseTracer(
+        public_key=_secret(settings.langfuse_public_key) or "",
+        secret_key=_secret(settings.langfuse_secret_key) or "",
+        host=settings.langfuse_host,
+        environment=settings.app_env.value,
+    )
+
+
+def _turn_policy(settings: Settings) -> TurnPolicy:
+    # The claim must outlive the longest possible turn, or a slow turn could be overtaken.
+    return TurnPolicy(
+        max_message_chars=settings.max_message_chars,
+        claim_ttl=timedelta(seconds=settings.llm_timeout_seconds + 60),
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    database_url: providers.Object[str | None] = providers.Object(None)  # set by running_resources
+
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(Uuid4Generator)
+
+    engine = providers.Singleton(
+        create_engine,
+        database_url,
+        pool_size=settings.provided.postgres_pool_size,
+        max_overflow=settings.provided.postgres_max_overflow,
+        pool_timeout=settings.provided.postgres_pool_timeout,
+    )
+    sessionmaker = providers.Singleton(create_sessionmaker, engine)
+    uow_factory = providers.Singleton(postgres_unit_of_work_factory, sessionmaker)
+    database_probe = providers.Singleton(PostgresDatabaseProbe, engine)
+
+    hasher = providers.Singleton(
+        PasslibBcryptHasher,
+        rounds=settings.provided.bcrypt_rounds,
+        max_workers=settings.provided.bcrypt_workers,
+    )
+    token_issuer = providers.Singleton(
+        PyJwtTokenIssuer,
+        secret=providers.Callable(_secret, settings.provided.jwt_secret_key),
+        access_ttl=providers.Callable(lambda s: timedelta(hours=s.access_token_hours), settings),
+        refresh_ttl=providers.Callable(lambda s: timedelta(days=s.jwt_refresh_token_expire_days), settings),
+        algorithm=settings.provided.jwt_algorithm,
+        clock=clock,
+    )
+    agent = providers.Singleton(
+        LangGraphChatAgent,
+        postgres_url=database_url,
+        model=providers.Callable(_model_config, settings),
+        limits=providers.Callable(_agent_limits, settings),
+    )
+    tracer = providers.Singleton(_tracer, settings)
+
+    register_user = providers.Factory(RegisterUser, uow_factory, hasher, clock, ids)
+    log_in = providers.Factory(LogIn, uow_factory, hasher, token_issuer, clock, ids)
+    refresh_tokens = providers.Factory(RefreshTokens, uow_factory, token_issuer, clock, ids)
+    authenticate = providers.Factory(Authenticate, uow_factory, token_issuer, clock)
+    log_out = providers.Factory(LogOut, uow_factory, token_issuer, clock)
+
+    get_profile = providers.Factory(GetProfile, uow_factory)
+    change_email = providers.Factory(ChangeEmail, uow_factory, hasher, clock)
+    change_password = providers.Factory(ChangePassword, uow_factory, hasher, clock)
+    delete_account = providers.Factory(DeleteAccount, uow_factory, agent)
+
+    create_conversation = providers.Factory(CreateConversation, uow_factory, clock, ids)
+    list_conversations = providers.Factory(ListConversations, uow_factory)
+    get_conversation = providers.Factory(GetConversation, uow_factory)
+    rename_conversation = providers.Factory(RenameConversation, uow_factory, clock)
+    delete_conversation = providers.Factory(DeleteConversation, uow_factory, agent)
+    list_messages = providers.Factory(ListMessages, uow_factory)
+    clear_messages = providers.Factory(ClearMessages, uow_factory, agent, clock)
+    turn_services = providers.Singleton(
+        TurnServices, uow_factory, agent, tracer, clock, ids, providers.Callable(_turn_policy, settings)
+    )
+    take_turn = providers.Factory(TakeTurn, turn_services)
+
+
+async def _database_url(settings: Settings, stack: AsyncExitStack) -> tuple[str, bool]:
+    """The database to use, and whether it is the embedded one (started here if so)."""
+    if settings.postgres_url is not None:
+        return settings.postgres_url.get_secret_value(), False
+    if not settings.is_development:  # settings validation already refuses this; belt and braces
+        raise ConfigurationError("POSTGRES_URL (or DATABASE_URL) is required outside development")
+    embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+    url = await asyncio.to_thread(embedded.start)
+    stack.push_async_callback(asyncio.to_thread, embedded.stop)
+    logger.info("Using the embedded PostgreSQL under {}", settings.data_dir / "postgres")
+    return url, True
+
+
+async def _start_and_register(stack: AsyncExitStack, resource: object) -> None:
+    """Start ``resource`` if it has ``start()``; schedule its ``aclose()`` for shutdown."""
+    start = getattr(resource, "start", None)
+    if start is not None:
+        await start()
+    aclose = getattr(resource, "aclose", None)
+    if aclose is not None:
+        stack.push_async_callback(aclose)
+
+
+@asynccontextmanager
+async def running_resources(container: Container) -> AsyncIterator[None]:
+    """Open the database (embedded in development when no URL is set), migrate when due,
+    start the agent; on exit close everything in reverse order."""
+    settings: Settings = container.settings()
+    async with AsyncExitStack() as stack:
+        url, embedded = await _database_url(settings, stack)
+        container.database_url.override(providers.Object(url))
+        migrate = settings.migrate_on_start if settings.migrate_on_start is not None else embedded
+        if migrate:
+            await asyncio.to_thread(upgrade_to_head, url)
+        stack.push_async_callback(_dispose_engine, container)
+        for resource in (container.hasher(), container.tracer(), container.agent()):
+            await _start_and_register(stack, resource)
+        yield
+
+
+async def _dispose_engine(container: Container) -> None:
+    await container.engine().dispose()
+
+
+async def migrate_database(settings: Settings) -> None:
+    """``parley migrate``: bring the configured (or embedded) database to the newest schema."""
+    async with AsyncExitStack() as stack:
+        url, _ = await _database_url(settings, stack)
+        await asyncio.to_thread(upgrade_to_head, url)

@@ -1,0 +1,82 @@
+"""The domain's error tree.
+
+The core raises these typed errors; the HTTP edge maps each class to a status
+code exactly once (``adapters/inbound/http/errors.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """Base of every error the business rules raise."""
+
+    detail: str = "Domain rule violated"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.detail)
+        if detail is not None:
+            self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One broken rule of one input field (``field`` is a dotted name)."""
+
+    field: str
+    message: str
+
+
+class ValidationFailed(DomainError):
+    """Input broke one or more value-object rules; one problem per broken rule."""
+
+    detail = "Validation error"
+
+    def __init__(self, problems: list[FieldProblem] | tuple[FieldProblem, ...]) -> None:
+        super().__init__()
+        self.problems: tuple[FieldProblem, ...] = tuple(problems)
+
+    @classmethod
+    def single(cls, field: str, message: str) -> ValidationFailed:
+        return cls([FieldProblem(field, message)])
+
+
+class EmailAlreadyRegistered(DomainError):
+    detail = "Email already registered"
+
+
+class InvalidCredentials(DomainError):
+    """Login failed; deliberately says nothing about which part was wrong."""
+
+    detail = "Invalid credentials"
+
+
+class NotAuthenticated(DomainError):
+    """A token is missing, malformed, expired, revoked or of the wrong type."""
+
+    detail = "Not authenticated"
+
+
+class CurrentPasswordIncorrect(DomainError):
+    detail = "Current password is incorrect"
+
+
+class NotFound(DomainError):
+    """Base for resources that do not exist *or belong to someone else*."""
+
+    detail = "Not found"
+
+
+class UserNotFound(NotFound):
+    detail = "User not found"
+
+
+class ConversationNotFound(NotFound):
+    detail = "Session not found"
+
+
+class ReplyInProgress(DomainError):
+    """Another reply is being generated in the same conversation."""
+
+    detail = "A reply is already being generated for this session"

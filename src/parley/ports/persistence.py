@@ -1,0 +1,167 @@
+"""Persistence ports: repositories and the unit of work that owns a transaction.
+
+Contracts shared by every adapter:
+- repositories never commit; :meth:`UnitOfWork.commit` does, and leaving the
+  ``async with`` block without committing rolls everything back;
+- entities come back fully loaded (no lazy loading after the transaction);
+- driver failures surface as :class:`StorageUnavailable` (connection lost, server
+  down) so the edge can answer 503; unique e-mail violations surface as
+  :class:`parley.domain.errors.EmailAlreadyRegistered`, at the latest on commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+from uuid import UUID
+
+from parley.domain.auth import AuthSession
+from parley.domain.chat import Conversation, ConversationCursor, Message
+from parley.domain.users import Email, User
+
+
+class StorageUnavailable(Exception):
+    """The database cannot be reached or refused the connection."""
+
+
+class UserRepository(Protocol):
+    async def add(self, user: User) -> None: ...
+
+    async def get(self, user_id: UUID) -> User | None: ...
+
+    async def get_by_email(self, email: Email) -> User | None: ...
+
+    async def update(self, user: User) -> None:
+        """Persist ``email``, ``password_hash`` and ``updated_at``."""
+        ...
+
+    async def delete(self, user_id: UUID) -> None:
+        """Delete the user and, by cascade, their auth sessions, conversations and messages."""
+        ...
+
+
+class AuthSessionRepository(Protocol):
+    async def add(self, auth_session: AuthSession) -> None: ...
+
+    async def get(self, session_id: UUID, *, for_update: bool = False) -> AuthSession | None:
+        """``for_update`` locks the row until the transaction ends (serialises refresh rotation)."""
+        ...
+
+    async def update(self, auth_session: AuthSession) -> None:
+        """Persist ``refresh_token_id`` and ``revoked_at``."""
+        ...
+
+    async def revoke_all_for_user(
+        self, user_id: UUID, now: datetime, *, except_session_id: UUID | None = None
+    ) -> int:
+        """Revoke every active session of the user but one; return how many were revoked."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    items: list[Conversation]
+    next_cursor: ConversationCursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """``items`` oldest first; ``has_older`` tells whether a page before exists."""
+
+    items: list[Message]
+    has_older: bool
+
+
+class ConversationRepository(Protocol):
+    async def add(self, conversation: Conversation) -> None: ...
+
+    async def get(self, conversation_id: UUID, *, owner_id: UUID) -> Conversation | None:
+        """Return the conversation only if ``owner_id`` owns it."""
+        ...
+
+    async def list_for_owner(
+        self, owner_id: UUID, *, limit: int, after: ConversationCursor | None
+    ) -> ConversationPage:
+        """Most recently active first, ties broken by id (descending)."""
+        ...
+
+    async def rename(self, conversation_id: UUID, name: str, now: datetime) -> None: ...
+
+    async def delete(self, conversation_id: UUID) -> None:
+        """Delete the conversation and, by cascade, its messages."""
+        ...
+
+    async def ids_for_owner(self, owner_id: UUID) -> list[UUID]: ...
+
+    async def record_activity(self, conversation_id: UUID, *, added_messages: int, now: datetime) -> None:
+        """Atomically add to ``message_count`` and move ``last_active_at``/``updated_at`` to ``now``."""
+        ...
+
+    async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
+        """Set ``message_count`` to zero after the history is cleared."""
+        ...
+
+    async def claim_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, until: datetime
+    ) -> bool:
+        """Atomically take the conversation's single reply slot.
+
+        Succeeds when the slot is free or its previous claim expired before ``now``
+        (its holder died); returns False when another live claim holds it.
+        """
+        ...
+
+    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
+        """Free the slot if ``claim_id`` still holds it (a no-op otherwise)."""
+        ...
+
+
+class MessageRepository(Protocol):
+    async def add(self, message: Message) -> None: ...
+
+    async def update(self, message: Message) -> None:
+        """Persist ``content`` and ``status``."""
+        ...
+
+    async def page(self, conversation_id: UUID, *, limit: int, before: UUID | None) -> MessagePage:
+        """The newest ``limit`` messages older than message ``before`` (all when None).
+
+        Order is insertion order; an unknown ``before`` yields an empty page.
+        """
+        ...
+
+    async def delete_all(self, conversation_id: UUID) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One business transaction. Use as ``async with uow_factory() as uow: ...; await uow.commit()``."""
+
+    users: UserRepository
+    auth_sessions: AuthSessionRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class DatabaseProbe(Protocol):
+    async def ping(self) -> None:
+        """Return when the database answers a trivial query; raise :class:`StorageUnavailable` otherwise."""
+        ...

@@ -1,0 +1,644 @@
+"""One behaviour suite for the UnitOfWork and its four repositories.
+
+Runs against the in-memory fake and the PostgreSQL adapter (a fresh, migrated database
+per module). Tests share that store, so each one builds its own users with unique e-mails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+import pytest
+
+from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
+from parley.adapters.outbound.postgres.migrate import upgrade_to_head
+from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
+from parley.domain.auth import AuthSession
+from parley.domain.chat import Conversation, ConversationCursor, Message, MessageRole, MessageStatus
+from parley.domain.errors import EmailAlreadyRegistered
+from parley.domain.users import Email, User
+from parley.ports.persistence import StorageUnavailable, UnitOfWork, UnitOfWorkFactory
+from tests.fakes.persistence import InMemoryDatabase
+
+pytestmark = pytest.mark.contract
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+_serial = count()
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def migrated_url(create_database: Callable[[], str]) -> str:
+    url = create_database()
+    upgrade_to_head(url)
+    return url
+
+
+@pytest.fixture(scope="module", params=["in_memory", "postgres"])
+async def uow_factory(request: pytest.FixtureRequest) -> AsyncIterator[UnitOfWorkFactory]:
+    if request.param == "in_memory":
+        yield InMemoryDatabase().unit_of_work
+        return
+    engine = create_engine(
+        request.getfixturevalue("migrated_url"), pool_size=5, max_overflow=5, pool_timeout=5
+    )
+    try:
+        yield postgres_unit_of_work_factory(create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+# ---------------------------------------------------------------- builders
+
+
+def new_user(email: str | None = None) -> User:
+    address = email or f"user{next(_serial)}-{uuid.uuid4().hex[:8]}@example.com"
+    parsed = Email.parse(address)
+    return User(id=uuid.uuid4(), email=parsed, password_hash="hash", created_at=T0, updated_at=T0)
+
+
+def new_auth_session(user: User, *, expires_at: datetime = T0 + timedelta(days=7)) -> AuthSession:
+    return AuthSession(
+        id=uuid.uuid4(), user_id=user.id, refresh_token_id=uuid.uuid4(), created_at=T0, expires_at=expires_at
+    )
+
+
+def new_conversation(user: User, *, last_active_at: datetime = T0, name: str = "New chat") -> Conversation:
+    return Conversation(
+        id=uuid.uuid4(),
+        user_id=user.id,
+        name=name,
+        created_at=T0,
+        updated_at=T0,
+        last_active_at=last_active_at,
+    )
+
+
+def new_message(conversation: Conversation, content: str, *, role: MessageRole = MessageRole.USER) -> Message:
+    # Same created_at for all: the order must come from insertion, not from the clock.
+    return Message(
+        id=uuid.uuid4(),
+        conversation_id=conversation.id,
+        role=role,
+        content=content,
+        status=MessageStatus.COMPLETE,
+        created_at=T0,
+    )
+
+
+async def store(uow_factory: UnitOfWorkFactory, *entities: object) -> None:
+    """Add and commit entities (users before what they own)."""
+    async with uow_factory() as uow:
+        for entity in entities:
+            await _add(uow, entity)
+        await uow.commit()
+
+
+async def _add(uow: UnitOfWork, entity: object) -> None:
+    match entity:
+        case User():
+            await uow.users.add(entity)
+        case AuthSession():
+            await uow.auth_sessions.add(entity)
+        case Conversation():
+            await uow.conversations.add(entity)
+        case Message():
+            await uow.messages.add(entity)
+        case _:
+            raise TypeError(entity)
+
+
+async def load_user(uow_factory: UnitOfWorkFactory, user_id: uuid.UUID) -> User | None:
+    async with uow_factory() as uow:
+        return await uow.users.get(user_id)
+
+
+async def load_conversation(
+    uow_factory: UnitOfWorkFactory, conversation: Conversation
+) -> Conversation | None:
+    async with uow_factory() as uow:
+        return await uow.conversations.get(conversation.id, owner_id=conversation.user_id)
+
+
+# ---------------------------------------------------------------- unit of work
+
+
+async def test_committed_changes_are_visible_to_later_units_of_work(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+    await store(uow_factory, user)
+
+    assert await load_user(uow_factory, user.id) == user
+
+
+async def test_leaving_without_commit_discards_changes(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+    async with uow_factory() as uow:
+        await uow.users.add(user)
+        assert await uow.users.get(user.id) == user  # visible inside its own transaction
+
+    assert await load_user(uow_factory, user.id) is None
+
+
+async def test_an_exception_in_the_block_rolls_back_and_propagates(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+
+    async def add_then_fail() -> None:
+        async with uow_factory() as uow:
+            await uow.users.add(user)
+            raise LookupError("boom")
+
+    with pytest.raises(LookupError):
+        await add_then_fail()
+
+    assert await load_user(uow_factory, user.id) is None
+
+
+async def test_rollback_discards_pending_work_and_later_work_still_commits(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    discarded, kept = new_user(), new_user()
+    async with uow_factory() as uow:
+        await uow.users.add(discarded)
+        await uow.rollback()
+        await uow.users.add(kept)
+        await uow.commit()
+
+    assert await load_user(uow_factory, discarded.id) is None
+    assert await load_user(uow_factory, kept.id) == kept
+
+
+async def test_uncommitted_changes_are_invisible_to_a_concurrent_unit_of_work(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = new_user()
+    async with uow_factory() as writer:
+        await writer.users.add(user)
+        assert await load_user(uow_factory, user.id) is None
+        await writer.commit()
+
+    assert await load_user(uow_factory, user.id) == user
+
+
+async def test_returned_entities_are_detached_copies(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+    await store(uow_factory, user)
+    async with uow_factory() as uow:
+        loaded = await uow.users.get(user.id)
+        assert loaded is not None
+        loaded.password_hash = "changed without update"
+        await uow.commit()
+
+    stored = await load_user(uow_factory, user.id)
+    assert stored is not None
+    assert stored.password_hash == "hash"
+
+
+# ---------------------------------------------------------------- users
+
+
+async def test_users_are_found_by_email(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+    await store(uow_factory, user)
+
+    async with uow_factory() as uow:
+        assert await uow.users.get_by_email(user.email) == user
+        assert await uow.users.get_by_email(Email.parse("nobody@example.com")) is None
+
+
+async def test_unknown_user_id_gives_none(uow_factory: UnitOfWorkFactory) -> None:
+    assert await load_user(uow_factory, uuid.uuid4()) is None
+
+
+async def test_timestamps_come_back_as_utc_aware_datetimes(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+    await store(uow_factory, user)
+
+    loaded = await load_user(uow_factory, user.id)
+    assert loaded is not None
+    assert loaded.created_at.utcoffset() == timedelta(0)
+    assert loaded.created_at == T0
+
+
+async def test_registering_a_taken_email_raises_and_keeps_the_first_account(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    first = new_user()
+    await store(uow_factory, first)
+    second = new_user(email=f"  {first.email.value.upper()} ")  # normalised by Email.parse
+
+    with pytest.raises(EmailAlreadyRegistered):
+        await store(uow_factory, second)
+
+    assert await load_user(uow_factory, second.id) is None
+    assert await load_user(uow_factory, first.id) == first
+
+
+async def test_a_taken_email_leaves_the_transaction_usable(uow_factory: UnitOfWorkFactory) -> None:
+    first, other = new_user(), new_user()
+    await store(uow_factory, first)
+
+    async with uow_factory() as uow:
+        with pytest.raises(EmailAlreadyRegistered):
+            await uow.users.add(new_user(email=first.email.value))
+        await uow.users.add(other)
+        await uow.commit()
+
+    assert await load_user(uow_factory, other.id) == other
+
+
+async def test_changing_email_to_a_taken_one_raises(uow_factory: UnitOfWorkFactory) -> None:
+    taken, mover = new_user(), new_user()
+    await store(uow_factory, taken, mover)
+    mover.email = taken.email
+
+    async def save_mover() -> None:
+        async with uow_factory() as uow:
+            await uow.users.update(mover)
+            await uow.commit()
+
+    with pytest.raises(EmailAlreadyRegistered):
+        await save_mover()
+    stored = await load_user(uow_factory, mover.id)
+    assert stored is not None
+    assert stored.email != taken.email
+
+
+async def test_update_persists_email_password_hash_and_updated_at(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+    await store(uow_factory, user)
+    user.email = Email.parse(f"renamed-{uuid.uuid4().hex[:8]}@example.com")
+    user.password_hash = "new-hash"
+    user.updated_at = T0 + timedelta(hours=1)
+
+    async with uow_factory() as uow:
+        await uow.users.update(user)
+        await uow.commit()
+
+    assert await load_user(uow_factory, user.id) == user
+
+
+async def test_deleting_a_user_cascades_to_everything_they_own(uow_factory: UnitOfWorkFactory) -> None:
+    user, bystander = new_user(), new_user()
+    auth_session, conversation = new_auth_session(user), new_conversation(user)
+    message = new_message(conversation, "hello")
+    kept_conversation = new_conversation(bystander)
+    await store(uow_factory, user, bystander, auth_session, conversation, message, kept_conversation)
+
+    async with uow_factory() as uow:
+        await uow.users.delete(user.id)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.users.get(user.id) is None
+        assert await uow.auth_sessions.get(auth_session.id) is None
+        assert await uow.conversations.get(conversation.id, owner_id=user.id) is None
+        assert (await uow.messages.page(conversation.id, limit=10, before=None)).items == []
+        assert await uow.conversations.get(kept_conversation.id, owner_id=bystander.id) is not None
+
+
+# ---------------------------------------------------------------- auth sessions
+
+
+async def test_auth_session_round_trip_and_update(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+    auth_session = new_auth_session(user)
+    await store(uow_factory, user, auth_session)
+    auth_session.refresh_token_id = uuid.uuid4()
+    auth_session.revoked_at = T0 + timedelta(minutes=5)
+
+    async with uow_factory() as uow:
+        await uow.auth_sessions.update(auth_session)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.auth_sessions.get(auth_session.id, for_update=True) == auth_session
+        assert await uow.auth_sessions.get(uuid.uuid4()) is None
+
+
+async def test_revoke_all_for_user_spares_the_excepted_and_inactive_sessions(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user, other = new_user(), new_user()
+    current, second, third = new_auth_session(user), new_auth_session(user), new_auth_session(user)
+    expired = new_auth_session(user, expires_at=T0 - timedelta(seconds=1))
+    already = new_auth_session(user)
+    already.revoked_at = T0 - timedelta(hours=1)
+    foreign = new_auth_session(other)
+    await store(uow_factory, user, other, current, second, third, expired, already, foreign)
+    now = T0 + timedelta(minutes=1)
+
+    async with uow_factory() as uow:
+        revoked = await uow.auth_sessions.revoke_all_for_user(user.id, now, except_session_id=current.id)
+        await uow.commit()
+
+    assert revoked == 2
+    async with uow_factory() as uow:
+        states = {s.id: s.revoked_at for s in [current, second, third, expired, already, foreign]}
+        for session_id in states:
+            loaded = await uow.auth_sessions.get(session_id)
+            assert loaded is not None
+            states[session_id] = loaded.revoked_at
+    assert states == {
+        current.id: None,
+        second.id: now,
+        third.id: now,
+        expired.id: None,
+        already.id: T0 - timedelta(hours=1),
+        foreign.id: None,
+    }
+
+
+async def test_revoke_all_for_user_without_exception_revokes_every_active_session(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    user = new_user()
+    sessions = [new_auth_session(user) for _ in range(3)]
+    await store(uow_factory, user, *sessions)
+
+    async with uow_factory() as uow:
+        assert await uow.auth_sessions.revoke_all_for_user(user.id, T0) == 3
+        assert await uow.auth_sessions.revoke_all_for_user(user.id, T0) == 0
+        await uow.commit()
+
+
+# ---------------------------------------------------------------- conversations
+
+
+async def test_a_conversation_is_only_found_by_its_owner(uow_factory: UnitOfWorkFactory) -> None:
+    owner, stranger = new_user(), new_user()
+    conversation = new_conversation(owner, name="Plans")
+    await store(uow_factory, owner, stranger, conversation)
+
+    async with uow_factory() as uow:
+        assert await uow.conversations.get(conversation.id, owner_id=owner.id) == conversation
+        assert await uow.conversations.get(conversation.id, owner_id=stranger.id) is None
+        assert await uow.conversations.get(uuid.uuid4(), owner_id=owner.id) is None
+
+
+async def test_list_for_owner_pages_newest_first_with_ties_broken_by_id(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    owner, stranger = new_user(), new_user()
+    tied = [new_conversation(owner, last_active_at=T0) for _ in range(3)]
+    older = new_conversation(owner, last_active_at=T0 - timedelta(hours=1))
+    newest = new_conversation(owner, last_active_at=T0 + timedelta(hours=1))
+    await store(uow_factory, owner, stranger, *tied, older, newest, new_conversation(stranger))
+    expected = [newest.id, *sorted((c.id for c in tied), reverse=True), older.id]
+
+    seen: list[uuid.UUID] = []
+    cursor: ConversationCursor | None = None
+    async with uow_factory() as uow:
+        for _ in range(3):
+            page = await uow.conversations.list_for_owner(owner.id, limit=2, after=cursor)
+            seen.extend(c.id for c in page.items)
+            cursor = page.next_cursor
+        assert await uow.conversations.ids_for_owner(owner.id) == expected
+
+    assert seen == expected
+    assert cursor is None
+
+
+async def test_list_for_owner_has_no_next_cursor_when_everything_fits(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversations = [new_conversation(owner, last_active_at=T0 + timedelta(minutes=i)) for i in range(2)]
+    await store(uow_factory, owner, *conversations)
+
+    async with uow_factory() as uow:
+        page = await uow.conversations.list_for_owner(owner.id, limit=2, after=None)
+
+    assert [c.id for c in page.items] == [conversations[1].id, conversations[0].id]
+    assert page.next_cursor is None
+
+
+async def test_rename_changes_name_and_updated_at(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    later = T0 + timedelta(minutes=3)
+
+    async with uow_factory() as uow:
+        await uow.conversations.rename(conversation.id, "Renamed", later)
+        await uow.commit()
+
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded is not None
+    assert (loaded.name, loaded.updated_at, loaded.last_active_at) == ("Renamed", later, T0)
+
+
+async def test_record_activity_adds_up_across_units_of_work(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    later = T0 + timedelta(minutes=5)
+
+    async def record(added: int, now: datetime) -> None:
+        async with uow_factory() as uow:
+            await uow.conversations.record_activity(conversation.id, added_messages=added, now=now)
+            await uow.commit()
+
+    await asyncio.gather(record(1, later), record(2, later))
+
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded is not None
+    assert (loaded.message_count, loaded.last_active_at, loaded.updated_at) == (3, later, later)
+
+
+async def test_reset_messages_sets_the_count_to_zero(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    async with uow_factory() as uow:
+        await uow.conversations.record_activity(conversation.id, added_messages=4, now=T0)
+        await uow.conversations.reset_messages(conversation.id, T0 + timedelta(minutes=1))
+        await uow.commit()
+
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded is not None
+    assert loaded.message_count == 0
+
+
+async def test_deleting_a_conversation_removes_its_messages(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation, new_message(conversation, "hi"))
+
+    async with uow_factory() as uow:
+        await uow.conversations.delete(conversation.id)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert await uow.conversations.get(conversation.id, owner_id=owner.id) is None
+        assert await uow.conversations.ids_for_owner(owner.id) == []
+        assert (await uow.messages.page(conversation.id, limit=5, before=None)).items == []
+
+
+# ---------------------------------------------------------------- reply claims
+
+
+async def claim(
+    uow_factory: UnitOfWorkFactory, conversation: Conversation, claim_id: uuid.UUID, now: datetime
+) -> bool:
+    async with uow_factory() as uow:
+        won = await uow.conversations.claim_reply(
+            conversation.id, claim_id=claim_id, now=now, until=now + timedelta(minutes=2)
+        )
+        await uow.commit()
+        return won
+
+
+async def release(uow_factory: UnitOfWorkFactory, conversation: Conversation, claim_id: uuid.UUID) -> None:
+    async with uow_factory() as uow:
+        await uow.conversations.release_reply(conversation.id, claim_id=claim_id)
+        await uow.commit()
+
+
+async def test_a_live_claim_blocks_others_until_released(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    assert await claim(uow_factory, conversation, first, T0) is True
+    assert await claim(uow_factory, conversation, second, T0 + timedelta(seconds=1)) is False
+    await release(uow_factory, conversation, second)  # not the holder: no effect
+    assert await claim(uow_factory, conversation, second, T0 + timedelta(seconds=2)) is False
+    await release(uow_factory, conversation, first)
+    assert await claim(uow_factory, conversation, second, T0 + timedelta(seconds=3)) is True
+
+
+async def test_an_expired_claim_can_be_taken_over(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    dead_holder, successor = uuid.uuid4(), uuid.uuid4()
+
+    assert await claim(uow_factory, conversation, dead_holder, T0) is True
+    assert await claim(uow_factory, conversation, successor, T0 + timedelta(minutes=2, seconds=1)) is True
+    await release(uow_factory, conversation, dead_holder)  # the late holder cannot free the new claim
+    assert await claim(uow_factory, conversation, uuid.uuid4(), T0 + timedelta(minutes=3)) is False
+
+
+async def test_an_uncommitted_claim_is_undone_by_rollback(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+
+    async with uow_factory() as uow:
+        assert await uow.conversations.claim_reply(
+            conversation.id, claim_id=uuid.uuid4(), now=T0, until=T0 + timedelta(minutes=2)
+        )
+
+    assert await claim(uow_factory, conversation, uuid.uuid4(), T0) is True
+
+
+async def test_claiming_an_unknown_conversation_fails(uow_factory: UnitOfWorkFactory) -> None:
+    ghost = new_conversation(new_user())
+    assert await claim(uow_factory, ghost, uuid.uuid4(), T0) is False
+
+
+# ---------------------------------------------------------------- messages
+
+
+async def stored_conversation(uow_factory: UnitOfWorkFactory, texts: list[str]) -> list[Message]:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    messages = [new_message(conversation, text) for text in texts]
+    await store(uow_factory, owner, conversation, *messages)
+    return messages
+
+
+async def test_message_pages_walk_back_in_insertion_order(uow_factory: UnitOfWorkFactory) -> None:
+    messages = await stored_conversation(uow_factory, ["m1", "m2", "m3", "m4", "m5"])
+    conversation_id = messages[0].conversation_id
+
+    async with uow_factory() as uow:
+        latest = await uow.messages.page(conversation_id, limit=2, before=None)
+        middle = await uow.messages.page(conversation_id, limit=2, before=latest.items[0].id)
+        first = await uow.messages.page(conversation_id, limit=2, before=middle.items[0].id)
+
+    assert ([m.content for m in latest.items], latest.has_older) == (["m4", "m5"], True)
+    assert ([m.content for m in middle.items], middle.has_older) == (["m2", "m3"], True)
+    assert ([m.content for m in first.items], first.has_older) == (["m1"], False)
+
+
+async def test_a_page_holding_everything_has_nothing_older(uow_factory: UnitOfWorkFactory) -> None:
+    messages = await stored_conversation(uow_factory, ["a", "b"])
+
+    async with uow_factory() as uow:
+        page = await uow.messages.page(messages[0].conversation_id, limit=2, before=None)
+
+    assert page.items == messages
+    assert page.has_older is False
+
+
+async def test_an_unknown_or_foreign_before_gives_an_empty_page(uow_factory: UnitOfWorkFactory) -> None:
+    mine = await stored_conversation(uow_factory, ["a", "b"])
+    theirs = await stored_conversation(uow_factory, ["x"])
+
+    async with uow_factory() as uow:
+        unknown = await uow.messages.page(mine[0].conversation_id, limit=5, before=uuid.uuid4())
+        foreign = await uow.messages.page(mine[0].conversation_id, limit=5, before=theirs[0].id)
+
+    assert (unknown.items, unknown.has_older) == ([], False)
+    assert (foreign.items, foreign.has_older) == ([], False)
+
+
+async def test_message_update_persists_content_and_status(uow_factory: UnitOfWorkFactory) -> None:
+    (message,) = await stored_conversation(uow_factory, ["partial"])
+    message.content, message.status = "partial, then more", MessageStatus.INCOMPLETE
+
+    async with uow_factory() as uow:
+        await uow.messages.update(message)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        page = await uow.messages.page(message.conversation_id, limit=1, before=None)
+    assert page.items == [message]
+
+
+async def test_delete_all_clears_only_that_conversation(uow_factory: UnitOfWorkFactory) -> None:
+    cleared = await stored_conversation(uow_factory, ["a", "b"])
+    kept = await stored_conversation(uow_factory, ["c"])
+
+    async with uow_factory() as uow:
+        await uow.messages.delete_all(cleared[0].conversation_id)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert (await uow.messages.page(cleared[0].conversation_id, limit=5, before=None)).items == []
+        assert (await uow.messages.page(kept[0].conversation_id, limit=5, before=None)).items == kept
+
+
+# ---------------------------------------------------------------- storage down
+
+
+@pytest.fixture(params=["in_memory", "postgres"])
+def unreachable_uow_factory(request: pytest.FixtureRequest) -> Iterator[UnitOfWorkFactory]:
+    if request.param == "in_memory":
+        database = InMemoryDatabase()
+        database.fail_with_unavailable = True
+        yield database.unit_of_work
+        return
+    # Port 1 on loopback: nothing listens, the connection is refused at once.
+    engine = create_engine(
+        "postgresql://postgres@127.0.0.1:1/postgres", pool_size=1, max_overflow=0, pool_timeout=1
+    )
+    yield postgres_unit_of_work_factory(create_sessionmaker(engine))
+    engine.sync_engine.dispose()
+
+
+async def test_an_unreachable_database_raises_storage_unavailable(
+    unreachable_uow_factory: UnitOfWorkFactory,
+) -> None:
+    async def read_something() -> None:
+        async with asyncio.timeout(10), unreachable_uow_factory() as uow:
+            await uow.users.get(uuid.uuid4())
+
+    with pytest.raises(StorageUnavailable):
+        await read_something()

@@ -1,0 +1,141 @@
+"""Domain rules: value objects and the auth-session state machine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from parley.domain.auth import AuthSession
+from parley.domain.chat import ConversationCursor, ConversationName, MessageContent
+from parley.domain.errors import ValidationFailed
+from parley.domain.users import Email, PasswordPolicy
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("raw", ["  Ada@Example.com", "ADA@EXAMPLE.COM\t", "ada@example.com"])
+def test_email_is_trimmed_and_lower_cased(raw: str) -> None:
+    assert Email.parse(raw) == Email("ada@example.com")
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "ada", "ada@", "@example.com", "a b@example.com", "ada@example", "a@b@c.com"]
+)
+def test_malformed_emails_are_refused(raw: str) -> None:
+    with pytest.raises(ValidationFailed) as failure:
+        Email.parse(raw)
+    assert failure.value.problems[0].field == "email"
+
+
+def test_an_email_longer_than_254_characters_is_refused() -> None:
+    with pytest.raises(ValidationFailed):
+        Email.parse("a" * 250 + "@example.com")
+
+
+def test_a_strong_password_breaks_no_rule() -> None:
+    assert PasswordPolicy().problems("Str0ng!Passw0rd") == []
+
+
+@pytest.mark.parametrize(
+    ("password", "expected"),
+    [
+        ("Sh0rt!", ["at least 8 characters"]),
+        ("alllowercase1!", ["uppercase"]),
+        ("ALLUPPERCASE1!", ["lowercase"]),
+        ("NoDigitsHere!", ["number"]),
+        ("NoSpecial123", ["special"]),
+        ("A1!" + "a" * 126, ["at most 128"]),
+        ("", ["at least 8", "uppercase", "lowercase", "number", "special"]),
+    ],
+)
+def test_each_broken_password_rule_is_its_own_problem(password: str, expected: list[str]) -> None:
+    messages = [p.message for p in PasswordPolicy().problems(password)]
+    assert len(messages) == len(expected)
+    for message, fragment in zip(messages, expected, strict=True):
+        assert fragment in message
+
+
+def test_a_space_is_not_a_special_character() -> None:
+    assert any("special" in p.message for p in PasswordPolicy().problems("Passw0rd with spaces"))
+
+
+def _session() -> AuthSession:
+    return AuthSession(
+        id=UUID(int=1),
+        user_id=UUID(int=2),
+        refresh_token_id=UUID(int=3),
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=1),
+    )
+
+
+def test_rotation_accepts_the_current_refresh_token_once() -> None:
+    session = _session()
+    assert session.rotate(UUID(int=3), UUID(int=4), NOW)
+    assert session.refresh_token_id == UUID(int=4)
+    assert not session.rotate(UUID(int=3), UUID(int=5), NOW)
+
+
+def test_reuse_revokes_the_family() -> None:
+    session = _session()
+    session.rotate(UUID(int=3), UUID(int=4), NOW)
+    session.rotate(UUID(int=3), UUID(int=5), NOW)
+    assert session.revoked_at == NOW
+    assert not session.rotate(UUID(int=4), UUID(int=6), NOW)
+
+
+def test_expired_session_is_inactive_and_cannot_rotate() -> None:
+    session = _session()
+    later = NOW + timedelta(days=2)
+    assert not session.is_active(later)
+    assert not session.rotate(UUID(int=3), UUID(int=4), later)
+
+
+def test_revoking_twice_keeps_the_first_time() -> None:
+    session = _session()
+    session.revoke(NOW)
+    session.revoke(NOW + timedelta(hours=1))
+    assert session.revoked_at == NOW
+
+
+def test_message_content_is_kept_exactly_as_sent() -> None:
+    raw = '  <b>hi</b> & "quotes"\ttab\r\nnew line  '
+    assert MessageContent.parse(raw).value == raw
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "a\x00b", "bell\x07", "esc\x1b[0m", "del\x7f"])
+def test_empty_or_control_character_content_is_refused(raw: str) -> None:
+    with pytest.raises(ValidationFailed) as failure:
+        MessageContent.parse(raw)
+    assert failure.value.problems[0].field == "content"
+
+
+def test_content_length_limit_is_configurable() -> None:
+    MessageContent.parse("x" * 10, max_length=10)
+    with pytest.raises(ValidationFailed):
+        MessageContent.parse("x" * 11, max_length=10)
+
+
+def test_conversation_name_defaults_and_is_trimmed() -> None:
+    assert ConversationName.parse(None).value == "New chat"
+    assert ConversationName.parse("  Plans ").value == "Plans"
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "x" * 201, "a\x00"])
+def test_bad_conversation_names_are_refused(raw: str) -> None:
+    with pytest.raises(ValidationFailed):
+        ConversationName.parse(raw)
+
+
+def test_conversation_cursor_round_trips() -> None:
+    cursor = ConversationCursor(NOW, UUID(int=7))
+    assert ConversationCursor.decode(cursor.encode()) == cursor
+
+
+@pytest.mark.parametrize("token", ["", "garbage", "!!!", "bm90fGE", "MjAyNi0wMS0wMXwx"])
+def test_a_forged_cursor_is_a_validation_error(token: str) -> None:
+    with pytest.raises(ValidationFailed):
+        ConversationCursor.decode(token)
