@@ -9,7 +9,6 @@ stays what it was even when the domain's enums or limits change later.
 """
 
 from collections.abc import Sequence
-
 from datetime import datetime
 
 import sqlalchemy as sa

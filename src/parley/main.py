@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from parley import __version__
-from parley.adapters.inbound.http import routes_auth, routes_health, routes_users
+from parley.adapters.inbound.http import routes_auth, routes_chat, routes_health, routes_users
 from parley.adapters.inbound.http.errors import install_error_handlers
 from parley.adapters.inbound.http.middleware import (
     BodyLimitMiddleware,
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.container = container
     install_error_handlers(app)
-    for router in (routes_health.router, routes_auth.router, routes_users.router):
+    for router in (routes_health.router, routes_auth.router, routes_users.router, routes_chat.router):
         app.include_router(router)
     _add_middleware(app, settings)
     return app

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Self
 
@@ -52,7 +52,7 @@ class FakeConnectionDrop(Exception):
 class FakeToolCall:
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
-    call_id: str = "call_fake_1"
+    call_id: str | None = None  # None: a fresh id per response, as real servers do
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +190,9 @@ class FakeOpenAIServer:
         with self._lock:
             self._requests.append(record)
             reply = self._script.popleft() if self._script else self.default
+            number = len(self._requests)
+        if reply.tool_call is not None and reply.tool_call.call_id is None:
+            reply = replace(reply, tool_call=replace(reply.tool_call, call_id=f"call_fake_{number}"))
         return reply, record
 
     async def _app(self, scope: Message, receive: Receive, send: Send) -> None:
@@ -217,7 +220,10 @@ class FakeOpenAIServer:
         if reply.hang:
             await left.wait()
             return
-        if reply.status is not None:
+        if not _tool_calls_answered(body.get("messages", [])):
+            # Like OpenAI: every assistant tool call needs its tool result.
+            await _send_json(send, 400, _error_body(400, "tool call without a result"))
+        elif reply.status is not None:
             await _send_json(send, reply.status, _error_body(reply.status))
         elif body.get("stream"):
             if not await _stream(reply, body, send, left):
@@ -334,6 +340,17 @@ def _split(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def _error_body(status: int) -> dict[str, Any]:
+def _error_body(status: int, message: str = "") -> dict[str, Any]:
     kind = _ERROR_TYPES.get(status, "rate_limit_error" if status == 429 else "server_error")
-    return {"error": {"message": f"fake failure {status}", "type": kind, "param": None, "code": None}}
+    text = message or f"fake failure {status}"
+    return {"error": {"message": text, "type": kind, "param": None, "code": None}}
+
+
+def _tool_calls_answered(messages: list[dict[str, Any]]) -> bool:
+    """True when each assistant tool call is followed by a tool message with its id."""
+    for index, message in enumerate(messages):
+        wanted = {call.get("id") for call in message.get("tool_calls") or []}
+        following = messages[index + 1 : index + 1 + len(wanted)]
+        if wanted != {m.get("tool_call_id") for m in following if m.get("role") == "tool"}:
+            return False
+    return True

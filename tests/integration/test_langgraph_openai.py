@@ -278,3 +278,33 @@ def checkpoint_rows(database_url: str, conversation_id: UUID) -> int:
             for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
         ]
     return sum(row[0] for row in counts if row is not None)
+
+
+async def test_forget_right_after_a_cancelled_turn_leaves_no_rows(
+    agent: LangGraphChatAgent, database_url: str, fake_openai: FakeOpenAIServer
+) -> None:
+    conversation = uuid4()
+    fake_openai.script(FakeReply(text="one two three four", stall_after=3))
+    stream = agent.stream(turn("hello", conversation))
+    await anext(stream)
+    await stream.aclose()  # type: ignore[attr-defined]
+
+    await agent.forget(conversation)
+
+    assert checkpoint_rows(database_url, conversation) == 0
+
+
+async def test_an_endless_tool_loop_is_cut_and_the_conversation_stays_usable(
+    database_url: str, fake_openai: FakeOpenAIServer
+) -> None:
+    conversation = uuid4()
+    looping = FakeReply(tool_call=FakeToolCall("calculator", {"expression": "1+1"}))
+    fake_openai.script(*[looping] * 10)
+    async with make_agent(database_url, fake_openai, recursion_limit=3) as agent:
+        with pytest.raises(AgentUnavailable, match="step limit"):
+            await collect(agent, turn("loop forever", conversation))
+        fake_openai.reset()
+
+        events = await collect(agent, turn("are you there?", conversation))
+
+    assert text_of(events) == "Hello from the fake model."

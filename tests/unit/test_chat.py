@@ -185,7 +185,8 @@ async def test_streamed_events_concatenate_to_the_stored_reply(chat: Chat) -> No
     assert [e.name for e in events if isinstance(e, ToolCall)] == ["calculator"]
     trace = chat.tracer.last_turn
     assert [g.model for g in trace.generations] == ["model-a", "model-a"]
-    assert trace.ended is not None and trace.ended.status == "complete"
+    assert trace.ended is not None
+    assert trace.ended.status == "complete"
 
 
 async def test_a_second_concurrent_turn_is_refused_until_the_first_ends(chat: Chat) -> None:

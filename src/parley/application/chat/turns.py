@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from parley.application.chat.conversations import load_owned
@@ -142,6 +143,7 @@ class Turn:
         self._parts: list[str] = []
         self._prompt_tokens = self._completion_tokens = 0
         self._finished = False
+        self._closing: asyncio.Future[Any] | None = None
         self._trace: TurnTrace | None = None
 
     async def events(self) -> AsyncGenerator[TurnEvent, None]:
@@ -167,14 +169,25 @@ class Turn:
             yield ReplyFailed(await self._finish(MessageStatus.FAILED), error)
             return
         except BaseException:
-            await stream.aclose()  # cancel the upstream model request first, then save
-            await asyncio.shield(self.aclose())
+            # Closed or cancelled: stop the agent (and its upstream request), then save what
+            # we have. A task of its own, so a framework that keeps re-cancelling this one
+            # (anyio does) cannot interrupt the clean-up; aclose() waits for it.
+            closing = self._closing = asyncio.ensure_future(self._abandon(stream))
+            await asyncio.shield(closing)
             raise
         message = await self._finish(MessageStatus.COMPLETE)
         yield ReplyStored(message, self._prompt_tokens, self._completion_tokens)
 
     async def aclose(self) -> None:
-        """Store what was produced as ``incomplete`` unless the turn already ended."""
+        """Store what was produced as ``incomplete`` unless the turn already ended;
+        wait for a clean-up already under way."""
+        if self._closing is None and not self._finished:
+            self._closing = asyncio.ensure_future(self._finish(MessageStatus.INCOMPLETE))
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+
+    async def _abandon(self, stream: AsyncGenerator[AgentEvent, None]) -> None:
+        await stream.aclose()
         if not self._finished:
             await self._finish(MessageStatus.INCOMPLETE)
 

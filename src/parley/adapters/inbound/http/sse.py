@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+import anyio
 from loguru import logger
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
@@ -58,6 +59,11 @@ async def _frames(turn: Turn) -> AsyncIterator[ServerSentEvent]:
         if status == 500:
             logger.opt(exception=exc).error("Unhandled error while streaming a reply")
         yield _event("error", body)
+    finally:
+        # The client may have left: anyio cancels this generator, and would cancel any
+        # await here too; the shield lets the partial reply be stored before we return.
+        with anyio.CancelScope(shield=True):
+            await turn.aclose()
 
 
 def stream_turn(turn: Turn) -> EventSourceResponse:

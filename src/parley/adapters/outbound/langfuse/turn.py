@@ -17,9 +17,10 @@ caller's thread) and logs instead of raising.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, ParamSpec
 
 from langfuse import (
@@ -36,6 +37,8 @@ from opentelemetry import trace as otel_trace
 from parley.domain.chat import MessageStatus
 
 TRACE_NAME = "chat-turn"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_SAFE_INTEGER = 2**53 - 1
 
 _P = ParamSpec("_P")
 
@@ -46,6 +49,7 @@ def _swallowing(operation: str) -> Callable[[Callable[_P, None]], Callable[_P, N
     """Decorate a tracing method so that it logs, never raises (the port's contract)."""
 
     def decorate(method: Callable[_P, None]) -> Callable[_P, None]:
+        @functools.wraps(method)
         def guarded(*args: _P.args, **kwargs: _P.kwargs) -> None:
             try:
                 method(*args, **kwargs)
@@ -53,15 +57,29 @@ def _swallowing(operation: str) -> Callable[[Callable[_P, None]], Callable[_P, N
                 # Only the exception type: its text may quote message bodies.
                 logger.warning("Langfuse tracing: {} failed ({})", operation, type(exc).__name__)
 
-        guarded.__doc__ = method.__doc__
         return guarded
 
     return decorate
 
 
+def _clean(text: str) -> str:
+    """Valid UTF-8 only: the exporter drops a string holding a lone surrogate."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _token_count(value: int) -> int:
+    """Usage as Langfuse stores it: non-negative and within JSON's safe integers."""
+    return max(0, min(int(value), _MAX_SAFE_INTEGER))
+
+
 def _nanos(moment: datetime) -> int:
-    """OpenTelemetry timestamps are integer nanoseconds since the epoch."""
-    return int(moment.timestamp() * 1_000_000_000)
+    """OpenTelemetry time: integer nanoseconds since the epoch (naive datetimes taken as UTC).
+
+    Integer arithmetic: a float timestamp would lose the microseconds.
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1_000
 
 
 class LangfuseTurnTrace:
@@ -86,7 +104,7 @@ class LangfuseTurnTrace:
         self._ended = False
         # An empty parent context: the turn is its own trace even when the caller
         # runs inside some other OpenTelemetry span.
-        root_span = self._start_span(TRACE_NAME, started_at, parent=otel_context.Context())
+        root_span = self._start_span(TRACE_NAME, _nanos(started_at), parent=otel_context.Context())
         self._root_context = otel_trace.set_span_in_context(root_span)
         self._root = LangfuseAgent(
             otel_span=root_span,
@@ -109,12 +127,12 @@ class LangfuseTurnTrace:
         output: str,
     ) -> None:
         """Record one finished model call (its own start/end time, usage and first token)."""
-        usage = {"input": int(prompt_tokens), "output": int(completion_tokens)}
-        usage["total"] = usage["input"] + usage["output"]
+        usage = {"input": _token_count(prompt_tokens), "output": _token_count(completion_tokens)}
+        usage["total"] = _token_count(usage["input"] + usage["output"])
         generation = LangfuseGeneration(
-            otel_span=self._start_span(f"llm:{model}", started_at, parent=self._root_context),
+            otel_span=self._start_span(f"llm:{model}", _nanos(started_at), parent=self._root_context),
             langfuse_client=self._client,
-            model=model,
+            model=_clean(model),
             usage_details=usage,
             completion_start_time=first_token_at,
             output=self._content(output),
@@ -125,28 +143,27 @@ class LangfuseTurnTrace:
     def tool(self, *, name: str, arguments: dict[str, Any], result: str, at: datetime) -> None:
         """Record one tool call; the port gives a single instant, so it has zero duration."""
         tool = LangfuseTool(
-            otel_span=self._start_span(f"tool:{name}", at, parent=self._root_context),
+            otel_span=self._start_span(f"tool:{name}", _nanos(at), parent=self._root_context),
             langfuse_client=self._client,
             input=self._content(arguments),
             output=self._content(result),
-            metadata={"tool": name},
+            metadata={"tool": _clean(name)},
         )
         tool.end(end_time=_nanos(at))
 
     @_swallowing("retry")
     def retry(self, *, model: str, attempt: int, reason: str) -> None:
         """Record a retried model call as a WARNING event."""
-        self._event(
-            "retry", level="WARNING", status_message=reason, metadata={"model": model, "attempt": attempt}
-        )
+        metadata = {"model": _clean(model), "attempt": attempt}
+        self._event("retry", level="WARNING", status_message=_clean(reason), metadata=metadata)
 
     @_swallowing("error")
     def error(self, *, kind: str, model: str | None) -> None:
         """Record an error as an ERROR event; the turn's root will be ERROR as well."""
+        kind = _clean(kind)
         self._error_kinds.append(kind)
-        self._event(
-            "error", level="ERROR", status_message=kind, metadata={"error_kind": kind, "model": model}
-        )
+        metadata = {"error_kind": kind, "model": _clean(model or "")}
+        self._event("error", level="ERROR", status_message=kind, metadata=metadata)
 
     @_swallowing("end")
     def end(self, *, status: str, output: str, ended_at: datetime) -> None:
@@ -159,17 +176,17 @@ class LangfuseTurnTrace:
             output=self._content(output),
             level=level,
             status_message=status_message,
-            metadata={"status": status, "output_chars": len(output)},
+            metadata={"status": _clean(status), "output_chars": len(output)},
         )
         self._root.end(end_time=_nanos(ended_at))
 
     # --- internals ----------------------------------------------------------
-    def _start_span(self, name: str, start: datetime, *, parent: otel_context.Context) -> otel_trace.Span:
+    def _start_span(self, name: str, start_ns: int, *, parent: otel_context.Context) -> otel_trace.Span:
         # The SDK's start_observation() cannot take a start time (langfuse#9404) and
         # the port reports calls after the fact, so spans are started on the SDK's
         # own tracer scope with explicit timestamps and then wrapped by the SDK's
         # public observation classes, exactly as the SDK does for its events.
-        span = self._tracer.start_span(name, context=parent, start_time=_nanos(start))
+        span = self._tracer.start_span(_clean(name), context=parent, start_time=start_ns)
         # Trace attributes go on every observation: Langfuse aggregates by user and
         # session only over observations that carry them.
         span.set_attributes(self._trace_attributes)
@@ -178,10 +195,8 @@ class LangfuseTurnTrace:
     def _event(self, name: str, *, level: Level, status_message: str, metadata: dict[str, Any]) -> None:
         # The port gives retries and errors no timestamp: they happen "now".
         now = time.time_ns()
-        span = self._tracer.start_span(name, context=self._root_context, start_time=now)
-        span.set_attributes(self._trace_attributes)
         LangfuseEvent(
-            otel_span=span,
+            otel_span=self._start_span(name, now, parent=self._root_context),
             langfuse_client=self._client,
             level=level,
             status_message=status_message,
@@ -190,11 +205,13 @@ class LangfuseTurnTrace:
 
     def _outcome(self, status: str) -> tuple[Level, str | None]:
         if self._error_kinds or status == MessageStatus.FAILED:
-            return "ERROR", ", ".join(self._error_kinds) or status
+            return "ERROR", ", ".join(self._error_kinds) or _clean(status)
         if status == MessageStatus.INCOMPLETE:
-            return "WARNING", status
+            return "WARNING", _clean(status)
         return "DEFAULT", None
 
     def _content(self, value: Any) -> Any:
         """Message bodies and tool payloads are only sent when content capture is on."""
-        return value if self._capture_content else None
+        if not self._capture_content:
+            return None
+        return _clean(value) if isinstance(value, str) else value

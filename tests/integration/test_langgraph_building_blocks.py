@@ -1,0 +1,174 @@
+"""The LangGraph adapter's pure building blocks: calculator, context trimming, retry policy, offline model.
+
+No I/O: these are unit tests (marked so), kept beside the adapter's other tests.
+"""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.utils import count_tokens_approximately
+
+from parley.adapters.outbound.langgraph.context import build_context, drop_unanswered_tool_calls
+from parley.adapters.outbound.langgraph.failures import RetryPolicy, retry_reason
+from parley.adapters.outbound.langgraph.offline_model import OFFLINE_PREFIX, OfflineChatModel, find_arithmetic
+from parley.adapters.outbound.langgraph.tools import CalculationError, calculator, evaluate_arithmetic
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("expression", "result"),
+    [
+        ("2+3*4", "14"),
+        ("(1 + 2) ** 3", "27"),
+        ("0.1+0.2", "0.3"),
+        ("7/2", "3.5"),
+        ("-3 + 5", "2"),
+        ("2^10", "1024"),
+    ],
+)
+def test_the_calculator_evaluates_arithmetic(expression: str, result: str) -> None:
+    assert calculator.invoke({"expression": expression}) == result
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "__import__('os').system('true')",
+        "abs(-1)",
+        "x + 1",
+        "(1).real",
+        "2**1000",
+        "9**9**9",
+        "1/0",
+        "True + 1",
+        "",
+        "1+" * 150,
+    ],
+)
+def test_the_calculator_refuses_anything_but_bounded_arithmetic(expression: str) -> None:
+    with pytest.raises(CalculationError):
+        evaluate_arithmetic(expression)
+
+
+@pytest.mark.parametrize(
+    ("text", "expression"),
+    [("what is 2+3*4?", "2+3*4"), ("compute (1 + 2) * 3 please", "(1 + 2) * 3"), ("I have 3 cats", None)],
+)
+def test_the_offline_model_spots_arithmetic(text: str, expression: str | None) -> None:
+    assert find_arithmetic(text) == expression
+
+
+def long_turn(index: int) -> list[BaseMessage]:
+    return [HumanMessage(f"question {index} " + "word " * 40), AIMessage(f"answer {index} " + "word " * 40)]
+
+
+def test_the_context_keeps_the_system_prompt_and_the_newest_turns_within_budget() -> None:
+    history = [message for index in range(10) for message in long_turn(index)]
+    history.append(HumanMessage("the newest question"))
+
+    context = build_context("be nice", history, budget=200)
+
+    assert isinstance(context[0], SystemMessage)
+    assert context[-1].text == "the newest question"
+    assert isinstance(context[1], HumanMessage)
+    assert count_tokens_approximately(context) <= 200
+    assert len(context) < len(history)
+
+
+def test_the_current_turn_is_kept_even_when_it_alone_exceeds_the_budget() -> None:
+    history = [*long_turn(0), HumanMessage("huge " * 500)]
+
+    context = build_context("be nice", history, budget=50)
+
+    assert [type(m) for m in context] == [SystemMessage, HumanMessage]
+    assert context[-1].text.startswith("huge")
+
+
+def test_a_trimmed_context_never_separates_a_tool_result_from_its_call() -> None:
+    call = AIMessage("", tool_calls=[{"name": "calculator", "args": {"expression": "1+1"}, "id": "c1"}])
+    history = [
+        *long_turn(0),
+        HumanMessage("what is 1+1"),
+        call,
+        ToolMessage("2", tool_call_id="c1"),
+        AIMessage("2"),
+    ]
+    history.append(HumanMessage("and now?"))
+
+    for budget in range(20, 200, 10):
+        context = build_context("sys", history, budget=budget)
+        for index, message in enumerate(context):
+            if isinstance(message, ToolMessage):
+                assert isinstance(context[index - 1], AIMessage)
+
+
+def test_unanswered_tool_calls_are_removed_but_their_text_is_kept() -> None:
+    dangling = AIMessage("let me check", tool_calls=[{"name": "current_time", "args": {}, "id": "lost"}])
+    answered = AIMessage("", tool_calls=[{"name": "current_time", "args": {}, "id": "ok"}])
+    history = [
+        HumanMessage("time?"),
+        dangling,
+        HumanMessage("time again?"),
+        answered,
+        ToolMessage("noon", tool_call_id="ok"),
+        ToolMessage("stray", tool_call_id="lost"),
+    ]
+
+    cleaned = drop_unanswered_tool_calls(history)
+
+    assert [m.text for m in cleaned] == ["time?", "let me check", "time again?", "", "noon"]
+    assert not cleaned[1].tool_calls  # type: ignore[attr-defined]
+    assert cleaned[3].tool_calls  # type: ignore[attr-defined]
+
+
+def test_retry_delays_grow_exponentially_up_to_the_cap() -> None:
+    policy = RetryPolicy(max_attempts=6, backoff_base=0.5, backoff_max=3.0)
+
+    assert [policy.delay_before(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def status_error(cls: type[openai.APIStatusError], status: int) -> openai.APIStatusError:
+    response = httpx.Response(status, request=httpx.Request("POST", "http://127.0.0.1/v1/chat/completions"))
+    return cls("failed", response=response, body=None)
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable"),
+    [
+        (status_error(openai.RateLimitError, 429), True),
+        (status_error(openai.InternalServerError, 503), True),
+        (status_error(openai.APIStatusError, 502), True),
+        (openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1")), True),
+        (openai.APITimeoutError(request=httpx.Request("POST", "http://127.0.0.1")), True),
+        (status_error(openai.BadRequestError, 400), False),
+        (status_error(openai.AuthenticationError, 401), False),
+        (status_error(openai.NotFoundError, 404), False),
+        (ValueError("bug"), False),
+    ],
+)
+def test_only_transient_failures_are_retryable(error: Exception, retryable: bool) -> None:
+    assert (retry_reason(error) is not None) is retryable
+
+
+def test_the_offline_model_answers_the_same_whether_streamed_or_not() -> None:
+    model = OfflineChatModel()
+    prompt = [HumanMessage("hi"), AIMessage("hello"), HumanMessage("how are you?")]
+
+    whole = model.invoke(prompt)
+    streamed = "".join(chunk.text for chunk in model.stream(prompt))
+
+    assert whole.text == streamed
+    assert streamed == f'{OFFLINE_PREFIX}I remember 1 earlier user message(s). You said: "how are you?"'
+    assert whole.usage_metadata is not None
+    assert whole.usage_metadata["output_tokens"] > 0
+
+
+def test_the_offline_model_calls_no_tool_it_was_not_given() -> None:
+    reply = OfflineChatModel().invoke([HumanMessage("what is 2+2")])
+
+    assert reply.tool_calls == []  # type: ignore[attr-defined]
+    assert reply.text.startswith(OFFLINE_PREFIX)

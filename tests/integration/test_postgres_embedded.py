@@ -1,0 +1,70 @@
+"""The embedded PostgreSQL (pgserver wheel) that backs the zero-configuration default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
+from parley.adapters.outbound.postgres.engine import create_engine
+from parley.adapters.outbound.postgres.migrate import upgrade_to_head
+from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
+from parley.ports.persistence import StorageUnavailable
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path / "pgdata")
+    yield server
+    server.stop()
+
+
+def users_table_exists(url: str) -> bool:
+    with psycopg.connect(url) as connection:
+        row = connection.execute("SELECT to_regclass('public.users') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+async def test_starts_and_answers_through_the_async_engine(embedded: EmbeddedPostgres) -> None:
+    url = embedded.start()
+    engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        await PostgresDatabaseProbe(engine).ping()
+    finally:
+        await engine.dispose()
+
+
+def test_data_survives_a_stop_and_restart(embedded: EmbeddedPostgres) -> None:
+    upgrade_to_head(embedded.start())
+    embedded.stop()
+    embedded.stop()  # idempotent
+
+    assert users_table_exists(embedded.start())
+
+
+async def test_a_stopped_server_is_reported_unavailable(embedded: EmbeddedPostgres) -> None:
+    url = embedded.start()
+    embedded.stop()
+    engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        with pytest.raises(StorageUnavailable):
+            await PostgresDatabaseProbe(engine).ping()
+    finally:
+        await engine.dispose()
+
+
+def test_a_data_folder_too_deep_for_a_unix_socket_still_works(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "pgdata"
+    assert len(str(deep / ".s.PGSQL.5432")) > 108  # would overflow sockaddr_un.sun_path
+    server = EmbeddedPostgres(deep)
+    try:
+        url = server.start()
+        with psycopg.connect(url) as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()

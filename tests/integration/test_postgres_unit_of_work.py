@@ -1,0 +1,297 @@
+"""The PostgreSQL adapter's behaviour under concurrency, failures and restarts.
+
+The functional contract (shared with the fake) lives in tests/contract; this module
+covers what only a real server can show: row locks, dropped connections, timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import insert, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker, to_async_url
+from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
+from parley.adapters.outbound.postgres.tables import messages
+from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
+from parley.domain.auth import AuthSession
+from parley.domain.chat import Conversation
+from parley.domain.errors import EmailAlreadyRegistered
+from parley.domain.users import Email, User
+from parley.ports.persistence import StorageUnavailable, UnitOfWorkFactory
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+CLOSED_PORT_URL = "postgresql://postgres@127.0.0.1:1/postgres"
+LOCK_WAIT = 0.3  # long enough for a blocked statement to have run if it were not blocked
+
+
+def new_user(email: str | None = None) -> User:
+    address = Email.parse(email or f"u-{uuid.uuid4().hex[:10]}@example.com")
+    return User(id=uuid.uuid4(), email=address, password_hash="h", created_at=T0, updated_at=T0)
+
+
+async def stored_conversation(uow_factory: UnitOfWorkFactory) -> Conversation:
+    user = new_user()
+    conversation = Conversation(
+        id=uuid.uuid4(), user_id=user.id, name="c", created_at=T0, updated_at=T0, last_active_at=T0
+    )
+    async with uow_factory() as uow:
+        await uow.users.add(user)
+        await uow.conversations.add(conversation)
+        await uow.commit()
+    return conversation
+
+
+@pytest.fixture
+async def black_hole() -> AsyncIterator[str]:
+    """A URL whose server accepts TCP connections and then never says a word."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+async def test_concurrent_claims_let_exactly_one_reply_win(uow_factory: UnitOfWorkFactory) -> None:
+    conversation = await stored_conversation(uow_factory)
+
+    async def try_claim() -> bool:
+        async with uow_factory() as uow:
+            won = await uow.conversations.claim_reply(
+                conversation.id, claim_id=uuid.uuid4(), now=T0, until=T0 + timedelta(minutes=1)
+            )
+            await asyncio.sleep(0.05)  # hold the row lock while the rival tries
+            await uow.commit()
+            return won
+
+    results = await asyncio.gather(*(try_claim() for _ in range(4)))
+
+    assert sorted(results) == [False, False, False, True]
+
+
+async def test_a_rival_claim_waits_for_the_holder_and_wins_if_it_rolls_back(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    conversation = await stored_conversation(uow_factory)
+
+    async def claim(uow_claim_id: uuid.UUID) -> bool:
+        async with uow_factory() as uow:
+            won = await uow.conversations.claim_reply(
+                conversation.id, claim_id=uow_claim_id, now=T0, until=T0 + timedelta(minutes=1)
+            )
+            await uow.commit()
+            return won
+
+    async with uow_factory() as holder:
+        assert await holder.conversations.claim_reply(
+            conversation.id, claim_id=uuid.uuid4(), now=T0, until=T0 + timedelta(minutes=1)
+        )
+        rival = asyncio.create_task(claim(uuid.uuid4()))
+        await asyncio.sleep(LOCK_WAIT)
+        assert not rival.done()  # blocked on the holder's row lock
+        await holder.rollback()
+
+    assert await rival is True
+
+
+async def test_get_for_update_serialises_refresh_rotation(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+    first_token = uuid.uuid4()
+    auth_session = AuthSession(
+        id=uuid.uuid4(),
+        user_id=user.id,
+        refresh_token_id=first_token,
+        created_at=T0,
+        expires_at=T0 + timedelta(days=1),
+    )
+    async with uow_factory() as uow:
+        await uow.users.add(user)
+        await uow.auth_sessions.add(auth_session)
+        await uow.commit()
+
+    async def rotate(presented: uuid.UUID) -> bool:
+        async with uow_factory() as uow:
+            loaded = await uow.auth_sessions.get(auth_session.id, for_update=True)
+            assert loaded is not None
+            rotated = loaded.rotate(presented, uuid.uuid4(), T0)
+            await asyncio.sleep(0.05)  # widen the race window
+            await uow.auth_sessions.update(loaded)
+            await uow.commit()
+            return rotated
+
+    # Both present the same (current) refresh token: one rotation, one detected reuse.
+    results = await asyncio.gather(rotate(first_token), rotate(first_token))
+
+    assert sorted(results) == [False, True]
+    async with uow_factory() as uow:
+        final = await uow.auth_sessions.get(auth_session.id)
+    assert final is not None
+    assert final.revoked_at == T0  # reuse revoked the whole family
+
+
+async def test_a_concurrent_registration_of_the_same_email_fails_on_the_loser(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    address = f"race-{uuid.uuid4().hex[:8]}@example.com"
+
+    async def register() -> str:
+        try:
+            async with uow_factory() as uow:
+                await uow.users.add(new_user(address))
+                await asyncio.sleep(0.05)
+                await uow.commit()
+        except EmailAlreadyRegistered:
+            return "taken"
+        return "registered"
+
+    outcomes = await asyncio.gather(register(), register())
+
+    assert sorted(outcomes) == ["registered", "taken"]
+
+
+# ---------------------------------------------------------------- failures
+
+
+async def test_a_closed_port_raises_storage_unavailable_promptly() -> None:
+    engine = create_engine(CLOSED_PORT_URL, pool_size=1, max_overflow=0, pool_timeout=1)
+    uow_factory = postgres_unit_of_work_factory(create_sessionmaker(engine))
+    started = time.monotonic()
+    try:
+        with pytest.raises(StorageUnavailable):
+            await enter(uow_factory)
+    finally:
+        await engine.dispose()
+
+    assert time.monotonic() - started < 3
+
+
+async def enter(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory():
+        pass
+
+
+async def test_a_silent_server_is_given_up_on_after_the_connect_timeout(black_hole: str) -> None:
+    engine = create_engine(black_hole, pool_size=1, max_overflow=0, pool_timeout=1, connect_timeout=2)
+    uow_factory = postgres_unit_of_work_factory(create_sessionmaker(engine))
+    started = time.monotonic()
+    try:
+        with pytest.raises(StorageUnavailable):
+            await enter(uow_factory)
+    finally:
+        await engine.dispose()
+
+    assert time.monotonic() - started < 6
+
+
+async def test_an_exhausted_pool_raises_storage_unavailable(migrated_database_url: str) -> None:
+    engine = create_engine(migrated_database_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    uow_factory = postgres_unit_of_work_factory(create_sessionmaker(engine))
+    try:
+        async with uow_factory():
+            with pytest.raises(StorageUnavailable):
+                await enter(uow_factory)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_pool_recovers_after_its_connections_are_killed(
+    engine: AsyncEngine, uow_factory: UnitOfWorkFactory
+) -> None:
+    await stored_conversation(uow_factory)  # leaves a pooled connection behind
+    async with engine.connect() as admin:
+        await admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+
+    conversation = await stored_conversation(uow_factory)  # pre-ping replaces the dead connection
+
+    async with uow_factory() as uow:
+        assert await uow.conversations.get(conversation.id, owner_id=conversation.user_id) is not None
+
+
+async def test_the_schema_refuses_an_unknown_message_role(
+    uow_factory: UnitOfWorkFactory, engine: AsyncEngine
+) -> None:
+    conversation = await stored_conversation(uow_factory)
+    row = {
+        "id": uuid.uuid4(),
+        "conversation_id": conversation.id,
+        "role": "system",
+        "content": "x",
+        "status": "complete",
+        "created_at": T0,
+    }
+
+    with pytest.raises(IntegrityError, match="ck_messages_role_known"):
+        async with engine.begin() as connection:
+            await connection.execute(insert(messages).values(row))
+
+
+# ---------------------------------------------------------------- probe and URLs
+
+
+async def test_the_probe_answers_for_a_live_database(engine: AsyncEngine) -> None:
+    await PostgresDatabaseProbe(engine).ping()
+
+
+async def test_the_probe_reports_a_silent_server_within_its_timeout(black_hole: str) -> None:
+    engine = create_engine(black_hole, pool_size=1, max_overflow=0, pool_timeout=1, connect_timeout=10)
+    started = time.monotonic()
+    try:
+        with pytest.raises(StorageUnavailable):
+            await PostgresDatabaseProbe(engine, timeout=0.5).ping()
+    finally:
+        await engine.dispose()
+
+    assert time.monotonic() - started < 2
+
+
+async def test_the_probe_reports_a_closed_port() -> None:
+    engine = create_engine(CLOSED_PORT_URL, pool_size=1, max_overflow=0, pool_timeout=1)
+    try:
+        with pytest.raises(StorageUnavailable):
+            await PostgresDatabaseProbe(engine).ping()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg"])
+async def test_every_accepted_url_scheme_reaches_the_database(
+    migrated_database_url: str, scheme: str
+) -> None:
+    url = scheme + migrated_database_url.removeprefix("postgresql")
+    engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=1)
+    try:
+        await PostgresDatabaseProbe(engine).ping()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///parley.db", "postgresql+asyncpg://u@localhost/db", "mysql://u@h/d"]
+)
+def test_other_database_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        to_async_url(url)
