@@ -18,8 +18,7 @@ from loguru import logger
 
 from parley.adapters.outbound.bcrypt import PasslibBcryptHasher
 from parley.adapters.outbound.jwt import PyJwtTokenIssuer
-from parley.adapters.outbound.langfuse.noop import NoopTracer
-from parley.adapters.outbound.langfuse.tracer import LangfuseTracer
+from parley.adapters.outbound.langfuse import LangfuseTracer, NoopTracer
 from parley.adapters.outbound.langgraph import AgentLimits, LangGraphChatAgent, ModelConfig
 from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
 from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker

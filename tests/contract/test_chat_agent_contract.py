@@ -116,7 +116,7 @@ async def test_closing_the_stream_early_leaves_the_agent_usable(agent: ChatAgent
     conversation = uuid4()
     stream = agent.stream(turn(conversation, "first"))
     assert isinstance(await anext(stream), TokenDelta)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
 
     reply = await reply_of(agent, conversation, "second")
 

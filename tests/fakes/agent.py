@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -101,7 +101,7 @@ class ScriptedChatAgent:
         """The user messages this agent remembers for a conversation, oldest first."""
         return list(self._memory.get(conversation_id, []))
 
-    def stream(self, turn: AgentTurn) -> AsyncIterator[AgentEvent]:
+    def stream(self, turn: AgentTurn) -> AsyncGenerator[AgentEvent, None]:
         record = StreamRecord(turn=turn)
         self.streams.append(record)
         scripted = self._script.popleft() if self._script else self._echo(turn)
@@ -118,7 +118,7 @@ class ScriptedChatAgent:
         text = f'[scripted] I remember {earlier} earlier user message(s). You said: "{turn.content}"'
         return ScriptedTurn.reply(text, chunk=8)
 
-    async def _play(self, scripted: ScriptedTurn, record: StreamRecord) -> AsyncIterator[AgentEvent]:
+    async def _play(self, scripted: ScriptedTurn, record: StreamRecord) -> AsyncGenerator[AgentEvent, None]:
         try:
             for event in scripted.events:
                 if scripted.delay > 0:

@@ -5,7 +5,7 @@ No I/O: these are unit tests (marked so), kept beside the adapter's other tests.
 
 from __future__ import annotations
 
-import httpx
+import httpx2  # the HTTP client the openai SDK is built on (not httpx)
 import openai
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -121,8 +121,10 @@ def test_unanswered_tool_calls_are_removed_but_their_text_is_kept() -> None:
     cleaned = drop_unanswered_tool_calls(history)
 
     assert [m.text for m in cleaned] == ["time?", "let me check", "time again?", "", "noon"]
-    assert not cleaned[1].tool_calls  # type: ignore[attr-defined]
-    assert cleaned[3].tool_calls  # type: ignore[attr-defined]
+    assert isinstance(cleaned[1], AIMessage)
+    assert not cleaned[1].tool_calls
+    assert isinstance(cleaned[3], AIMessage)
+    assert cleaned[3].tool_calls
 
 
 def test_retry_delays_grow_exponentially_up_to_the_cap() -> None:
@@ -132,7 +134,7 @@ def test_retry_delays_grow_exponentially_up_to_the_cap() -> None:
 
 
 def status_error(cls: type[openai.APIStatusError], status: int) -> openai.APIStatusError:
-    response = httpx.Response(status, request=httpx.Request("POST", "http://127.0.0.1/v1/chat/completions"))
+    response = httpx2.Response(status, request=httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions"))
     return cls("failed", response=response, body=None)
 
 
@@ -142,8 +144,8 @@ def status_error(cls: type[openai.APIStatusError], status: int) -> openai.APISta
         (status_error(openai.RateLimitError, 429), True),
         (status_error(openai.InternalServerError, 503), True),
         (status_error(openai.APIStatusError, 502), True),
-        (openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1")), True),
-        (openai.APITimeoutError(request=httpx.Request("POST", "http://127.0.0.1")), True),
+        (openai.APIConnectionError(request=httpx2.Request("POST", "http://127.0.0.1")), True),
+        (openai.APITimeoutError(request=httpx2.Request("POST", "http://127.0.0.1")), True),
         (status_error(openai.BadRequestError, 400), False),
         (status_error(openai.AuthenticationError, 401), False),
         (status_error(openai.NotFoundError, 404), False),
@@ -170,5 +172,5 @@ def test_the_offline_model_answers_the_same_whether_streamed_or_not() -> None:
 def test_the_offline_model_calls_no_tool_it_was_not_given() -> None:
     reply = OfflineChatModel().invoke([HumanMessage("what is 2+2")])
 
-    assert reply.tool_calls == []  # type: ignore[attr-defined]
+    assert reply.tool_calls == []
     assert reply.text.startswith(OFFLINE_PREFIX)

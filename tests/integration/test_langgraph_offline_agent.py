@@ -136,7 +136,7 @@ async def test_cancelling_a_slow_offline_stream_leaves_no_task_behind() -> None:
         tasks_before = asyncio.all_tasks()
         stream = agent.stream(turn("please say a lot of things"))
         await anext(stream)
-        await stream.aclose()  # type: ignore[attr-defined]
+        await stream.aclose()
 
         assert asyncio.all_tasks() - tasks_before == set()
 

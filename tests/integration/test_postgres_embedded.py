@@ -1,9 +1,17 @@
-"""The embedded PostgreSQL (pgserver wheel) that backs the zero-configuration default."""
+"""The embedded PostgreSQL (pgserver wheel) that backs the zero-configuration default.
+
+Data folders live directly under the system temp folder, not under pytest's ``tmp_path``:
+as root the server runs as the ``pgserver`` user, which must traverse every ancestor, and
+each pytest session (ours or a concurrent one) resets ``/tmp/pytest-of-root`` to mode 0700.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+
+import shutil
+import tempfile
 
 import psycopg
 import pytest
@@ -18,8 +26,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def embedded(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path / "pgdata")
+def scratch_dir() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="parley-embedded-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def embedded(scratch_dir: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(scratch_dir / "pgdata")
     yield server
     server.stop()
 
@@ -58,8 +73,8 @@ async def test_a_stopped_server_is_reported_unavailable(embedded: EmbeddedPostgr
         await engine.dispose()
 
 
-def test_a_data_folder_too_deep_for_a_unix_socket_still_works(tmp_path: Path) -> None:
-    deep = tmp_path / ("d" * 60) / ("e" * 60) / "pgdata"
+def test_a_data_folder_too_deep_for_a_unix_socket_still_works(scratch_dir: Path) -> None:
+    deep = scratch_dir / ("d" * 60) / ("e" * 60) / "pgdata"
     assert len(str(deep / ".s.PGSQL.5432")) > 108  # would overflow sockaddr_un.sun_path
     server = EmbeddedPostgres(deep)
     try:

@@ -182,7 +182,7 @@ class LangGraphChatAgent:
             "recursion_limit": self._limits.recursion_limit,
         }
 
-    async def stream(self, turn: AgentTurn) -> AsyncIterator[AgentEvent]:
+    async def stream(self, turn: AgentTurn) -> AsyncGenerator[AgentEvent, None]:
         """Run one turn, yielding port events (see :mod:`.graph`) until the reply is complete.
 
         Raises :class:`AgentTimeout` once the agent has spent ``turn_timeout`` seconds

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 import openai
 
 
@@ -43,7 +42,8 @@ def retry_reason(error: BaseException) -> str | None:
         return f"server error ({error.status_code})" if error.status_code >= 500 else None
     if isinstance(error, openai.APITimeoutError):
         return "request timed out"
-    if isinstance(error, openai.APIConnectionError | httpx.TransportError):
+    if isinstance(error, openai.APIConnectionError):
+        # langchain-openai also wraps transport errors raised mid-stream as this.
         return "connection failed"
     return None
 
