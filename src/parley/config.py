@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     llm_context_tokens: int = Field(8000, ge=256)
     llm_retry_attempts: int = Field(3, ge=1, le=10)
     llm_retry_backoff_seconds: float = Field(0.5, ge=0)
-    llm_timeout_seconds: float = Field(60.0, gt=0)
+    llm_timeout_seconds: float = Field(60.0, gt=0)  # a whole turn: every model call, tool and retry
+    llm_request_timeout_seconds: float = Field(30.0, gt=0)  # one HTTP request to the model
     llm_recursion_limit: int = Field(12, ge=2)
     offline_model_token_delay_ms: float = Field(0.0, ge=0)
 

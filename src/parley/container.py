@@ -51,7 +51,7 @@ def _model_config(settings: Settings) -> ModelConfig:
         base_url=settings.llm_base_url,
         temperature=settings.llm_temperature,
         max_tokens=settings.llm_max_tokens,
-        request_timeout=settings.llm_timeout_seconds,
+        request_timeout=settings.llm_request_timeout_seconds,
         offline_token_delay=settings.offline_model_token_delay_ms / 1000,
     )
 

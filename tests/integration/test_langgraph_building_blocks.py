@@ -11,6 +11,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
+from parley.adapters.outbound.langgraph.checkpoints import libpq_url
 from parley.adapters.outbound.langgraph.context import build_context, drop_unanswered_tool_calls
 from parley.adapters.outbound.langgraph.failures import RetryPolicy, retry_reason
 from parley.adapters.outbound.langgraph.offline_model import OFFLINE_PREFIX, OfflineChatModel, find_arithmetic
@@ -174,3 +175,16 @@ def test_the_offline_model_calls_no_tool_it_was_not_given() -> None:
 
     assert reply.tool_calls == []
     assert reply.text.startswith(OFFLINE_PREFIX)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u@h:5432/d", "postgresql://u@h:5432/d"),
+        ("postgresql+psycopg://u@h:5432/d", "postgresql://u@h:5432/d"),
+        ("postgres://u@h/d", "postgresql://u@h/d"),
+        ("host=h dbname=d", "host=h dbname=d"),
+    ],
+)
+def test_database_urls_are_accepted_in_sqlalchemy_form_too(given: str, expected: str) -> None:
+    assert libpq_url(given) == expected

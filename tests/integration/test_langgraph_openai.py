@@ -161,6 +161,18 @@ async def test_a_bad_request_fails_at_once_without_retrying(
     assert len(fake_openai.requests) == 1
 
 
+async def test_a_connection_dropped_before_any_text_is_retried(
+    agent: LangGraphChatAgent, fake_openai: FakeOpenAIServer
+) -> None:
+    fake_openai.script(FakeReply(break_after=1))  # only the empty role chunk gets out
+
+    events = await collect(agent, turn("hello"))
+
+    assert isinstance(events[0], ModelRetry)
+    assert events[0].reason == "connection failed"
+    assert text_of(events) == "Hello from the fake model."
+
+
 async def test_a_failure_after_text_was_streamed_is_not_retried(
     agent: LangGraphChatAgent, fake_openai: FakeOpenAIServer
 ) -> None:

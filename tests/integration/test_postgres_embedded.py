@@ -7,11 +7,10 @@ each pytest session (ours or a concurrent one) resets ``/tmp/pytest-of-root`` to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import shutil
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest

@@ -86,6 +86,14 @@ class SettlingMemorySaver(SettlingSaver, InMemorySaver):
     """``InMemorySaver`` (this process only) whose writes can be waited for per thread."""
 
 
+def libpq_url(url: str) -> str:
+    """``url`` as libpq wants it: SQLAlchemy-style ``postgresql+psycopg://`` is accepted too."""
+    scheme, separator, rest = url.partition("://")
+    if separator and (scheme == "postgres" or scheme.startswith("postgresql+")):
+        return f"postgresql://{rest}"
+    return url
+
+
 def postgres_pool(url: str, max_size: int) -> AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]:
     """An unopened pool with the settings ``AsyncPostgresSaver`` documents.
 
@@ -93,7 +101,7 @@ def postgres_pool(url: str, max_size: int) -> AsyncConnectionPool[psycopg.AsyncC
     statements (safe behind PgBouncer), dict rows (the saver reads columns by name).
     """
     return AsyncConnectionPool(
-        url,
+        libpq_url(url),
         min_size=1,
         max_size=max_size,
         open=False,

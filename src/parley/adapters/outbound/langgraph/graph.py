@@ -46,7 +46,8 @@ class ModelStep:
 
     A failed call is retried only when it is transient and produced no text yet;
     once text has reached the client a retry would duplicate it, so the turn fails
-    with :class:`AgentUnavailable` instead.
+    with :class:`AgentUnavailable` instead. ``ModelRetry.attempt`` is the number
+    (1-based) of the attempt that just failed; the retry follows after the backoff.
     """
 
     model: Runnable[LanguageModelInput, BaseMessage]

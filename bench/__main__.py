@@ -1,0 +1,43 @@
+"""``uv run just bench [scenario ...]``: Parley against a local fake model.
+
+Scenarios: turns, ttft, slow, abandon (default: all). Set PARLEY_BENCH_DATABASE_URL to use an
+existing PostgreSQL (a fresh database is advisable); otherwise the embedded one is used.
+Results are printed and written to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from bench import scenarios
+from bench.harness import running_servers
+
+SCENARIOS = {
+    "turns": scenarios.non_streamed_turns,
+    "ttft": scenarios.first_token_overhead,
+    "slow": scenarios.slow_streams,
+    "abandon": scenarios.abandoned_stream,
+}
+
+
+def main(argv: list[str]) -> None:
+    chosen = argv or list(SCENARIOS)
+    unknown = [name for name in chosen if name not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}")
+    results = {}
+    with running_servers(os.environ.get("PARLEY_BENCH_DATABASE_URL")) as servers:
+        for name in chosen:
+            results[name] = asyncio.run(SCENARIOS[name](servers))
+            print(f"{name}: {json.dumps(results[name])}", flush=True)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

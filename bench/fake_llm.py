@@ -1,0 +1,102 @@
+"""A minimal OpenAI-compatible chat-completions server for benchmarks (run as its own process).
+
+Behaviour is set at run time through ``POST /_config``: ``first_token_delay`` and
+``token_delay`` (seconds) and ``tokens`` (reply length). ``GET /_stats`` reports how
+many requests were served and, for streams the client abandoned, how long after the
+client left the fake noticed it (it stops generating at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+MODEL = "bench-model"
+CONFIG: dict[str, float] = {"first_token_delay": 0.0, "token_delay": 0.0, "tokens": 16}
+STATS: dict[str, Any] = {"requests": 0, "streams_completed": 0, "streams_abandoned": 0, "abandoned_at": []}
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
+    payload: dict[str, Any] = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": MODEL,
+        "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    if usage:
+        payload["usage"] = usage
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _usage(tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": 32, "completion_tokens": tokens, "total_tokens": 32 + tokens}
+
+
+async def completions(request: Request) -> Any:
+    body = await request.json()
+    STATS["requests"] += 1
+    tokens = int(CONFIG["tokens"])
+    if not body.get("stream"):
+        await asyncio.sleep(CONFIG["first_token_delay"] + CONFIG["token_delay"] * tokens)
+        message = {"role": "assistant", "content": "tok " * tokens}
+        return JSONResponse(
+            {
+                "id": "chatcmpl-bench",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": MODEL,
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": _usage(tokens),
+            }
+        )
+    return StreamingResponse(_stream(request, tokens), media_type="text/event-stream")
+
+
+async def _stream(request: Request, tokens: int) -> Any:
+    try:
+        yield _chunk({"role": "assistant", "content": ""})
+        await asyncio.sleep(CONFIG["first_token_delay"])
+        for _ in range(tokens):
+            yield _chunk({"content": "tok "})
+            if CONFIG["token_delay"]:
+                await asyncio.sleep(CONFIG["token_delay"])
+        yield _chunk({}, finish="stop")
+        yield _chunk({}, usage=_usage(tokens))
+        yield b"data: [DONE]\n\n"
+        STATS["streams_completed"] += 1
+    except (asyncio.CancelledError, GeneratorExit):
+        STATS["streams_abandoned"] += 1
+        STATS["abandoned_at"].append(time.time())
+        raise
+
+
+async def configure(request: Request) -> JSONResponse:
+    CONFIG.update({k: float(v) for k, v in (await request.json()).items()})
+    STATS.update({"requests": 0, "streams_completed": 0, "streams_abandoned": 0, "abandoned_at": []})
+    return JSONResponse(CONFIG)
+
+
+async def stats(_: Request) -> JSONResponse:
+    return JSONResponse(STATS)
+
+
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+        Route("/_config", configure, methods=["POST"]),
+        Route("/_stats", stats, methods=["GET"]),
+    ]
+)
+
+if __name__ == "__main__":
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", backlog=4096)

@@ -1,0 +1,191 @@
+"""The benchmark scenarios of the chat issue, each returning a dict of figures."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import httpx
+
+from bench.harness import Servers, create_sessions, sign_up
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+async def non_streamed_turns(
+    servers: Servers, *, concurrency: int = 16, seconds: float = 10.0, turns_per_session: int = 10
+) -> dict[str, Any]:
+    """Whole turns per second at ``concurrency`` against a zero-delay fake model.
+
+    Each worker moves to a new session every ``turns_per_session`` turns, so the context sent
+    to the model stays the size of a typical chat instead of growing for the whole run.
+    """
+    servers.configure_fake(first_token_delay=0, token_delay=0, tokens=16)
+    headers = sign_up(servers.parley_url)
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(base_url=servers.parley_url, timeout=60) as client:
+        sessions = await create_sessions(client, headers, concurrency)
+        deadline = time.perf_counter() + seconds
+
+        async def worker(session_id: str) -> None:
+            nonlocal errors
+            turns = 0
+            while time.perf_counter() < deadline:
+                if turns and turns % turns_per_session == 0:
+                    (session_id,) = await create_sessions(client, headers, 1)
+                turns += 1
+                started = time.perf_counter()
+                response = await client.post(
+                    f"/api/v1/chat/sessions/{session_id}/messages", headers=headers, json={"content": "hello"}
+                )
+                if response.status_code != 200:
+                    errors += 1
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(s) for s in sessions))
+        elapsed = time.perf_counter() - started
+    return {
+        "concurrency": concurrency,
+        "turns_per_session": turns_per_session,
+        "turns_per_second": round(len(latencies) / elapsed, 1),
+        "turns": len(latencies),
+        "errors": errors,
+        "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
+        "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+    }
+
+
+async def _first_token_seconds(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> float:
+    """Seconds to the first token; the stream is read to its end (leaving early would abandon the turn)."""
+    started = time.perf_counter()
+    first: float | None = None
+    async with client.stream(method, url, **kwargs) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            is_token = line.startswith("event: token") or (
+                line.startswith("data: ") and '"content": "tok' in line
+            )
+            if first is None and is_token:
+                first = time.perf_counter() - started
+    if first is None:
+        raise RuntimeError("stream ended without a token")
+    return first
+
+
+async def first_token_overhead(servers: Servers, *, samples: int = 200) -> dict[str, Any]:
+    """Time to first token through Parley minus the fake model's own, sequential streams."""
+    servers.configure_fake(first_token_delay=0, token_delay=0, tokens=16)
+    headers = sign_up(servers.parley_url)
+    direct: list[float] = []
+    through: list[float] = []
+    body = {"model": "bench-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(base_url=servers.parley_url, timeout=60) as client:
+        (session_id,) = await create_sessions(client, headers, 1)
+        for _ in range(samples):
+            direct.append(
+                await _first_token_seconds(
+                    client, "POST", f"{servers.fake_url}/v1/chat/completions", json=body
+                )
+            )
+            through.append(
+                await _first_token_seconds(
+                    client,
+                    "POST",
+                    f"/api/v1/chat/sessions/{session_id}/messages/stream",
+                    headers=headers,
+                    json={"content": "hi"},
+                )
+            )
+    overhead = [t - d for t, d in zip(through, direct, strict=True)]
+    return {
+        "fake_ttft_p50_ms": round(statistics.median(direct) * 1000, 2),
+        "parley_ttft_p50_ms": round(statistics.median(through) * 1000, 2),
+        "overhead_p50_ms": round(statistics.median(overhead) * 1000, 2),
+        "overhead_p90_ms": round(_percentile(overhead, 0.9) * 1000, 2),
+    }
+
+
+async def slow_streams(servers: Servers, *, streams: int = 1000) -> dict[str, Any]:
+    """``streams`` concurrent streams: 2 s to first token, 20 ms per token, 64 tokens."""
+    servers.configure_fake(first_token_delay=2.0, token_delay=0.02, tokens=64)
+    headers = sign_up(servers.parley_url)
+    limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=streams + 10)
+    peak_rss = servers.rss_mb()
+    async with httpx.AsyncClient(base_url=servers.parley_url, timeout=120, limits=limits) as client:
+        sessions = await create_sessions(client, headers, streams)
+        ttfts: list[float] = []
+        completed = 0
+        stop_sampling = asyncio.Event()
+
+        async def sample_rss() -> None:
+            nonlocal peak_rss
+            while not stop_sampling.is_set():
+                peak_rss = max(peak_rss, servers.rss_mb())
+                await asyncio.sleep(0.2)
+
+        async def one(session_id: str, started: float) -> None:
+            nonlocal completed
+            url = f"/api/v1/chat/sessions/{session_id}/messages/stream"
+            async with client.stream("POST", url, headers=headers, json={"content": "go"}) as response:
+                first = True
+                async for line in response.aiter_lines():
+                    if first and line.startswith("event: token"):
+                        ttfts.append(time.perf_counter() - started)
+                        first = False
+                    if line.startswith("event: done"):
+                        completed += 1
+
+        sampler = asyncio.create_task(sample_rss())
+        started = time.perf_counter()
+        results = await asyncio.gather(*(one(s, started) for s in sessions), return_exceptions=True)
+        elapsed = time.perf_counter() - started
+        stop_sampling.set()
+        await sampler
+    failures = [r for r in results if isinstance(r, BaseException)]
+    return {
+        "streams": streams,
+        "completed": completed,
+        "failures": len(failures),
+        "first_failure": repr(failures[0]) if failures else None,
+        "all_done_seconds": round(elapsed, 2),
+        "ttft_p50_s": round(_percentile(ttfts, 0.5), 3),
+        "ttft_p99_s": round(_percentile(ttfts, 0.99), 3),
+        "server_peak_rss_mb": round(peak_rss, 1),
+    }
+
+
+async def abandoned_stream(servers: Servers, *, trials: int = 5) -> dict[str, Any]:
+    """A client leaves after the first token: how soon does the fake model see the upstream close?"""
+    servers.configure_fake(first_token_delay=0.0, token_delay=0.05, tokens=400)
+    headers = sign_up(servers.parley_url)
+    delays: list[float] = []
+    async with httpx.AsyncClient(base_url=servers.parley_url, timeout=60) as client:
+        sessions = await create_sessions(client, headers, trials)
+        for session_id in sessions:
+            before = len(servers.fake_stats()["abandoned_at"])  # type: ignore[arg-type]
+            url = f"/api/v1/chat/sessions/{session_id}/messages/stream"
+            async with client.stream("POST", url, headers=headers, json={"content": "go"}) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("event: token"):
+                        break
+            left_at = time.time()
+            for _ in range(50):
+                abandoned: list[float] = servers.fake_stats()["abandoned_at"]  # type: ignore[assignment]
+                if len(abandoned) > before:
+                    delays.append(abandoned[-1] - left_at)
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                delays.append(float("inf"))
+    return {
+        "trials": trials,
+        "upstream_stopped_within_s_max": round(max(delays), 3),
+        "upstream_stopped_within_s_p50": round(statistics.median(delays), 3),
+    }
