@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 MODEL = "bench-model"
@@ -59,25 +59,48 @@ async def completions(request: Request) -> Any:
                 "usage": _usage(tokens),
             }
         )
-    return StreamingResponse(_stream(request, tokens), media_type="text/event-stream")
+    return _SseStream(tokens)
 
 
-async def _stream(request: Request, tokens: int) -> Any:
-    try:
-        yield _chunk({"role": "assistant", "content": ""})
-        await asyncio.sleep(CONFIG["first_token_delay"])
-        for _ in range(tokens):
-            yield _chunk({"content": "tok "})
-            if CONFIG["token_delay"]:
-                await asyncio.sleep(CONFIG["token_delay"])
-        yield _chunk({}, finish="stop")
-        yield _chunk({}, usage=_usage(tokens))
-        yield b"data: [DONE]\n\n"
-        STATS["streams_completed"] += 1
-    except (asyncio.CancelledError, GeneratorExit):
+class _SseStream:
+    """A raw ASGI streamed answer that watches for the client leaving while it generates."""
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        generation = asyncio.ensure_future(self._generate(send))
+        left = asyncio.ensure_future(_wait_for_disconnect(receive))
+        done, _ = await asyncio.wait({generation, left}, return_when=asyncio.FIRST_COMPLETED)
+        if generation in done:
+            left.cancel()
+            STATS["streams_completed"] += 1
+            return
+        generation.cancel()
         STATS["streams_abandoned"] += 1
         STATS["abandoned_at"].append(time.time())
-        raise
+
+    async def _generate(self, send: Any) -> None:
+        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+        async def emit(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        await emit(_chunk({"role": "assistant", "content": ""}))
+        await asyncio.sleep(CONFIG["first_token_delay"])
+        for _ in range(self.tokens):
+            await emit(_chunk({"content": "tok "}))
+            if CONFIG["token_delay"]:
+                await asyncio.sleep(CONFIG["token_delay"])
+        await emit(_chunk({}, finish="stop"))
+        await emit(_chunk({}, usage=_usage(self.tokens)))
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+async def _wait_for_disconnect(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def configure(request: Request) -> JSONResponse:

@@ -28,17 +28,22 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: HOST or 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: PORT or 8000)")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes; for metrics set PROMETHEUS_MULTIPROC_DIR (README)")
+    ] = 1,
 ) -> None:
     """Serve the API. With no database URL in development, an embedded PostgreSQL is started."""
     settings = _settings()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
     uvicorn.run(
-        "parley.main:create_app",
+        "parley.main:create_served_app",  # sets up logging in each worker process too
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
         reload=reload,
+        workers=workers,
         log_config=None,
+        access_log=False,  # the app writes its own access line, with the request id
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 from loguru import logger
+from prometheus_client import CollectorRegistry
 
 from parley.adapters.outbound.bcrypt import PasslibBcryptHasher
 from parley.adapters.outbound.jwt import PyJwtTokenIssuer
@@ -25,6 +26,7 @@ from parley.adapters.outbound.postgres.engine import create_engine, create_sessi
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
 from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
+from parley.adapters.outbound.prometheus import PrometheusTracer
 from parley.adapters.outbound.system import SystemClock, Uuid4Generator
 from parley.application.accounts import Authenticate, LogIn, LogOut, RefreshTokens, RegisterUser
 from parley.application.chat.conversations import (
@@ -36,6 +38,7 @@ from parley.application.chat.conversations import (
 )
 from parley.application.chat.history import ClearMessages, ListMessages
 from parley.application.chat.turns import TakeTurn, TurnPolicy, TurnServices
+from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
 from parley.config import ConfigurationError, Settings
 
@@ -123,6 +126,11 @@ class Container(containers.DeclarativeContainer):
         limits=providers.Callable(_agent_limits, settings),
     )
     tracer = providers.Singleton(_tracer, settings)
+    # One registry per app (not the process-wide one), so test apps never share metrics;
+    # /metrics renders it. Turns report to the metrics and to Langfuse (or the no-op).
+    metrics_registry = providers.Singleton(CollectorRegistry)
+    prometheus_tracer = providers.Singleton(PrometheusTracer, registry=metrics_registry)
+    turn_tracer = providers.Singleton(CompositeTracer, providers.List(prometheus_tracer, tracer))
 
     register_user = providers.Factory(RegisterUser, uow_factory, hasher, clock, ids)
     log_in = providers.Factory(LogIn, uow_factory, hasher, token_issuer, clock, ids)
@@ -143,7 +151,7 @@ class Container(containers.DeclarativeContainer):
     list_messages = providers.Factory(ListMessages, uow_factory)
     clear_messages = providers.Factory(ClearMessages, uow_factory, agent, clock)
     turn_services = providers.Singleton(
-        TurnServices, uow_factory, agent, tracer, clock, ids, providers.Callable(_turn_policy, settings)
+        TurnServices, uow_factory, agent, turn_tracer, clock, ids, providers.Callable(_turn_policy, settings)
     )
     take_turn = providers.Factory(TakeTurn, turn_services)
 
@@ -183,7 +191,7 @@ async def running_resources(container: Container) -> AsyncIterator[None]:
         if migrate:
             await asyncio.to_thread(upgrade_to_head, url)
         stack.push_async_callback(_dispose_engine, container)
-        for resource in (container.hasher(), container.tracer(), container.agent()):
+        for resource in (container.hasher(), container.turn_tracer(), container.agent()):
             await _start_and_register(stack, resource)
         yield
 

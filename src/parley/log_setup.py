@@ -9,10 +9,13 @@
 from __future__ import annotations
 
 import contextvars
+import inspect
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from asgi_correlation_id import correlation_id
 from loguru import logger
@@ -26,24 +29,49 @@ _HUMAN_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> <level>{level: <8}</level> "
     "<cyan>{extra[request_id]}</cyan> <level>{message}</level> {extra[fields]}"
 )
-_NOISY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "httpx", "httpcore")
+# Loggers with handlers of their own (uvicorn installs some): make them go through loguru.
+_ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "httpx", "httpcore")
+# Below WARNING these log SQL parameters (password hashes), request bodies (messages,
+# tokens) or every HTTP request to the model, whatever LOG_LEVEL says.
+_CAPPED_LOGGERS = (
+    "sqlalchemy.engine",
+    "sqlalchemy.pool",
+    "httpx",
+    "httpcore",
+    "openai",
+    "langfuse",
+    "urllib3",
+)
 
 
 class InterceptHandler(logging.Handler):
-    """Forward stdlib records to loguru, keeping the original caller's location."""
+    """Forward stdlib records to loguru under their stdlib logger name, keeping the
+    original caller's location (loguru's own recipe)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        frame, depth = logging.currentframe(), 2
-        while frame is not None and frame.f_code.co_filename == logging.__file__:
-            frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
-        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+        frame, depth = inspect.currentframe(), 0
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            in_logging = filename == logging.__file__ or (
+                "importlib" in filename and "_bootstrap" in filename
+            )
+            if depth > 0 and not in_logging:
+                break
+            frame, depth = frame.f_back, depth + 1
+        name = record.name
+
+        def rename(loguru_record: Record) -> None:
+            loguru_record["name"] = name
+
+        logger.patch(rename).opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 
 
 def _add_context(record: Record) -> None:
+    """Patcher: tag every record with the request id and user id of the running request."""
     extra = record["extra"]
     extra.setdefault("request_id", correlation_id.get() or "-")
     user_id = current_user_id.get()
@@ -53,35 +81,56 @@ def _add_context(record: Record) -> None:
     extra["fields"] = " ".join(f"{k}={v}" for k, v in shown.items()) if shown else ""
 
 
-def _json_sink(message: Message) -> None:
-    record = message.record
+def json_line(record: Record) -> str:
+    """One record as a JSON object: time, level, message, logger, its context and fields,
+    and the traceback (without local variables) when an exception is attached."""
     payload: dict[str, Any] = {
         "time": record["time"].isoformat(),
         "level": record["level"].name,
         "message": record["message"],
         "logger": record["name"],
     }
-    payload.update({k: v for k, v in record["extra"].items() if k != "fields"})
-    if record["exception"] is not None:
-        payload["exception"] = "".join(message.split("\n", 1)[1:]).strip() or repr(record["exception"].value)
-    sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    sys.stdout.flush()
+    for key, value in record["extra"].items():
+        if key != "fields" and key not in payload:
+            payload[key] = value
+    exception = record["exception"]
+    if exception is not None and exception.type is not None:
+        payload["exception_type"] = exception.type.__name__
+        payload["exception"] = "".join(
+            traceback.format_exception(exception.type, exception.value, exception.traceback)
+        ).rstrip()
+    return json.dumps(payload, default=str, ensure_ascii=False)
 
 
-def configure_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
-    """Install the loguru sinks and route the standard library into them (idempotent)."""
+def _json_sink(stream: TextIO) -> Callable[[Message], None]:
+    def write(message: Message) -> None:
+        stream.write(json_line(message.record) + "\n")
+        stream.flush()
+
+    return write
+
+
+def configure_logging(*, level: str = "INFO", json_lines: bool = False, stream: TextIO | None = None) -> None:
+    """Install the loguru sink and route the standard library into it (idempotent).
+
+    ``stream`` defaults to stdout for JSON lines (what log shippers read) and stderr
+    for human-readable lines. Tracebacks never show local variables (``diagnose=False``):
+    they could hold passwords or tokens.
+    """
     logger.remove()
     logger.configure(patcher=_add_context)
+    threshold = logger.level(level.upper()).no
     if json_lines:
-        logger.add(
-            _json_sink, level=level.upper(), format="{message}\n{exception}", backtrace=False, diagnose=False
-        )
+        logger.add(_json_sink(stream or sys.stdout), level=threshold, backtrace=False, diagnose=False)
     else:
-        logger.add(sys.stderr, level=level.upper(), format=_HUMAN_FORMAT, backtrace=False, diagnose=False)
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
-    for name in _NOISY_LOGGERS:
+        logger.add(
+            stream or sys.stderr, level=threshold, format=_HUMAN_FORMAT, backtrace=False, diagnose=False
+        )
+    # Only what would pass the sink crosses over from the standard library.
+    logging.basicConfig(handlers=[InterceptHandler()], level=threshold, force=True)
+    for name in _ROUTED_LOGGERS:
         std_logger = logging.getLogger(name)
         std_logger.handlers = [InterceptHandler()]
         std_logger.propagate = False
-    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in _CAPPED_LOGGERS:
+        logging.getLogger(name).setLevel(max(threshold, logging.WARNING))

@@ -8,17 +8,27 @@ from contextlib import asynccontextmanager
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.pool import QueuePool
 
 from parley import __version__
 from parley.adapters.inbound.http import routes_auth, routes_chat, routes_health, routes_users
 from parley.adapters.inbound.http.errors import install_error_handlers
+from parley.adapters.inbound.http.metrics import MetricsMiddleware
+from parley.adapters.inbound.http.metrics_endpoint import (
+    PoolReader,
+    PoolUsage,
+    install_metrics,
+    release_process_gauges,
+)
 from parley.adapters.inbound.http.middleware import (
     BodyLimitMiddleware,
     UnhandledErrorMiddleware,
     is_sane_request_id,
 )
+from parley.adapters.inbound.http.rate_limits import RateLimitConfig, install_rate_limits
 from parley.config import Settings, load_settings
 from parley.container import Container, running_resources
+from parley.log_setup import configure_logging
 
 API_DESCRIPTION = """
 Parley is a chat-agent backend: register, log in, open chat sessions and talk to a
@@ -32,6 +42,7 @@ Use **Authorize** with your e-mail as *username* to try the authenticated routes
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with running_resources(app.state.container):
         yield
+    release_process_gauges()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,10 +57,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.container = container
     install_error_handlers(app)
+    install_metrics(
+        app, registry=container.metrics_registry(), read_pool=_pool_reader(container), version=__version__
+    )
     for router in (routes_health.router, routes_auth.router, routes_users.router, routes_chat.router):
         app.include_router(router)
+    install_rate_limits(
+        app,
+        RateLimitConfig(
+            enabled=settings.rate_limit_enabled,
+            default=settings.rate_limit_default,
+            chat=settings.rate_limit_chat,
+            chat_stream=settings.rate_limit_chat_stream,
+            register=settings.rate_limit_register,
+            login=settings.rate_limit_login,
+            storage_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+            trusted_proxies=settings.trusted_proxies,
+        ),
+        registry=container.metrics_registry(),
+    )
     _add_middleware(app, settings)
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The factory ``parley serve`` hands to uvicorn. It sets up logging too: worker and
+    reload processes start fresh and never ran the command's own set-up."""
+    settings = load_settings()
+    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    return create_app(settings)
+
+
+def _pool_reader(container: Container) -> PoolReader:
+    """Reads the engine's pool when ``/metrics`` is scraped (the engine exists once started)."""
+
+    def read() -> PoolUsage | None:
+        pool = container.engine().pool
+        if not isinstance(pool, QueuePool):
+            return None
+        # overflow() counts up from -size while the pool fills: report only the excess.
+        return PoolUsage(
+            size=pool.size(),
+            checked_out=pool.checkedout(),
+            idle=pool.checkedin(),
+            overflow=max(0, pool.overflow()),
+        )
+
+    return read
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
@@ -65,6 +119,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    # Inside the request id (its lines carry it), outside the rest (413s and 500s count).
+    app.add_middleware(MetricsMiddleware, metrics=app.state.http_metrics)
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name="X-Request-ID",

@@ -16,6 +16,7 @@ import pytest
 from tests.e2e.conftest import AppFactory, signed_up
 from tests.e2e.test_auth_api import new_email
 from tests.e2e.test_chat_api import CHAT, new_session
+from tests.fakes.openai_server import FakeOpenAIServer, FakeReply
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +93,22 @@ async def _messages(
 ) -> list[dict[str, Any]]:
     response = await client.get(f"{CHAT}/{session_id}/messages", headers=headers)
     return response.json()["items"]  # type: ignore[no-any-return]
+
+
+async def test_leaving_mid_stream_closes_the_upstream_model_request(start_app: AppFactory) -> None:
+    """Through every layer (SSE, turn, LangGraph, ChatOpenAI over HTTP): the model server
+    sees its request closed soon after the client leaves, not when the reply would end."""
+    with FakeOpenAIServer(FakeReply(text="word " * 400, token_delay=0.05)) as model:
+        app, client = await start_app(llm_api_key="test-key", llm_base_url=model.base_url, llm_model="fake")
+        headers = await signed_up(client, new_email())
+        session_id = (await new_session(client, headers))["id"]
+
+        await _stream_then_leave(app, f"{CHAT}/{session_id}/messages/stream", headers, "go")
+
+        assert await model.wait_for_disconnect(timeout=1.0)  # the whole reply would take 20 s
+        assert not model.requests[-1].completed
+        items = await _messages(client, headers, session_id)
+        assert [(m["role"], m["status"]) for m in items] == [
+            ("user", "complete"),
+            ("assistant", "incomplete"),
+        ]

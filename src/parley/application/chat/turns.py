@@ -160,19 +160,27 @@ class Turn:
             user_id=self._principal.user_id,
             content=self.user_message.content,
         )
-        stream = uc.agent.stream(turn)
+        # The agent runs in a task of its own, fed through a queue. Cancelling *that* task
+        # is a plain, one-shot asyncio cancellation, so the agent's clean-up (closing the
+        # graph run and its upstream HTTP request) always completes, even when this
+        # generator sits under a framework that re-cancels every await (anyio does).
+        queue: asyncio.Queue[AgentEvent | BaseException | None] = asyncio.Queue()
+        pump = asyncio.ensure_future(_pump(uc.agent.stream(turn), queue))
         try:
-            async for event in self._observed(stream):
+            async for event in self._observed(_drain(queue)):
                 yield event
         except AgentError as error:
             self._trace.error(kind=type(error).__name__, model=error.model)
             yield ReplyFailed(await self._finish(MessageStatus.FAILED), error)
             return
+        except Exception as error:  # a bug below: keep what we have, marked failed
+            self._trace.error(kind=type(error).__name__, model=None)
+            await self._finish(MessageStatus.FAILED)
+            raise
         except BaseException:
-            # Closed or cancelled: stop the agent (and its upstream request), then save what
-            # we have. A task of its own, so a framework that keeps re-cancelling this one
-            # (anyio does) cannot interrupt the clean-up; aclose() waits for it.
-            closing = self._closing = asyncio.ensure_future(self._abandon(stream))
+            # Closed or cancelled: stop the agent, then save what we have, in a task that a
+            # re-cancelling framework cannot interrupt; aclose() waits for it.
+            closing = self._closing = asyncio.ensure_future(self._abandon(pump))
             await asyncio.shield(closing)
             raise
         message = await self._finish(MessageStatus.COMPLETE)
@@ -186,8 +194,9 @@ class Turn:
         if self._closing is not None:
             await asyncio.shield(self._closing)
 
-    async def _abandon(self, stream: AsyncGenerator[AgentEvent, None]) -> None:
-        await stream.aclose()
+    async def _abandon(self, pump: asyncio.Future[None]) -> None:
+        pump.cancel()
+        await asyncio.wait({pump})  # the agent has closed its upstream request
         if not self._finished:
             await self._finish(MessageStatus.INCOMPLETE)
 
@@ -250,6 +259,26 @@ class Turn:
             if self._trace is not None:
                 self._trace.end(status=status.value, output=reply.content, ended_at=now)
         return reply
+
+
+async def _pump(
+    stream: AsyncGenerator[AgentEvent, None], queue: asyncio.Queue[AgentEvent | BaseException | None]
+) -> None:
+    """Move the agent's events to ``queue``, then None (the end) or the error it raised."""
+    try:
+        async for event in stream:
+            queue.put_nowait(event)
+    except Exception as error:
+        queue.put_nowait(error)
+    else:
+        queue.put_nowait(None)
+
+
+async def _drain(queue: asyncio.Queue[AgentEvent | BaseException | None]) -> AsyncGenerator[AgentEvent, None]:
+    while (item := await queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from parley.adapters.inbound.http.audit import auth_attempt
 from parley.application.accounts import Authenticate
 from parley.application.principal import Principal
 from parley.domain.errors import NotAuthenticated
@@ -34,10 +35,16 @@ async def current_principal(
     token: Annotated[str | None, Depends(_bearer)],
     authenticate: Annotated[Authenticate, from_container("authenticate")],
 ) -> Principal:
-    """The caller behind ``Authorization: Bearer <access token>`` (401 otherwise)."""
-    if not token:
-        raise NotAuthenticated()
-    principal = await authenticate.execute(token)
+    """The caller behind ``Authorization: Bearer <access token>`` (401 otherwise).
+
+    Failures are audited (``bearer``); successes only counted, as every request has one.
+    Once known, the user id tags every later log line of the request.
+    """
+    async with auth_attempt(request, "bearer", log_success=False) as attempt:
+        if not token:
+            raise NotAuthenticated()
+        principal = await authenticate.execute(token)
+        attempt.identify(principal.user_id)
     request.state.user_id = str(principal.user_id)
     return principal
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from parley.adapters.inbound.http.rate_limits import RateLimited
 from parley.domain.errors import (
     ConversationNotFound,
     CurrentPasswordIncorrect,
@@ -53,6 +54,7 @@ ERROR_TABLE: Mapping[type[Exception], ErrorAnswer] = {
     ConversationNotFound: ErrorAnswer(404),
     NotFound: ErrorAnswer(404),
     ReplyInProgress: ErrorAnswer(409),
+    RateLimited: ErrorAnswer(429),  # detail "Rate limit exceeded: ..." and Retry-After from the error
     StorageUnavailable: ErrorAnswer(503, SERVICE_UNAVAILABLE),
     AgentUnavailable: ErrorAnswer(502, MODEL_UNAVAILABLE),
     AgentTimeout: ErrorAnswer(504, MODEL_UNAVAILABLE),
@@ -76,7 +78,8 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any], Mapping[str, st
     if answer is None:
         return 500, {"detail": INTERNAL_ERROR}, {}
     detail = answer.detail or getattr(exc, "detail", None) or INTERNAL_ERROR
-    return answer.status, {"detail": detail}, answer.headers
+    # An error may carry headers of its own (a rate limit's Retry-After).
+    return answer.status, {"detail": detail}, {**answer.headers, **getattr(exc, "headers", {})}
 
 
 def validation_body(problems: Iterable[FieldProblem]) -> dict[str, Any]:

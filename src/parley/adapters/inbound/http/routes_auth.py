@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from parley.adapters.inbound.http.audit import auth_attempt
 from parley.adapters.inbound.http.dependencies import CurrentPrincipal, from_container
+from parley.adapters.inbound.http.rate_limits import RATE_LIMITED, RouteLimit, rate_limit
 from parley.adapters.inbound.http.responses import bad_request, errors, unauthorized
 from parley.adapters.inbound.http.schemas import (
     LoginForm,
@@ -20,9 +23,10 @@ from parley.adapters.inbound.http.schemas import (
     UserOut,
 )
 from parley.application.accounts import LogIn, LogInInput, LogOut, RefreshTokens, RegisterInput, RegisterUser
-from parley.domain.auth import TokenPair
+from parley.domain.auth import TokenPair, TokenType
+from parley.ports.security import InvalidToken, TokenIssuer
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], dependencies=[RATE_LIMITED])
 
 _LOGIN_BODY: dict[str, Any] = {
     "requestBody": {
@@ -49,11 +53,17 @@ def token_pair_out(pair: TokenPair) -> TokenPairOut:
     status_code=status.HTTP_201_CREATED,
     responses=errors(bad_request("Email already registered"), authenticated=False),
 )
+@rate_limit(RouteLimit.REGISTER)
 async def register(
-    body: RegisterRequest, use_case: Annotated[RegisterUser, from_container("register_user")]
+    request: Request,
+    body: RegisterRequest,
+    use_case: Annotated[RegisterUser, from_container("register_user")],
 ) -> UserOut:
     """Create an account. Each broken password rule is its own entry in `errors`."""
-    user = await use_case.execute(RegisterInput(email=body.email, password=body.password))
+    async with auth_attempt(request, "register") as attempt:
+        attempt.note_email(body.email)
+        user = await use_case.execute(RegisterInput(email=body.email, password=body.password))
+        attempt.identify(user.id)
     return UserOut.of(user)
 
 
@@ -62,31 +72,54 @@ async def register(
     responses=errors(unauthorized("Invalid credentials"), authenticated=False),
     openapi_extra=_LOGIN_BODY,
 )
+@rate_limit(RouteLimit.LOGIN)
 async def login(request: Request, use_case: Annotated[LogIn, from_container("log_in")]) -> TokenPairOut:
     """Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`)."""
-    credentials = await _read_credentials(request)
-    user, pair = await use_case.execute(credentials)
+    async with auth_attempt(request, "login") as attempt:
+        credentials = await _read_credentials(request)
+        attempt.note_email(credentials.email)
+        user, pair = await use_case.execute(credentials)
+        attempt.identify(user.id)
     request.state.user_id = str(user.id)
     return token_pair_out(pair)
 
 
 @router.post("/refresh", responses=errors(authenticated=False))
 async def refresh(
-    body: RefreshRequest, use_case: Annotated[RefreshTokens, from_container("refresh_tokens")]
+    request: Request,
+    body: RefreshRequest,
+    use_case: Annotated[RefreshTokens, from_container("refresh_tokens")],
+    issuer: Annotated[TokenIssuer, from_container("token_issuer")],
 ) -> TokenPairOut:
     """Exchange a refresh token (once) for a new pair; a reused one revokes the whole login."""
-    return token_pair_out(await use_case.execute(body.refresh_token))
+    async with auth_attempt(request, "refresh") as attempt:
+        # The owner of a validly signed token, even one being reused: worth auditing.
+        owner = _refresh_token_owner(issuer, body.refresh_token)
+        if owner is not None:
+            attempt.identify(owner)
+        pair = await use_case.execute(body.refresh_token)
+    return token_pair_out(pair)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=errors())
 async def logout(
+    request: Request,
     principal: CurrentPrincipal,
     use_case: Annotated[LogOut, from_container("log_out")],
     body: LogoutRequest | None = None,
 ) -> Response:
     """End this login: its access and refresh tokens stop working."""
-    await use_case.execute(principal, body.refresh_token if body else None)
+    async with auth_attempt(request, "logout") as attempt:
+        attempt.identify(principal.user_id)
+        await use_case.execute(principal, body.refresh_token if body else None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _refresh_token_owner(issuer: TokenIssuer, token: str) -> UUID | None:
+    try:
+        return issuer.verify(token, expected_type=TokenType.REFRESH).user_id
+    except InvalidToken:
+        return None
 
 
 async def _read_credentials(request: Request) -> LogInInput:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from sse_starlette import EventSourceResponse
 
 from parley.adapters.inbound.http.dependencies import CurrentPrincipal, from_container
+from parley.adapters.inbound.http.rate_limits import RATE_LIMITED, RouteLimit, rate_limit
 from parley.adapters.inbound.http.responses import Responses, errors, not_found
 from parley.adapters.inbound.http.schemas import (
     CreateSessionRequest,
@@ -31,7 +32,7 @@ from parley.application.chat.conversations import (
 from parley.application.chat.history import ClearMessages, ListMessages
 from parley.application.chat.turns import TakeTurn, complete_turn
 
-router = APIRouter(prefix="/api/v1/chat", tags=["chat"])
+router = APIRouter(prefix="/api/v1/chat", tags=["chat"], dependencies=[RATE_LIMITED])
 
 SessionId = Annotated[UUID, "session id"]
 _NOT_FOUND = not_found("Session not found")
@@ -126,7 +127,9 @@ async def clear_messages(
 
 
 @router.post("/sessions/{session_id}/messages", responses=errors(_NOT_FOUND, _BUSY, _MODEL))
+@rate_limit(RouteLimit.CHAT)
 async def send_message(
+    request: Request,
     session_id: SessionId,
     body: SendMessageRequest,
     principal: CurrentPrincipal,
@@ -145,7 +148,9 @@ async def send_message(
     response_class=EventSourceResponse,
     responses=errors(_NOT_FOUND, _BUSY, _STREAM),
 )
+@rate_limit(RouteLimit.CHAT_STREAM)
 async def stream_message(
+    request: Request,
     session_id: SessionId,
     body: SendMessageRequest,
     principal: CurrentPrincipal,

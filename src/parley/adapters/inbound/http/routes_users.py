@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response, status
 
 from parley.adapters.inbound.http.dependencies import CurrentPrincipal, from_container
+from parley.adapters.inbound.http.rate_limits import RATE_LIMITED
 from parley.adapters.inbound.http.responses import bad_request, errors
 from parley.adapters.inbound.http.schemas import ChangeEmailRequest, ChangePasswordRequest, UserOut
 from parley.application.users import (
@@ -18,7 +19,7 @@ from parley.application.users import (
     GetProfile,
 )
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], dependencies=[RATE_LIMITED])
 
 
 @router.get("/me", responses=errors())

@@ -1,0 +1,81 @@
+"""Who a request counts against for rate limiting: a user, or a client address.
+
+Contract:
+- a genuine, unexpired access token (signature checked, no database) -> ``user:<user id>``,
+  whatever address it comes from; a revoked-but-signed token still names its user;
+- anything else (no token, a refresh token, a forged or expired one) -> ``address:<ip>``;
+- the address is the direct peer's, unless the peer is a trusted proxy: then
+  ``X-Forwarded-For`` is read from the right, skipping trusted proxies, and the first
+  address that is not one is the client (the left part of the header is the client's own
+  claim and is never believed past an untrusted hop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
+
+from starlette.requests import Request
+
+from parley.domain.auth import TokenType
+from parley.ports.security import InvalidToken, TokenIssuer
+
+_Address = IPv4Address | IPv6Address
+UNKNOWN_ADDRESS = "unknown"
+
+
+class ClientIdentity:
+    """Computes rate-limit keys; ``trusted_proxies`` are IPs or CIDRs (invalid ones refuse to start)."""
+
+    def __init__(self, trusted_proxies: Sequence[str] = ()) -> None:
+        self._proxies: tuple[IPv4Network | IPv6Network, ...] = tuple(
+            ip_network(proxy.strip(), strict=False) for proxy in trusted_proxies
+        )
+
+    def key(self, request: Request) -> str:
+        user_id = _user_id(request)
+        return f"user:{user_id}" if user_id else f"address:{self.address(request)}"
+
+    def address(self, request: Request) -> str:
+        peer = _parse(request.client.host) if request.client else None
+        if peer is None:
+            return UNKNOWN_ADDRESS
+        client = peer
+        if self._is_trusted(peer):
+            for hop in reversed(_forwarded_hops(request)):
+                address = _parse(hop)
+                if address is None:
+                    break  # a malformed hop: keep the last address a trusted proxy vouched for
+                client = address
+                if not self._is_trusted(address):
+                    break
+        return str(client)
+
+    def _is_trusted(self, address: _Address) -> bool:
+        return any(address in network for network in self._proxies)
+
+
+def _forwarded_hops(request: Request) -> list[str]:
+    # Several X-Forwarded-For headers are one list, in order (RFC 9110 field combination).
+    joined = ",".join(request.headers.getlist("x-forwarded-for"))
+    return [hop.strip() for hop in joined.split(",") if hop.strip()]
+
+
+def _parse(value: str) -> _Address | None:
+    try:
+        return ip_address(value)
+    except ValueError:
+        return None
+
+
+def _user_id(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    # Reached through the app's container (set by create_app): inbound code never imports it.
+    issuer: TokenIssuer = request.app.state.container.token_issuer()
+    try:
+        return str(issuer.verify(token, expected_type=TokenType.ACCESS).user_id)
+    except InvalidToken:
+        return None

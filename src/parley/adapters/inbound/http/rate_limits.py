@@ -1,0 +1,271 @@
+"""Rate limits: one slowapi ``Limiter`` per app, enforced by a router dependency.
+
+Contract (API.md, "Rate limits"):
+- every route of a router declared with ``dependencies=[RATE_LIMITED]`` counts against the
+  default limits, or against its own limit when marked with :func:`rate_limit`; each route
+  has its own budget. Routes without the dependency (``/health``, ``/metrics``, the docs)
+  are never limited;
+- the budget belongs to the user of a genuine access token (signature checked, no
+  database), else to the client address (see :mod:`.client_identity`);
+- a refused request raises :class:`RateLimited`, answered by the error table as 429 with
+  ``{"detail": "Rate limit exceeded: 30 per 1 minute"}`` and ``Retry-After`` (seconds);
+- with a shared (Redis) storage, an unreachable storage never fails a request: the check
+  falls back to this instance's memory (same limits), logs a warning, counts
+  ``parley_rate_limit_storage_errors_total``, and tries the shared storage again after
+  ``storage_retry_seconds``.
+
+Why not slowapi's decorators: they bind one module-level ``Limiter`` at import time, while
+``create_app(settings)`` builds apps with different limits and storages in one process.
+Why not slowapi's middlewares: they find the route by walking ``app.routes``, which no
+longer lists endpoints once FastAPI includes routers lazily, and they only enforce default
+limits. A dependency runs after routing, so the route and its template are known, and its
+:class:`RateLimited` reaches the app's error handlers like any other error. The check itself
+is slowapi's: the call its own decorator makes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Request
+from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
+from loguru import logger
+from prometheus_client import CollectorRegistry, Counter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
+
+from parley.adapters.inbound.http.client_identity import ClientIdentity
+
+_MARK = "__parley_rate_limit__"
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+class RouteLimit(StrEnum):
+    """The routes with a limit of their own (every other limited route gets the defaults)."""
+
+    CHAT = "chat"
+    CHAT_STREAM = "chat_stream"
+    REGISTER = "register"
+    LOGIN = "login"
+
+
+def rate_limit(route_limit: RouteLimit) -> Callable[[_Endpoint], _Endpoint]:
+    """Mark an endpoint as counting against ``route_limit`` instead of the defaults.
+
+    A marker only (the endpoint is returned unchanged): the limit itself is the app's
+    configuration. The endpoint needs a ``request`` parameter: slowapi refuses to register
+    a limit on a function without one.
+    """
+
+    def mark(endpoint: _Endpoint) -> _Endpoint:
+        setattr(endpoint, _MARK, route_limit)
+        return endpoint
+
+    return mark
+
+
+class RateLimited(Exception):
+    """A rate limit refused the request; ``detail`` and ``headers`` are the 429 answer's."""
+
+    def __init__(self, limit: RateLimitItem, retry_after: int) -> None:
+        self.detail = f"Rate limit exceeded: {limit}"
+        self.retry_after = retry_after
+        self.headers: Mapping[str, str] = {"Retry-After": str(retry_after)}
+        super().__init__(self.detail)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitConfig:
+    """Plain values for :func:`install_rate_limits`; limits in slowapi syntax, ``;`` between several.
+
+    Raises ``ValueError`` on a limit that does not parse (slowapi would only log it).
+    """
+
+    enabled: bool = True
+    default: str = "200 per day;50 per hour"
+    chat: str = "30 per minute"
+    chat_stream: str = "20 per minute"
+    register: str = "10 per hour"
+    login: str = "20 per minute"
+    storage_url: str | None = None  # None: this process's memory; redis://...: shared by instances
+    trusted_proxies: Sequence[str] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
+    key_prefix: str = "parley"
+    storage_timeout_seconds: float = 0.5
+    storage_retry_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("default", *RouteLimit):
+            value = getattr(self, name)
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"invalid rate limit {name}={value!r} (e.g. '30 per minute')") from None
+
+    def limit_for(self, route_limit: RouteLimit) -> str:
+        return str(getattr(self, route_limit.value))
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitMetrics:
+    """``parley_rate_limit_rejections_total{endpoint}`` (route templates, never raw paths) and
+    ``parley_rate_limit_storage_errors_total`` (shared-storage calls that failed)."""
+
+    rejections: Counter
+    storage_errors: Counter
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> RateLimitMetrics:
+        """Create the families on ``registry`` (once per registry: names must be unique)."""
+        return cls(
+            rejections=Counter(
+                "parley_rate_limit_rejections",
+                "Requests refused with 429 by a rate limit",
+                ["endpoint"],
+                registry=registry,
+            ),
+            storage_errors=Counter(
+                "parley_rate_limit_storage_errors",
+                "Failed calls to the shared rate-limit storage (checked in memory instead)",
+                registry=registry,
+            ),
+        )
+
+
+def install_rate_limits(app: FastAPI, config: RateLimitConfig, *, registry: CollectorRegistry) -> None:
+    """Switch on :data:`RATE_LIMITED` for ``app``, counting on ``registry`` (the one ``/metrics`` renders).
+
+    Nothing happens when ``config.enabled`` is false. The app's limiter is also kept at
+    ``app.state.limiter``, where slowapi's tooling looks for it.
+    """
+    if not config.enabled:
+        return
+    gate = RateLimitGate(config, ClientIdentity(config.trusted_proxies), RateLimitMetrics.register(registry))
+    app.state.rate_limit_gate = gate
+    app.state.limiter = gate.shared
+
+
+async def enforce_rate_limits(request: Request) -> None:
+    """Count the request against its route's limits (nothing when the app has them off)."""
+    gate: RateLimitGate | None = getattr(request.app.state, "rate_limit_gate", None)
+    if gate is not None:
+        await gate.check(request)
+
+
+RATE_LIMITED = Depends(enforce_rate_limits)
+"""For ``APIRouter(dependencies=[RATE_LIMITED])``: every route of the router is limited."""
+
+
+def _limiter(config: RateLimitConfig, storage_url: str) -> Limiter:
+    options: dict[str, Any] = {"wrap_exceptions": True}  # storage failures become StorageError
+    if storage_url.startswith("redis"):
+        # Fail fast: a rate limiter must not hold a request through redis-py's 10 retries.
+        options |= {
+            "socket_timeout": config.storage_timeout_seconds,
+            "socket_connect_timeout": config.storage_timeout_seconds,
+            "retry": Retry(NoBackoff(), 1),  # one retry: a pooled connection may have gone stale
+        }
+    return Limiter(
+        key_func=_request_key,
+        default_limits=[config.default],
+        strategy="fixed-window",
+        storage_uri=storage_url,
+        storage_options=options,
+        key_prefix=config.key_prefix,
+        key_style="endpoint",  # one budget per route, not per raw path (ids would split it)
+    )
+
+
+def _request_key(request: Request) -> str:
+    # Computed once per request, on the event loop, by RateLimitGate.check.
+    return str(request.state.rate_limit_key)
+
+
+class RateLimitGate:
+    """The app's limiters: the configured storage, plus memory while a shared storage is down."""
+
+    def __init__(self, config: RateLimitConfig, identity: ClientIdentity, metrics: RateLimitMetrics) -> None:
+        self._config, self._identity, self._metrics = config, identity, metrics
+        self.shared = _limiter(config, config.storage_url or "memory://")
+        self._fallback = _limiter(config, "memory://") if config.storage_url else None
+        self._registered: set[Callable[..., Any]] = set()
+        self._retry_shared_at = 0.0  # time.monotonic() before which the shared storage is skipped
+        self._shared_down = False
+
+    async def check(self, request: Request) -> None:
+        """Count this request; raise :class:`RateLimited` when a limit is exhausted."""
+        endpoint: Callable[..., Any] = request.scope["endpoint"]
+        self._register(endpoint)
+        request.state.rate_limit_key = self._identity.key(request)
+        try:
+            if self._fallback is None:
+                _evaluate(self.shared, request, endpoint)
+            else:
+                # A shared storage is a blocking client: keep its round trips off the event loop.
+                await anyio.to_thread.run_sync(self._check_shared_or_memory, request, endpoint)
+        except RateLimited:
+            self._metrics.rejections.labels(endpoint=request.scope["route"].path).inc()
+            raise
+
+    def _register(self, endpoint: Callable[..., Any]) -> None:
+        """Give a marked endpoint its own limit, once, in every limiter of this app."""
+        route_limit = getattr(endpoint, _MARK, None)
+        if route_limit is None or endpoint in self._registered:
+            return
+        for limiter in filter(None, (self.shared, self._fallback)):
+            # Registration only (the wrapper is dropped): slowapi keys it by qualified name.
+            limiter.limit(self._config.limit_for(route_limit))(endpoint)
+        self._registered.add(endpoint)
+
+    def _check_shared_or_memory(self, request: Request, endpoint: Callable[..., Any]) -> None:
+        assert self._fallback is not None
+        if time.monotonic() >= self._retry_shared_at:
+            try:
+                _evaluate(self.shared, request, endpoint)
+            except StorageError as error:
+                self._storage_failed(error)
+            else:
+                self._storage_answered()
+                return
+        _evaluate(self._fallback, request, endpoint)
+
+    def _storage_failed(self, error: StorageError) -> None:
+        self._metrics.storage_errors.inc()
+        self._retry_shared_at = time.monotonic() + self._config.storage_retry_seconds
+        self._shared_down = True
+        logger.warning(
+            "Rate-limit storage unreachable ({}); limiting in memory for the next {}s",
+            type(error.storage_error).__name__,
+            self._config.storage_retry_seconds,
+        )
+
+    def _storage_answered(self) -> None:
+        if self._shared_down:
+            self._shared_down = False
+            logger.info("Rate-limit storage is back; limits are shared again")
+
+
+def _evaluate(limiter: Limiter, request: Request, endpoint: Callable[..., Any]) -> None:
+    try:
+        # The call slowapi's own decorator makes (slowapi is pinned in uv.lock).
+        limiter._check_request_limit(request, endpoint, in_middleware=False)
+    except RateLimitExceeded as exceeded:
+        item, identifiers = request.state.view_rate_limit
+        raise RateLimited(item, _retry_after(limiter, item, identifiers)) from exceeded
+
+
+def _retry_after(limiter: Limiter, item: RateLimitItem, identifiers: list[str]) -> int:
+    """Whole seconds until the exhausted window resets (its full length if the storage won't say)."""
+    try:
+        reset_at = limiter.limiter.get_window_stats(item, *identifiers).reset_time
+    except StorageError:
+        return int(item.get_expiry())
+    return max(1, math.ceil(reset_at - time.time()))

@@ -1,0 +1,254 @@
+"""API.md, "Rate limits", through create_app on real PostgreSQL (memory storage).
+
+Limits are overridden small ("2 per minute") so each test exhausts one budget in a few calls.
+Budgets are per route, so the calls that set a test up (register, log in, open a session)
+do not eat into the budget of the route under test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from parley.main import create_app
+from tests.e2e.conftest import PASSWORD, AppFactory, make_settings, register, signed_up
+from tests.e2e.sse_client import parse_events
+from tests.e2e.test_auth_api import new_email
+from tests.e2e.test_chat_api import CHAT, new_session, send
+
+pytestmark = pytest.mark.e2e
+
+ME = "/api/v1/users/me"
+ME_TEMPLATE = "/api/v1/users/me"
+LIMITS = ("default", "chat", "chat_stream", "register", "login")
+EXEMPT = ("/health", "/metrics", "/openapi.json", "/docs")
+AddressClient = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+async def limited_app(start_app: AppFactory, **limits: Any) -> tuple[FastAPI, httpx.AsyncClient]:
+    """An app with rate limits on; routes not named in ``limits`` get roomy ones."""
+    roomy = {f"rate_limit_{name}": "100 per minute" for name in LIMITS}
+    return await start_app(rate_limit_enabled=True, **(roomy | limits))
+
+
+def from_address(app: FastAPI) -> AddressClient:
+    """Clients of ``app`` whose TCP peer is the given address."""
+
+    @asynccontextmanager
+    async def client(address: str) -> AsyncIterator[httpx.AsyncClient]:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+    return client
+
+
+def rejections(app: FastAPI, endpoint: str) -> float:
+    registry = app.state.container.metrics_registry()
+    value = registry.get_sample_value("parley_rate_limit_rejections_total", {"endpoint": endpoint})
+    return value or 0.0
+
+
+def assert_refused(response: httpx.Response, limit: str, window_seconds: int) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json() == {"detail": f"Rate limit exceeded: {limit}"}
+    assert 1 <= int(response.headers["Retry-After"]) <= window_seconds
+    assert response.headers["X-Request-ID"]
+
+
+async def test_the_default_limit_refuses_with_429_and_retry_after(start_app: AppFactory) -> None:
+    app, client = await limited_app(start_app, rate_limit_default="2 per minute")
+
+    answers = [await client.get(ME) for _ in range(3)]
+
+    assert [a.status_code for a in answers[:2]] == [401, 401]
+    assert_refused(answers[2], "2 per 1 minute", 60)
+    assert rejections(app, ME_TEMPLATE) == 1
+
+
+async def test_register_has_its_own_limit(start_app: AppFactory) -> None:
+    _, client = await limited_app(start_app, rate_limit_register="2 per hour")
+
+    answers = [
+        await client.post("/api/v1/auth/register", json={"email": new_email(), "password": PASSWORD})
+        for _ in range(3)
+    ]
+
+    assert [a.status_code for a in answers[:2]] == [201, 201]
+    assert_refused(answers[2], "2 per 1 hour", 3600)
+
+
+async def test_login_has_its_own_limit(start_app: AppFactory) -> None:
+    _, client = await limited_app(start_app, rate_limit_login="2 per minute")
+    email = new_email()
+    await register(client, email)
+
+    answers = [
+        await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}) for _ in range(3)
+    ]
+
+    assert [a.status_code for a in answers[:2]] == [200, 200]
+    assert_refused(answers[2], "2 per 1 minute", 60)
+
+
+async def test_chat_messages_have_their_own_limit_instead_of_the_default(start_app: AppFactory) -> None:
+    app, client = await limited_app(
+        start_app, rate_limit_default="1 per minute", rate_limit_chat="3 per minute"
+    )
+    headers = await signed_up(client, new_email())
+    session_id = (await new_session(client, headers))["id"]
+
+    answers = [await send(client, headers, session_id, f"message {n}") for n in range(4)]
+    history = await client.get(f"{CHAT}/{session_id}/messages", headers=headers)
+
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    assert_refused(answers[3], "3 per 1 minute", 60)
+    assert [m["content"] for m in history.json()["items"] if m["role"] == "user"] == [
+        "message 0",
+        "message 1",
+        "message 2",
+    ]
+    assert rejections(app, "/api/v1/chat/sessions/{session_id}/messages") == 1
+
+
+async def test_chat_streams_have_their_own_limit(start_app: AppFactory) -> None:
+    app, client = await limited_app(start_app, rate_limit_chat_stream="2 per minute")
+    headers = await signed_up(client, new_email())
+    session_id = (await new_session(client, headers))["id"]
+    url = f"{CHAT}/{session_id}/messages/stream"
+
+    answers = [await client.post(url, headers=headers, json={"content": "hi"}) for _ in range(3)]
+
+    assert [a.status_code for a in answers[:2]] == [200, 200]
+    assert parse_events(answers[1].text)[-1][0] == "done"
+    assert_refused(answers[2], "2 per 1 minute", 60)
+    assert rejections(app, "/api/v1/chat/sessions/{session_id}/messages/stream") == 1
+
+
+async def test_each_route_has_its_own_budget(start_app: AppFactory) -> None:
+    _, client = await limited_app(start_app, rate_limit_default="1 per minute")
+    headers = await signed_up(client, new_email())
+
+    first_me = await client.get(ME, headers=headers)
+    first_list = await client.get(CHAT, headers=headers)
+    second_me = await client.get(ME, headers=headers)
+
+    assert (first_me.status_code, first_list.status_code) == (200, 200)
+    assert second_me.status_code == 429
+
+
+async def test_users_do_not_share_a_budget(start_app: AppFactory) -> None:
+    _, client = await limited_app(start_app, rate_limit_default="2 per minute")
+    alice = await signed_up(client, new_email())
+    bob = await signed_up(client, new_email())
+
+    alices = [await client.get(ME, headers=alice) for _ in range(3)]
+    bobs = await client.get(ME, headers=bob)
+
+    assert [a.status_code for a in alices] == [200, 200, 429]
+    assert bobs.status_code == 200
+
+
+async def test_one_user_shares_a_budget_across_addresses(start_app: AppFactory) -> None:
+    app, client = await limited_app(start_app, rate_limit_default="2 per minute")
+    headers = await signed_up(client, new_email())
+    client_from = from_address(app)
+
+    async with client_from("198.51.100.1") as home, client_from("198.51.100.2") as office:
+        answers = [
+            await home.get(ME, headers=headers),
+            await office.get(ME, headers=headers),
+            await office.get(ME, headers=headers),
+        ]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+
+
+async def test_anonymous_requests_are_limited_per_address(start_app: AppFactory) -> None:
+    app, _ = await limited_app(start_app, rate_limit_default="2 per minute")
+    client_from = from_address(app)
+
+    async with client_from("198.51.100.1") as first, client_from("198.51.100.2") as second:
+        firsts = [await first.get(ME) for _ in range(3)]
+        seconds = [await second.get(ME) for _ in range(2)]
+
+    assert [a.status_code for a in firsts] == [401, 401, 429]
+    assert [a.status_code for a in seconds] == [401, 401]
+
+
+async def test_a_forged_token_counts_against_the_address(start_app: AppFactory) -> None:
+    _, client = await limited_app(start_app, rate_limit_default="2 per minute")
+    forged = {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged"}
+
+    answers = [await client.get(ME), await client.get(ME, headers=forged), await client.get(ME)]
+
+    assert [a.status_code for a in answers] == [401, 401, 429]
+
+
+async def test_forwarded_addresses_are_believed_only_from_trusted_proxies(start_app: AppFactory) -> None:
+    app, _ = await limited_app(start_app, rate_limit_default="2 per minute", trusted_proxies=["10.0.0.0/8"])
+    client_from = from_address(app)
+
+    def forwarded_for(address: str) -> dict[str, str]:
+        return {"X-Forwarded-For": address}
+
+    async with client_from("10.1.2.3") as proxy, client_from("192.0.2.9") as stranger:
+        via_proxy_a = [await proxy.get(ME, headers=forwarded_for("203.0.113.5")) for _ in range(3)]
+        via_proxy_b = await proxy.get(ME, headers=forwarded_for("203.0.113.6"))
+        # A stranger's forwarded header is ignored: rotating it does not buy a fresh budget.
+        direct = [await stranger.get(ME, headers=forwarded_for(f"203.0.113.{n}")) for n in (7, 8, 9)]
+
+    assert [a.status_code for a in via_proxy_a] == [401, 401, 429]
+    assert via_proxy_b.status_code == 401
+    assert [a.status_code for a in direct] == [401, 401, 429]
+
+
+async def test_every_api_operation_is_limited(start_app: AppFactory) -> None:
+    """Guards against a router that forgets ``dependencies=[RATE_LIMITED]``."""
+    app, client = await limited_app(start_app, **{f"rate_limit_{name}": "1 per minute" for name in LIMITS})
+    operations = [
+        (method.upper(), re.sub(r"\{[^}]+\}", str(uuid4()), path))
+        for path, methods in app.openapi()["paths"].items()
+        if path not in EXEMPT
+        for method in methods
+    ]
+
+    seconds = {}
+    for method, url in operations:
+        await client.request(method, url)  # anonymous, no body: 401/422, but it counts
+        seconds[(method, url)] = (await client.request(method, url)).status_code
+
+    assert len(operations) >= 15
+    assert dict.fromkeys(operations, 429) == seconds
+
+
+@pytest.mark.parametrize("path", EXEMPT)
+async def test_operations_and_docs_are_exempt(start_app: AppFactory, path: str) -> None:
+    _, client = await limited_app(start_app, rate_limit_default="1 per minute")
+
+    answers = [await client.get(path) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200]
+
+
+async def test_limits_are_off_when_disabled(start_app: AppFactory) -> None:
+    _, client = await start_app(rate_limit_enabled=False, rate_limit_default="1 per minute")
+
+    answers = [await client.get(ME) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [401, 401, 401]
+
+
+def test_an_unreadable_limit_refuses_to_build_the_app(e2e_database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(e2e_database_url, tmp_path, rate_limit_enabled=True, rate_limit_chat="lots")
+
+    with pytest.raises(ValueError, match="invalid rate limit chat='lots'"):
+        create_app(settings)
