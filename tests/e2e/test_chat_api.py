@@ -15,6 +15,7 @@ from tests.e2e.conftest import AppFactory, signed_up
 from tests.e2e.sse_client import parse_events
 from tests.e2e.test_auth_api import new_email
 from tests.fakes.agent import ScriptedChatAgent, ScriptedTurn
+from tests.fakes.openai_server import FakeOpenAIServer, FakeReply
 
 pytestmark = pytest.mark.e2e
 CHAT = "/api/v1/chat/sessions"
@@ -333,3 +334,19 @@ async def test_a_model_failure_mid_stream_ends_with_an_error_event(start_app: Ap
     events = parse_events(response.text)
     assert [name for name, _ in events] == ["message", "token", "error"]
     assert events[-1][1] == {"detail": "The language model is unavailable"}
+
+
+async def test_whole_replies_use_one_non_streamed_model_request(start_app: AppFactory) -> None:
+    with FakeOpenAIServer(FakeReply(text="Forty-two, of course.")) as model:
+        _, client = await start_app(llm_api_key="test-key", llm_base_url=model.base_url, llm_model="fake")
+        headers = await signed_up(client, new_email())
+        session_id = (await new_session(client, headers))["id"]
+
+        whole = await send(client, headers, session_id, "question one")
+        streamed = await client.post(
+            f"{CHAT}/{session_id}/messages/stream", headers=headers, json={"content": "question two"}
+        )
+
+    assert whole.json()["reply"]["content"] == "Forty-two, of course."
+    assert parse_events(streamed.text)[-1][1]["message"]["content"] == "Forty-two, of course."
+    assert [bool(r.body.get("stream")) for r in model.requests] == [False, True]

@@ -88,7 +88,9 @@ async def test_a_streamed_response_is_timed_to_its_last_chunk(
 
     assert response.text == "firstlast"
     labels = {"method": "GET", "route": "/stream", "status": "200"}
-    assert registry.get_sample_value("parley_http_request_duration_seconds_sum", labels) >= STREAM_PAUSE
+    seconds = registry.get_sample_value("parley_http_request_duration_seconds_sum", labels)
+    assert seconds is not None
+    assert seconds >= STREAM_PAUSE
 
 
 async def test_in_flight_counts_the_request_being_served_and_returns_to_zero(

@@ -63,11 +63,17 @@ AgentEvent = TokenDelta | ToolCall | ModelRetry | Usage
 
 @dataclass(frozen=True, slots=True)
 class AgentTurn:
-    """The new user message of one turn; the agent keeps the earlier turns itself."""
+    """The new user message of one turn; the agent keeps the earlier turns itself.
+
+    ``stream_tokens=False`` says the caller only wants the whole reply: the agent may
+    skip token-by-token streaming (cheaper), but still yields the text as
+    :class:`TokenDelta` events (possibly one per model call).
+    """
 
     conversation_id: UUID
     user_id: UUID
     content: str
+    stream_tokens: bool = True
 
 
 class ChatAgent(Protocol):

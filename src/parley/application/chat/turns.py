@@ -86,7 +86,10 @@ class TakeTurn:
     def __init__(self, services: TurnServices) -> None:
         self._services = services
 
-    async def execute(self, principal: Principal, conversation_id: UUID, content: str) -> Turn:
+    async def execute(
+        self, principal: Principal, conversation_id: UUID, content: str, *, streaming: bool = True
+    ) -> Turn:
+        """``streaming=False``: the caller wants the whole reply only (cheaper model call)."""
         services = self._services
         text = MessageContent.parse(content, max_length=services.policy.max_message_chars).value
         now, claim_id = services.clock.now(), services.ids.new_id()
@@ -108,7 +111,7 @@ class TakeTurn:
             await uow.messages.add(message)
             await uow.conversations.record_activity(conversation_id, added_messages=1, now=now)
             await uow.commit()
-        return Turn(services, principal, message, claim_id)
+        return Turn(services, principal, message, claim_id, streaming=streaming)
 
 
 class _GenerationClock:
@@ -136,9 +139,16 @@ class Turn:
     """
 
     def __init__(
-        self, services: TurnServices, principal: Principal, user_message: Message, claim_id: UUID
+        self,
+        services: TurnServices,
+        principal: Principal,
+        user_message: Message,
+        claim_id: UUID,
+        *,
+        streaming: bool = True,
     ) -> None:
         self.user_message = user_message
+        self._streaming = streaming
         self._services, self._principal, self._claim_id = services, principal, claim_id
         self._parts: list[str] = []
         self._prompt_tokens = self._completion_tokens = 0
@@ -152,13 +162,14 @@ class Turn:
             user_id=self._principal.user_id,
             conversation_id=self.user_message.conversation_id,
             input_text=self.user_message.content,
-            streaming=True,
+            streaming=self._streaming,
             started_at=uc.clock.now(),
         )
         turn = AgentTurn(
             conversation_id=self.user_message.conversation_id,
             user_id=self._principal.user_id,
             content=self.user_message.content,
+            stream_tokens=self._streaming,
         )
         # The agent runs in a task of its own, fed through a queue. Cancelling *that* task
         # is a plain, one-shot asyncio cancellation, so the agent's clean-up (closing the

@@ -136,7 +136,8 @@ async def send_message(
     use_case: Annotated[TakeTurn, from_container("take_turn")],
 ) -> ExchangeOut:
     """Send a message and wait for the whole reply."""
-    exchange = await complete_turn(await use_case.execute(principal, session_id, body.content))
+    turn = await use_case.execute(principal, session_id, body.content, streaming=False)
+    exchange = await complete_turn(turn)
     return ExchangeOut(
         message=MessageOut.of(exchange.message),
         reply=MessageOut.of(exchange.reply),

@@ -37,7 +37,7 @@ from parley.adapters.outbound.langgraph.checkpoints import (
     postgres_pool,
 )
 from parley.adapters.outbound.langgraph.failures import RetryPolicy
-from parley.adapters.outbound.langgraph.graph import AgentGraph, build_agent_graph
+from parley.adapters.outbound.langgraph.graph import STREAM_TOKENS, AgentGraph, build_agent_graph
 from parley.adapters.outbound.langgraph.tools import default_tools
 from parley.ports.agent import AgentError, AgentEvent, AgentTimeout, AgentTurn, AgentUnavailable
 
@@ -176,9 +176,9 @@ class LangGraphChatAgent:
             raise RuntimeError("LangGraphChatAgent.start() was not awaited")
         return self._graph
 
-    def _config(self, conversation_id: UUID) -> RunnableConfig:
+    def _config(self, turn: AgentTurn) -> RunnableConfig:
         return {
-            "configurable": {"thread_id": str(conversation_id)},
+            "configurable": {"thread_id": str(turn.conversation_id), STREAM_TOKENS: turn.stream_tokens},
             "recursion_limit": self._limits.recursion_limit,
         }
 
@@ -196,7 +196,7 @@ class LangGraphChatAgent:
             "AsyncGenerator[Any, None]",
             graph.astream(
                 {"messages": [HumanMessage(content=turn.content)]},
-                self._config(turn.conversation_id),
+                self._config(turn),
                 stream_mode="custom",
             ),
         )

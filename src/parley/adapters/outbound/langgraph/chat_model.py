@@ -48,7 +48,8 @@ def build_chat_model(config: ModelConfig) -> BaseChatModel:
         max_completion_tokens=config.max_tokens,
         base_url=config.base_url,
         api_key=SecretStr(config.api_key),
-        streaming=True,
+        # `streaming` is left unset on purpose: astream() then streams and ainvoke() makes
+        # one non-streamed request (setting it, even to False, makes astream() follow it).
         stream_usage=True,
         timeout=config.request_timeout,
         # The adapter's RetryPolicy is the only retry layer: SDK retries would hide

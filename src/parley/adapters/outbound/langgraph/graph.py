@@ -25,7 +25,7 @@ from langchain_core.messages.utils import count_tokens_approximately, message_ch
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.config import get_stream_writer
+from langgraph.config import get_config, get_stream_writer
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
@@ -37,6 +37,7 @@ from parley.adapters.outbound.langgraph.failures import RetryPolicy, failure_sum
 from parley.ports.agent import AgentUnavailable, ModelRetry, TokenDelta, ToolCall, Usage
 
 AgentGraph = CompiledStateGraph[MessagesState, None, MessagesState, MessagesState]
+STREAM_TOKENS = "parley_stream_tokens"  # configurable key: False -> one non-streamed model call
 ModelUpdate = dict[str, list[BaseMessage]]
 
 
@@ -58,12 +59,16 @@ class ModelStep:
 
     async def __call__(self, state: MessagesState) -> ModelUpdate:
         writer = get_stream_writer()
+        stream_tokens = bool(get_config().get("configurable", {}).get(STREAM_TOKENS, True))
         prompt = build_context(self.system_prompt, state["messages"], self.context_budget)
         attempt = 1
         while True:
             streamed: list[str] = []
             try:
-                reply = await self._call(prompt, writer, streamed)
+                if stream_tokens:
+                    reply = await self._call(prompt, writer, streamed)
+                else:
+                    reply = await self._call_whole(prompt, writer)
             except Exception as error:
                 reason = retry_reason(error)
                 if reason is None or streamed or attempt >= self.policy.max_attempts:
@@ -90,6 +95,14 @@ class ModelStep:
         # One merge at the end: merging chunk by chunk is quadratic (~55 us/token at 2k tokens).
         message = message_chunk_to_message(add_ai_message_chunks(chunks[0], *chunks[1:]))
         return message if isinstance(message, AIMessage) else AIMessage(content=message.text)
+
+    async def _call_whole(self, prompt: list[BaseMessage], writer: StreamWriter) -> AIMessage:
+        """One non-streamed model call; its text goes out as a single delta."""
+        message = await self.model.ainvoke(prompt)
+        reply = message if isinstance(message, AIMessage) else AIMessage(content=message.text)
+        if reply.text:
+            writer(TokenDelta(reply.text))
+        return reply
 
     def _usage(self, reply: AIMessage, prompt: list[BaseMessage]) -> Usage:
         """Provider-reported usage; approximated when the provider reports none."""

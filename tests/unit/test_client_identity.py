@@ -1,0 +1,103 @@
+"""Rate-limit keys: which user or address a request counts against."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from uuid import UUID, uuid4
+
+import pytest
+from starlette.requests import Request
+
+from parley.adapters.inbound.http.client_identity import ClientIdentity
+from parley.domain.auth import TokenClaims, TokenType
+from parley.ports.security import InvalidToken
+
+pytestmark = pytest.mark.unit
+
+ALICE = uuid4()
+PROXIES = ["10.0.0.0/8", "2001:db8::1"]
+
+
+class OneTokenIssuer:
+    """Knows one genuine access token, ``alice-access``, and one refresh token."""
+
+    def verify(self, token: str, *, expected_type: TokenType) -> TokenClaims:
+        kinds = {"alice-access": TokenType.ACCESS, "alice-refresh": TokenType.REFRESH}
+        if kinds.get(token) is not expected_type:
+            raise InvalidToken(token)
+        return TokenClaims(
+            user_id=ALICE,
+            session_id=UUID(int=1),
+            token_id=UUID(int=2),
+            token_type=expected_type,
+            expires_at=datetime(2100, 1, 1, tzinfo=UTC),
+        )
+
+
+def request(peer: str | None, *headers: tuple[str, str]) -> Request:
+    container = SimpleNamespace(token_issuer=OneTokenIssuer)
+    return Request(
+        {
+            "type": "http",
+            "app": SimpleNamespace(state=SimpleNamespace(container=container)),
+            "client": (peer, 40000) if peer else None,
+            "headers": [(name.lower().encode(), value.encode()) for name, value in headers],
+        }
+    )
+
+
+def key(peer: str | None, *headers: tuple[str, str]) -> str:
+    return ClientIdentity(PROXIES).key(request(peer, *headers))
+
+
+def test_a_genuine_access_token_names_its_user_from_any_address() -> None:
+    bearer = ("Authorization", "Bearer alice-access")
+
+    assert key("198.51.100.1", bearer) == key("203.0.113.9", bearer) == f"user:{ALICE}"
+
+
+@pytest.mark.parametrize(
+    "authorization", ["Bearer forged", "Bearer alice-refresh", "Basic alice-access", "Bearer "]
+)
+def test_anything_but_a_genuine_access_token_counts_against_the_address(authorization: str) -> None:
+    assert key("198.51.100.1", ("Authorization", authorization)) == "address:198.51.100.1"
+
+
+def test_an_untrusted_peer_is_the_client_whatever_it_forwards() -> None:
+    assert key("198.51.100.1", ("X-Forwarded-For", "203.0.113.5")) == "address:198.51.100.1"
+
+
+def test_a_trusted_proxy_names_the_client_it_saw() -> None:
+    assert key("10.1.2.3", ("X-Forwarded-For", "203.0.113.5")) == "address:203.0.113.5"
+
+
+def test_what_the_client_claims_left_of_the_first_untrusted_hop_is_ignored() -> None:
+    forwarded = ("X-Forwarded-For", "192.0.2.66, 203.0.113.5, 10.9.9.9")
+
+    assert key("10.1.2.3", forwarded) == "address:203.0.113.5"
+
+
+def test_several_forwarded_headers_are_one_list() -> None:
+    headers = (("X-Forwarded-For", "192.0.2.66"), ("X-Forwarded-For", "203.0.113.5"))
+
+    assert key("2001:db8::1", *headers) == "address:203.0.113.5"
+
+
+def test_a_malformed_hop_stops_at_the_last_address_a_proxy_vouched_for() -> None:
+    forwarded = ("X-Forwarded-For", "203.0.113.5, not-an-address, 10.9.9.9")
+
+    assert key("10.1.2.3", forwarded) == "address:10.9.9.9"
+
+
+def test_when_every_hop_is_a_trusted_proxy_the_leftmost_is_the_client() -> None:
+    assert key("10.1.2.3", ("X-Forwarded-For", "10.4.4.4, 10.9.9.9")) == "address:10.4.4.4"
+
+
+def test_a_request_without_a_peer_shares_the_unknown_budget() -> None:
+    assert key(None) == "address:unknown"
+
+
+def test_an_invalid_trusted_proxy_refuses_to_start() -> None:
+    with pytest.raises(ValueError, match="not-a-network"):
+        ClientIdentity(["not-a-network"])
