@@ -23,7 +23,9 @@ _bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False)
 def from_container(attribute: str) -> Any:
     """A dependency returning a fresh object from the container's ``attribute`` provider."""
 
-    def provide(request: Request) -> Any:
+    # async on purpose: FastAPI runs plain ``def`` dependencies in a worker thread,
+    # a thread hop per request for what is a dictionary lookup and a constructor call.
+    async def provide(request: Request) -> Any:
         return getattr(request.app.state.container, attribute)()
 
     provide.__name__ = f"provide_{attribute}"
