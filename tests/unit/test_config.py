@@ -1,0 +1,104 @@
+"""Settings: environment files, aliases, refusal of unsafe deployments, the dev secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parley.config import ConfigurationError, Environment, load_settings
+
+pytestmark = pytest.mark.unit
+STRONG = "k" * 20 + "Q9#" + "z" * 20
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run each test in an empty folder with none of Parley's variables set."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("APP_ENV", "POSTGRES_URL", "DATABASE_URL", "JWT_SECRET_KEY", "LLM_MODEL", "CORS_ORIGINS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_development_needs_nothing_and_keeps_its_generated_secret(tmp_path: Path) -> None:
+    first = load_settings(data_dir=tmp_path / "data")
+    second = load_settings(data_dir=tmp_path / "data")
+
+    assert first.app_env is Environment.DEVELOPMENT
+    assert first.postgres_url is None
+    assert first.jwt_secret_key is not None
+    assert second.jwt_secret_key is not None
+    assert first.jwt_secret_key.get_secret_value() == second.jwt_secret_key.get_secret_value()
+    assert len(first.jwt_secret_key.get_secret_value()) >= 32
+    assert (tmp_path / "data" / "jwt_secret").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_deployments_refuse_a_missing_secret_and_database_in_one_message(env: str) -> None:
+    with pytest.raises(ConfigurationError) as failure:
+        load_settings(app_env=env)
+
+    message = str(failure.value)
+    assert "JWT_SECRET_KEY is required" in message
+    assert "POSTGRES_URL" in message
+
+
+@pytest.mark.parametrize("secret", ["short", "changeme", "change-me-please-change-me-please-12345", "x" * 31])
+def test_deployments_refuse_weak_or_placeholder_secrets(secret: str) -> None:
+    with pytest.raises(ConfigurationError, match="JWT_SECRET_KEY must be a random value"):
+        load_settings(app_env="production", jwt_secret_key=secret, postgres_url="postgresql://db/parley")
+
+
+def test_production_accepts_a_strong_secret_and_short_access_tokens() -> None:
+    settings = load_settings(
+        app_env="production", jwt_secret_key=STRONG, postgres_url="postgresql://db/parley"
+    )
+
+    assert settings.access_token_hours == 1
+    assert settings.json_logs
+
+
+def test_development_access_tokens_last_720_hours_unless_set() -> None:
+    assert load_settings().access_token_hours == 720
+    assert load_settings(jwt_access_token_expire_hours=2).access_token_hours == 2
+
+
+def test_production_refuses_a_wildcard_cors_origin() -> None:
+    with pytest.raises(ConfigurationError, match="CORS_ORIGINS"):
+        load_settings(
+            app_env="production", jwt_secret_key=STRONG, postgres_url="postgresql://db/p", cors_origins="*"
+        )
+
+
+def test_app_env_selects_its_env_file_and_real_variables_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("LLM_MODEL=from-dotenv\nLLM_MAX_TOKENS=111\n")
+    (tmp_path / ".env.staging").write_text(
+        f"JWT_SECRET_KEY={STRONG}\nDATABASE_URL=postgresql://staging/db\nLLM_MODEL=from-staging\n"
+    )
+    monkeypatch.setenv("APP_ENV", "staging")
+    monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
+
+    settings = load_settings()
+
+    assert settings.app_env is Environment.STAGING
+    assert settings.postgres_url is not None
+    assert settings.postgres_url.get_secret_value() == "postgresql://staging/db"  # DATABASE_URL alias
+    assert settings.llm_model == "from-staging"  # .env.<env> over .env
+    assert settings.llm_max_tokens == 111
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    monkeypatch.setenv("LLM_MODEL", "from-environment")
+    assert load_settings().llm_model == "from-environment"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"rate_limit_chat": "lots"}, "RATE_LIMIT_CHAT"),
+        ({"trusted_proxies": "10.0.0.0/8,nope"}, "TRUSTED_PROXIES"),
+    ],
+)
+def test_malformed_operational_values_are_refused_at_start(overrides: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings(**overrides)
