@@ -67,7 +67,7 @@ class Servers:
 
 
 @contextmanager
-def running_servers(database_url: str | None) -> Iterator[Servers]:
+def running_servers(database_url: str | None, **env_overrides: str) -> Iterator[Servers]:
     fake_port, parley_port = free_port(), free_port()
     fake = subprocess.Popen(
         [sys.executable, "-m", "bench.fake_llm", str(fake_port)], cwd=REPO, preexec_fn=lambda: _pin(1)
@@ -88,6 +88,7 @@ def running_servers(database_url: str | None) -> Iterator[Servers]:
         "POSTGRES_POOL_TIMEOUT": "30",
         "LLM_TIMEOUT_SECONDS": "120",
     }
+    env.update(env_overrides)
     if database_url:
         env["POSTGRES_URL"] = database_url
         env["MIGRATE_ON_START"] = "true"

@@ -189,3 +189,34 @@ async def abandoned_stream(servers: Servers, *, trials: int = 5) -> dict[str, An
         "upstream_stopped_within_s_max": round(max(delays), 3),
         "upstream_stopped_within_s_p50": round(statistics.median(delays), 3),
     }
+
+
+async def health_during_logins(servers: Servers, *, logins: int = 8, rounds: int = 5) -> dict[str, Any]:
+    """``/health`` latency while ``logins`` concurrent logins run bcrypt (cost 12) off the event loop."""
+    email = f"bench-login-{time.time_ns()}@example.com"
+    credentials = {"email": email, "password": "Bench!Passw0rd"}
+    async with httpx.AsyncClient(base_url=servers.parley_url, timeout=60) as client:
+        (await client.post("/api/v1/auth/register", json=credentials)).raise_for_status()
+        idle, busy, login_seconds = [], [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await client.get("/health")
+            idle.append(time.perf_counter() - started)
+            login_started = time.perf_counter()
+            tasks = [
+                asyncio.create_task(client.post("/api/v1/auth/login", json=credentials))
+                for _ in range(logins)
+            ]
+            await asyncio.sleep(0.02)
+            started = time.perf_counter()
+            await client.get("/health")
+            busy.append(time.perf_counter() - started)
+            await asyncio.gather(*tasks)
+            login_seconds.append(time.perf_counter() - login_started)
+    return {
+        "logins": logins,
+        "health_idle_p50_ms": round(statistics.median(idle) * 1000, 1),
+        "health_during_logins_p50_ms": round(statistics.median(busy) * 1000, 1),
+        "health_during_logins_max_ms": round(max(busy) * 1000, 1),
+        "all_logins_seconds_p50": round(statistics.median(login_seconds), 2),
+    }
