@@ -15,13 +15,13 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from asgi_correlation_id import correlation_id
 from loguru import logger
 
 if TYPE_CHECKING:
-    from loguru import Message, Record
+    from loguru import Record
 
 current_user_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("parley_user_id", default=None)
 
@@ -102,10 +102,14 @@ def json_line(record: Record) -> str:
     return json.dumps(payload, default=str, ensure_ascii=False)
 
 
-def _json_sink(stream: TextIO) -> Callable[[Message], None]:
-    def write(message: Message) -> None:
-        stream.write(json_line(message.record) + "\n")
-        stream.flush()
+def _writer(stream: TextIO | None, default: Literal["stdout", "stderr"]) -> Callable[[str], None]:
+    """Write (and flush) to ``stream``; with None, to ``sys.<default>`` *as it is at each
+    write*, so a stream swapped later (test runners, CLI runners) never gets a closed one."""
+
+    def write(text: str) -> None:
+        target = stream if stream is not None else getattr(sys, default)
+        target.write(text)
+        target.flush()
 
     return write
 
@@ -121,10 +125,23 @@ def configure_logging(*, level: str = "INFO", json_lines: bool = False, stream: 
     logger.configure(patcher=_add_context)
     threshold = logger.level(level.upper()).no
     if json_lines:
-        logger.add(_json_sink(stream or sys.stdout), level=threshold, backtrace=False, diagnose=False)
-    else:
+        write_json = _writer(stream, "stdout")
         logger.add(
-            stream or sys.stderr, level=threshold, format=_HUMAN_FORMAT, backtrace=False, diagnose=False
+            lambda message: write_json(json_line(message.record) + "\n"),
+            level=threshold,
+            backtrace=False,
+            diagnose=False,
+        )
+    else:
+        colorize = stream is None and sys.stderr.isatty()
+        write_text = _writer(stream, "stderr")
+        logger.add(
+            write_text,
+            level=threshold,
+            format=_HUMAN_FORMAT,
+            colorize=colorize,
+            backtrace=False,
+            diagnose=False,
         )
     # Only what would pass the sink crosses over from the standard library.
     logging.basicConfig(handlers=[InterceptHandler()], level=threshold, force=True)

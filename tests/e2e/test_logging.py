@@ -46,11 +46,14 @@ def capture_logs() -> Iterator[Capture]:
 
     yield capture
     logger.remove()
-    logger.add(sys.stderr)
-    logging.root.handlers, logging.root.level = root
-    for name, (handlers, propagate, level) in saved.items():
-        std_logger = logging.getLogger(name)
-        std_logger.handlers, std_logger.propagate, std_logger.level = handlers, propagate, level
+    logger.add(lambda message: sys.stderr.write(message))  # whatever stderr is by then
+    logging.root.handlers = root[0]
+    logging.root.setLevel(root[1])  # setLevel, not .level: it clears the enabled-for caches
+    for name, std_logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(std_logger, logging.Logger):  # loggers made meanwhile get the defaults
+            handlers, propagate, level = saved.get(name, ([], True, logging.NOTSET))
+            std_logger.handlers, std_logger.propagate = handlers, propagate
+            std_logger.setLevel(level)
 
 
 async def _auth_and_chat(client: httpx.AsyncClient, email: str) -> dict[str, Any]:

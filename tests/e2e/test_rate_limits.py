@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from parley.main import create_app
+from parley.adapters.inbound.http.rate_limits import RateLimitConfig
 from tests.e2e.conftest import PASSWORD, AppFactory, make_settings, register, signed_up
 from tests.e2e.sse_client import parse_events
 from tests.e2e.test_auth_api import new_email
@@ -247,8 +247,17 @@ async def test_limits_are_off_when_disabled(start_app: AppFactory) -> None:
     assert [a.status_code for a in answers] == [401, 401, 401]
 
 
-def test_an_unreadable_limit_refuses_to_build_the_app(e2e_database_url: str, tmp_path: Path) -> None:
-    settings = make_settings(e2e_database_url, tmp_path, rate_limit_enabled=True, rate_limit_chat="lots")
-
+def test_an_unreadable_limit_is_refused_by_settings_and_by_the_limiter(
+    e2e_database_url: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="'lots' is not a rate limit"):
+        make_settings(e2e_database_url, tmp_path, rate_limit_enabled=True, rate_limit_chat="lots")
     with pytest.raises(ValueError, match="invalid rate limit chat='lots'"):
-        create_app(settings)
+        RateLimitConfig(
+            enabled=True,
+            default="200 per day",
+            chat="lots",
+            chat_stream="20 per minute",
+            register="10 per hour",
+            login="20 per minute",
+        )

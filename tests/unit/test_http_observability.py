@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from starlette.routing import Route
 
 from parley.adapters.inbound.http.audit import email_digest, outcome_of
 from parley.adapters.inbound.http.metrics import UNMATCHED, HttpMetrics, MetricsMiddleware
+from parley.adapters.inbound.http.metrics_endpoint import multiprocess_dir, release_process_gauges
 from parley.domain.errors import EmailAlreadyRegistered, InvalidCredentials, NotAuthenticated
 from parley.ports.persistence import StorageUnavailable
 
@@ -133,3 +136,26 @@ def test_an_email_digest_is_stable_under_case_and_spaces_and_hides_the_address()
 )
 def test_a_failed_attempt_is_named_by_its_error(error: Exception, outcome: str) -> None:
     assert outcome_of(error) == outcome
+
+
+def test_a_stopping_worker_drops_its_live_gauges_from_the_shared_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    mine, other = tmp_path / f"gauge_livesum_{os.getpid()}.db", tmp_path / "gauge_livesum_1.db"
+    counters = tmp_path / f"counter_{os.getpid()}.db"
+    for path in (mine, other, counters):
+        path.write_bytes(b"")
+
+    release_process_gauges()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, counters.name])
+
+
+def test_outside_multiprocess_mode_stopping_touches_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
+
+    release_process_gauges()  # would raise on a missing directory if it tried
+
+    assert multiprocess_dir() is None
