@@ -114,7 +114,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_credentials=True,
+            # Browsers refuse credentials with a wildcard origin; development may use "*".
+            allow_credentials="*" not in settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],

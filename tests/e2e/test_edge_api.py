@@ -164,3 +164,24 @@ async def test_openapi_documents_every_route_with_examples(client: httpx.AsyncCl
     assert {"application/json", "application/x-www-form-urlencoded"} <= set(login_body)
     assert "422" in paths["/api/v1/auth/register"]["post"]["responses"]
     assert spec["components"]["securitySchemes"]
+
+
+async def test_cors_allows_only_configured_origins_with_credentials(start_app: AppFactory) -> None:
+    _, client = await start_app(cors_origins="https://app.example")
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+
+    allowed = await client.options("/api/v1/auth/login", headers={"Origin": "https://app.example", **preflight})
+    refused = await client.options("/api/v1/auth/login", headers={"Origin": "https://evil.example", **preflight})
+
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_a_wildcard_origin_never_comes_with_credentials(start_app: AppFactory) -> None:
+    _, client = await start_app(cors_origins="*")
+
+    response = await client.get("/health", headers={"Origin": "https://any.example"})
+
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in response.headers
