@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_message_chars: int = Field(32_000, ge=1, le=1_000_000)
+    sse_ping_seconds: float = Field(15.0, gt=0)  # ": ping" after this long without an event
 
     # Database
     postgres_url: SecretStr | None = Field(

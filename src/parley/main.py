@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.container = container
+    app.state.sse_ping_seconds = settings.sse_ping_seconds
     install_error_handlers(app)
     install_metrics(
         app, registry=container.metrics_registry(), read_pool=_pool_reader(container), version=__version__

@@ -350,3 +350,17 @@ async def test_whole_replies_use_one_non_streamed_model_request(start_app: AppFa
     assert whole.json()["reply"]["content"] == "Forty-two, of course."
     assert parse_events(streamed.text)[-1][1]["message"]["content"] == "Forty-two, of course."
     assert [bool(r.body.get("stream")) for r in model.requests] == [False, True]
+
+
+async def test_a_silent_stream_sends_ping_comments(start_app: AppFactory) -> None:
+    agent = ScriptedChatAgent([ScriptedTurn(events=[TokenDelta("late")], delay=0.5)])
+    _, client = await start_app(overrides={"agent": agent}, sse_ping_seconds=0.1)
+    headers = await signed_up(client, new_email())
+    session_id = (await new_session(client, headers))["id"]
+
+    response = await client.post(
+        f"{CHAT}/{session_id}/messages/stream", headers=headers, json={"content": "hi"}
+    )
+
+    assert ": ping" in response.text.split("event: token")[0]  # pings while the model was silent
+    assert [name for name, _ in parse_events(response.text)] == ["message", "token", "done"]

@@ -21,7 +21,7 @@ from parley.adapters.inbound.http.schemas import (
     SessionOut,
     SessionPageOut,
 )
-from parley.adapters.inbound.http.sse import stream_turn
+from parley.adapters.inbound.http.sse import DEFAULT_PING_SECONDS, stream_turn
 from parley.application.chat.conversations import (
     CreateConversation,
     DeleteConversation,
@@ -158,4 +158,7 @@ async def stream_message(
     use_case: Annotated[TakeTurn, from_container("take_turn")],
 ) -> EventSourceResponse:
     """Send a message and stream the reply as Server-Sent Events."""
-    return stream_turn(await use_case.execute(principal, session_id, body.content))
+    turn = await use_case.execute(principal, session_id, body.content)
+    return stream_turn(
+        turn, ping_seconds=getattr(request.app.state, "sse_ping_seconds", DEFAULT_PING_SECONDS)
+    )

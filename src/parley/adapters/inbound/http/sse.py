@@ -24,7 +24,7 @@ from parley.application.chat.turns import ReplyFailed, ReplyStored, Turn
 from parley.domain.chat import Message
 from parley.ports.agent import TokenDelta, ToolCall
 
-PING_SECONDS = 15
+DEFAULT_PING_SECONDS = 15.0
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -66,11 +66,15 @@ async def _frames(turn: Turn) -> AsyncIterator[ServerSentEvent]:
             await turn.aclose()
 
 
-def stream_turn(turn: Turn) -> EventSourceResponse:
-    """An SSE response for ``turn``; ``turn.aclose()`` runs even if streaming never starts."""
+def stream_turn(turn: Turn, *, ping_seconds: float = DEFAULT_PING_SECONDS) -> EventSourceResponse:
+    """An SSE response for ``turn``; ``turn.aclose()`` runs even if streaming never starts.
+
+    A ``: ping`` comment goes out after ``ping_seconds`` without an event (keeps proxies from
+    closing an idle connection while the model thinks).
+    """
     return EventSourceResponse(
         _frames(turn),
-        ping=PING_SECONDS,
+        ping=ping_seconds,
         sep="\n",
         ping_message_factory=lambda: ServerSentEvent(comment="ping"),
         background=BackgroundTask(turn.aclose),
