@@ -41,6 +41,8 @@ _CAPPED_LOGGERS = (
     "openai",
     "langfuse",
     "urllib3",
+    "pgserver",  # the embedded database echoes whole initdb/pg_ctl outputs at INFO
+    "slowapi",  # a WARNING per rejected request, with its key; we count and log those ourselves
 )
 
 

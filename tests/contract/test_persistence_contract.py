@@ -21,7 +21,7 @@ from parley.domain.auth import AuthSession
 from parley.domain.chat import Conversation, ConversationCursor, Message, MessageRole, MessageStatus
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
-from parley.ports.persistence import StorageUnavailable, UnitOfWork, UnitOfWorkFactory
+from parley.ports.persistence import ReplyStart, StorageUnavailable, UnitOfWork, UnitOfWorkFactory
 from tests.fakes.persistence import InMemoryDatabase
 
 pytestmark = pytest.mark.contract
@@ -431,30 +431,44 @@ async def test_rename_changes_name_and_updated_at(uow_factory: UnitOfWorkFactory
     assert (loaded.name, loaded.updated_at, loaded.last_active_at) == ("Renamed", later, T0)
 
 
-async def test_record_activity_adds_up_across_units_of_work(uow_factory: UnitOfWorkFactory) -> None:
+async def test_reply_counts_add_up_across_units_of_work(uow_factory: UnitOfWorkFactory) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     later = T0 + timedelta(minutes=5)
+    claim_id = uuid.uuid4()
+    assert await start(uow_factory, conversation, claim_id, T0) == "started"
 
-    async def record(added: int, now: datetime) -> None:
-        async with uow_factory() as uow:
-            await uow.conversations.record_activity(conversation.id, added_messages=added, now=now)
-            await uow.commit()
-
-    await asyncio.gather(record(1, later), record(2, later))
+    await asyncio.gather(*(finish(uow_factory, conversation, claim_id, later) for _ in range(2)))
 
     loaded = await load_conversation(uow_factory, conversation)
     assert loaded is not None
     assert (loaded.message_count, loaded.last_active_at, loaded.updated_at) == (3, later, later)
 
 
+async def test_starting_a_reply_counts_the_message_and_moves_the_activity(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    later = T0 + timedelta(minutes=1)
+
+    assert await start(uow_factory, conversation, uuid.uuid4(), later) == "started"
+
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded is not None
+    assert (loaded.message_count, loaded.last_active_at, loaded.updated_at) == (1, later, later)
+
+
 async def test_reset_messages_sets_the_count_to_zero(uow_factory: UnitOfWorkFactory) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
+    claim_id = uuid.uuid4()
+    assert await start(uow_factory, conversation, claim_id, T0) == "started"
     async with uow_factory() as uow:
-        await uow.conversations.record_activity(conversation.id, added_messages=4, now=T0)
+        await uow.conversations.finish_reply(conversation.id, claim_id=claim_id, now=T0)
         await uow.conversations.reset_messages(conversation.id, T0 + timedelta(minutes=1))
         await uow.commit()
 
@@ -481,35 +495,59 @@ async def test_deleting_a_conversation_removes_its_messages(uow_factory: UnitOfW
 # ---------------------------------------------------------------- reply claims
 
 
-async def claim(
-    uow_factory: UnitOfWorkFactory, conversation: Conversation, claim_id: uuid.UUID, now: datetime
-) -> bool:
+async def start(
+    uow_factory: UnitOfWorkFactory,
+    conversation: Conversation,
+    claim_id: uuid.UUID,
+    now: datetime,
+    *,
+    owner_id: uuid.UUID | None = None,
+) -> ReplyStart:
     async with uow_factory() as uow:
-        won = await uow.conversations.claim_reply(
-            conversation.id, claim_id=claim_id, now=now, until=now + timedelta(minutes=2)
+        started = await uow.conversations.start_reply(
+            conversation.id,
+            owner_id=owner_id or conversation.user_id,
+            claim_id=claim_id,
+            now=now,
+            until=now + timedelta(minutes=2),
         )
         await uow.commit()
-        return won
+        return started
 
 
-async def release(uow_factory: UnitOfWorkFactory, conversation: Conversation, claim_id: uuid.UUID) -> None:
+async def finish(
+    uow_factory: UnitOfWorkFactory, conversation: Conversation, claim_id: uuid.UUID, now: datetime
+) -> None:
     async with uow_factory() as uow:
-        await uow.conversations.release_reply(conversation.id, claim_id=claim_id)
+        await uow.conversations.finish_reply(conversation.id, claim_id=claim_id, now=now)
         await uow.commit()
 
 
-async def test_a_live_claim_blocks_others_until_released(uow_factory: UnitOfWorkFactory) -> None:
+async def test_a_live_claim_blocks_others_until_its_holder_finishes(uow_factory: UnitOfWorkFactory) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     first, second = uuid.uuid4(), uuid.uuid4()
 
-    assert await claim(uow_factory, conversation, first, T0) is True
-    assert await claim(uow_factory, conversation, second, T0 + timedelta(seconds=1)) is False
-    await release(uow_factory, conversation, second)  # not the holder: no effect
-    assert await claim(uow_factory, conversation, second, T0 + timedelta(seconds=2)) is False
-    await release(uow_factory, conversation, first)
-    assert await claim(uow_factory, conversation, second, T0 + timedelta(seconds=3)) is True
+    assert await start(uow_factory, conversation, first, T0) == "started"
+    assert await start(uow_factory, conversation, second, T0 + timedelta(seconds=1)) == "busy"
+    await finish(uow_factory, conversation, second, T0 + timedelta(seconds=1))  # not the holder
+    assert await start(uow_factory, conversation, second, T0 + timedelta(seconds=2)) == "busy"
+    await finish(uow_factory, conversation, first, T0 + timedelta(seconds=2))
+    assert await start(uow_factory, conversation, second, T0 + timedelta(seconds=3)) == "started"
+
+
+async def test_a_refused_start_changes_nothing(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"
+
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0 + timedelta(minutes=1)) == "busy"
+
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded is not None
+    assert (loaded.message_count, loaded.last_active_at) == (1, T0)
 
 
 async def test_an_expired_claim_can_be_taken_over(uow_factory: UnitOfWorkFactory) -> None:
@@ -517,11 +555,23 @@ async def test_an_expired_claim_can_be_taken_over(uow_factory: UnitOfWorkFactory
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     dead_holder, successor = uuid.uuid4(), uuid.uuid4()
+    takeover = T0 + timedelta(minutes=2, seconds=1)
 
-    assert await claim(uow_factory, conversation, dead_holder, T0) is True
-    assert await claim(uow_factory, conversation, successor, T0 + timedelta(minutes=2, seconds=1)) is True
-    await release(uow_factory, conversation, dead_holder)  # the late holder cannot free the new claim
-    assert await claim(uow_factory, conversation, uuid.uuid4(), T0 + timedelta(minutes=3)) is False
+    assert await start(uow_factory, conversation, dead_holder, T0) == "started"
+    assert await start(uow_factory, conversation, successor, takeover) == "started"
+    # The late holder's finish counts its reply but cannot free the successor's claim.
+    await finish(uow_factory, conversation, dead_holder, takeover)
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0 + timedelta(minutes=3)) == "busy"
+
+
+async def test_concurrent_starts_let_exactly_one_win(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+
+    results = await asyncio.gather(*(start(uow_factory, conversation, uuid.uuid4(), T0) for _ in range(4)))
+
+    assert sorted(results) == ["busy", "busy", "busy", "started"]
 
 
 async def test_an_uncommitted_claim_is_undone_by_rollback(uow_factory: UnitOfWorkFactory) -> None:
@@ -530,16 +580,28 @@ async def test_an_uncommitted_claim_is_undone_by_rollback(uow_factory: UnitOfWor
     await store(uow_factory, owner, conversation)
 
     async with uow_factory() as uow:
-        assert await uow.conversations.claim_reply(
-            conversation.id, claim_id=uuid.uuid4(), now=T0, until=T0 + timedelta(minutes=2)
+        started = await uow.conversations.start_reply(
+            conversation.id, owner_id=owner.id, claim_id=uuid.uuid4(), now=T0, until=T0 + timedelta(minutes=2)
         )
+        assert started == "started"
 
-    assert await claim(uow_factory, conversation, uuid.uuid4(), T0) is True
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded is not None
+    assert loaded.message_count == 1
 
 
-async def test_claiming_an_unknown_conversation_fails(uow_factory: UnitOfWorkFactory) -> None:
+async def test_starting_an_unknown_or_foreign_conversation_finds_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    owner, stranger = new_user(), new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, stranger, conversation)
     ghost = new_conversation(new_user())
-    assert await claim(uow_factory, ghost, uuid.uuid4(), T0) is False
+
+    assert await start(uow_factory, ghost, uuid.uuid4(), T0) == "not_found"
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0, owner_id=stranger.id) == "not_found"
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"  # untouched by the stranger
 
 
 # ---------------------------------------------------------------- messages

@@ -170,8 +170,12 @@ async def test_cors_allows_only_configured_origins_with_credentials(start_app: A
     _, client = await start_app(cors_origins="https://app.example")
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
 
-    allowed = await client.options("/api/v1/auth/login", headers={"Origin": "https://app.example", **preflight})
-    refused = await client.options("/api/v1/auth/login", headers={"Origin": "https://evil.example", **preflight})
+    allowed = await client.options(
+        "/api/v1/auth/login", headers={"Origin": "https://app.example", **preflight}
+    )
+    refused = await client.options(
+        "/api/v1/auth/login", headers={"Origin": "https://evil.example", **preflight}
+    )
 
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert allowed.headers["access-control-allow-credentials"] == "true"

@@ -44,6 +44,7 @@ from parley.ports.persistence import (
     ConversationRepository,
     MessagePage,
     MessageRepository,
+    ReplyStart,
     StorageUnavailable,
     UserRepository,
 )
@@ -290,6 +291,11 @@ def _recency_key(conversation: Conversation) -> tuple[datetime, UUID]:
     return (conversation.last_active_at, conversation.id)
 
 
+def _count_message(conversation: Conversation, now: datetime) -> None:
+    conversation.message_count += 1
+    conversation.last_active_at = conversation.updated_at = now
+
+
 class InMemoryConversationRepository:
     def __init__(self, current: _CurrentTransaction) -> None:
         self._current = current
@@ -340,15 +346,6 @@ class InMemoryConversationRepository:
     async def ids_for_owner(self, owner_id: UUID) -> list[UUID]:
         return [c.id for c in self._owned_newest_first(owner_id)]
 
-    async def record_activity(self, conversation_id: UUID, *, added_messages: int, now: datetime) -> None:
-        def change(state: _State) -> None:
-            row = state.conversations.get(conversation_id)
-            if row is not None:
-                row.conversation.message_count += added_messages
-                row.conversation.last_active_at = row.conversation.updated_at = now
-
-        self._tx.write(change)
-
     async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
         def change(state: _State) -> None:
             row = state.conversations.get(conversation_id)
@@ -357,28 +354,32 @@ class InMemoryConversationRepository:
 
         self._tx.write(change)
 
-    async def claim_reply(
-        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, until: datetime
-    ) -> bool:
-        def claim(state: _State) -> bool:
+    async def start_reply(
+        self, conversation_id: UUID, *, owner_id: UUID, claim_id: UUID, now: datetime, until: datetime
+    ) -> ReplyStart:
+        def start(state: _State) -> ReplyStart:
             row = state.conversations.get(conversation_id)
-            if row is None:
-                return False
+            if row is None or row.conversation.user_id != owner_id:
+                return "not_found"
             expires = row.reply_claim_expires_at
             if row.reply_claim_id is not None and expires is not None and expires > now:
-                return False
+                return "busy"
             row.reply_claim_id, row.reply_claim_expires_at = claim_id, until
-            return True
+            _count_message(row.conversation, now)
+            return "started"
 
-        return self._tx.write(claim)
+        return self._tx.write(start)
 
-    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
-        def release(state: _State) -> None:
+    async def finish_reply(self, conversation_id: UUID, *, claim_id: UUID, now: datetime) -> None:
+        def finish(state: _State) -> None:
             row = state.conversations.get(conversation_id)
-            if row is not None and row.reply_claim_id == claim_id:
+            if row is None:
+                return
+            _count_message(row.conversation, now)
+            if row.reply_claim_id == claim_id:
                 row.reply_claim_id = row.reply_claim_expires_at = None
 
-        self._tx.write(release)
+        self._tx.write(finish)
 
     def _owned_newest_first(self, owner_id: UUID) -> list[Conversation]:
         rows = self._tx.read().conversations.values()

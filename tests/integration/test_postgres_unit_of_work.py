@@ -25,7 +25,7 @@ from parley.domain.auth import AuthSession
 from parley.domain.chat import Conversation
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
-from parley.ports.persistence import StorageUnavailable, UnitOfWorkFactory
+from parley.ports.persistence import ReplyStart, StorageUnavailable, UnitOfWork, UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,16 @@ async def stored_conversation(uow_factory: UnitOfWorkFactory) -> Conversation:
     return conversation
 
 
+async def start_reply(uow: UnitOfWork, conversation: Conversation, claim_id: uuid.UUID) -> ReplyStart:
+    return await uow.conversations.start_reply(
+        conversation.id,
+        owner_id=conversation.user_id,
+        claim_id=claim_id,
+        now=T0,
+        until=T0 + timedelta(minutes=1),
+    )
+
+
 @pytest.fixture
 async def black_hole() -> AsyncIterator[str]:
     """A URL whose server accepts TCP connections and then never says a word."""
@@ -71,46 +81,44 @@ async def black_hole() -> AsyncIterator[str]:
 # ---------------------------------------------------------------- concurrency
 
 
-async def test_concurrent_claims_let_exactly_one_reply_win(uow_factory: UnitOfWorkFactory) -> None:
+async def test_concurrent_starts_let_exactly_one_reply_win(uow_factory: UnitOfWorkFactory) -> None:
     conversation = await stored_conversation(uow_factory)
 
-    async def try_claim() -> bool:
+    async def try_start() -> ReplyStart:
         async with uow_factory() as uow:
-            won = await uow.conversations.claim_reply(
-                conversation.id, claim_id=uuid.uuid4(), now=T0, until=T0 + timedelta(minutes=1)
-            )
+            started = await start_reply(uow, conversation, uuid.uuid4())
             await asyncio.sleep(0.05)  # hold the row lock while the rival tries
             await uow.commit()
-            return won
+            return started
 
-    results = await asyncio.gather(*(try_claim() for _ in range(4)))
+    results = await asyncio.gather(*(try_start() for _ in range(4)))
 
-    assert sorted(results) == [False, False, False, True]
+    assert sorted(results) == ["busy", "busy", "busy", "started"]
+    async with uow_factory() as uow:
+        loaded = await uow.conversations.get(conversation.id, owner_id=conversation.user_id)
+    assert loaded is not None
+    assert loaded.message_count == 1  # only the winner counted its message
 
 
-async def test_a_rival_claim_waits_for_the_holder_and_wins_if_it_rolls_back(
+async def test_a_rival_start_waits_for_the_holder_and_wins_if_it_rolls_back(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     conversation = await stored_conversation(uow_factory)
 
-    async def claim(uow_claim_id: uuid.UUID) -> bool:
+    async def start(claim_id: uuid.UUID) -> ReplyStart:
         async with uow_factory() as uow:
-            won = await uow.conversations.claim_reply(
-                conversation.id, claim_id=uow_claim_id, now=T0, until=T0 + timedelta(minutes=1)
-            )
+            started = await start_reply(uow, conversation, claim_id)
             await uow.commit()
-            return won
+            return started
 
     async with uow_factory() as holder:
-        assert await holder.conversations.claim_reply(
-            conversation.id, claim_id=uuid.uuid4(), now=T0, until=T0 + timedelta(minutes=1)
-        )
-        rival = asyncio.create_task(claim(uuid.uuid4()))
+        assert await start_reply(holder, conversation, uuid.uuid4()) == "started"
+        rival = asyncio.create_task(start(uuid.uuid4()))
         await asyncio.sleep(LOCK_WAIT)
         assert not rival.done()  # blocked on the holder's row lock
         await holder.rollback()
 
-    assert await rival is True
+    assert await rival == "started"
 
 
 async def test_get_for_update_serialises_refresh_rotation(uow_factory: UnitOfWorkFactory) -> None:

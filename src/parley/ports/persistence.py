@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Literal, Protocol, Self
 from uuid import UUID
 
 from parley.domain.auth import AuthSession
@@ -75,6 +75,11 @@ class MessagePage:
     has_older: bool
 
 
+ReplyStart = Literal["started", "busy", "not_found"]
+"""What :meth:`ConversationRepository.start_reply` did: took the slot, found it held, or found
+no conversation of that owner."""
+
+
 class ConversationRepository(Protocol):
     async def add(self, conversation: Conversation) -> None: ...
 
@@ -96,26 +101,33 @@ class ConversationRepository(Protocol):
 
     async def ids_for_owner(self, owner_id: UUID) -> list[UUID]: ...
 
-    async def record_activity(self, conversation_id: UUID, *, added_messages: int, now: datetime) -> None:
-        """Atomically add to ``message_count`` and move ``last_active_at``/``updated_at`` to ``now``."""
-        ...
-
     async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
         """Set ``message_count`` to zero after the history is cleared."""
         ...
 
-    async def claim_reply(
-        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, until: datetime
-    ) -> bool:
-        """Atomically take the conversation's single reply slot.
+    async def start_reply(
+        self, conversation_id: UUID, *, owner_id: UUID, claim_id: UUID, now: datetime, until: datetime
+    ) -> ReplyStart:
+        """Take the conversation's single reply slot for a user message stored in this transaction.
 
-        Succeeds when the slot is free or its previous claim expired before ``now``
-        (its holder died); returns False when another live claim holds it.
+        In one atomic step, when ``owner_id`` owns the conversation and the slot is free
+        or its previous claim expired at or before ``now`` (its holder died): hold the
+        slot with ``claim_id`` until ``until``, add one to ``message_count`` and move
+        ``last_active_at``/``updated_at`` to ``now``; the answer is ``"started"``.
+        Otherwise nothing changes and the answer is ``"busy"`` (another live claim holds
+        the slot) or ``"not_found"`` (no such conversation, or another user's).
+        Of concurrent callers, exactly one starts.
         """
         ...
 
-    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
-        """Free the slot if ``claim_id`` still holds it (a no-op otherwise)."""
+    async def finish_reply(self, conversation_id: UUID, *, claim_id: UUID, now: datetime) -> None:
+        """Account for the reply stored in this transaction and free the slot.
+
+        Adds one to ``message_count`` (computed by the database: concurrent writers never
+        lose an increment), moves ``last_active_at``/``updated_at`` to ``now``, and frees
+        the slot only if ``claim_id`` still holds it (an expired claim may have been taken
+        over since). A conversation deleted meanwhile is left alone.
+        """
         ...
 
 

@@ -1,9 +1,10 @@
 """One chat turn: store the user message, run the agent, store the reply.
 
 Transactions never span the model call:
-- tx 1 stores the user message and claims the conversation's single reply slot
+- tx 1 claims the conversation's single reply slot and stores the user message
   (a second concurrent turn gets :class:`ReplyInProgress`, across processes too,
-  because the claim lives in the database and expires if its holder dies);
+  because the claim lives in the database and expires if its holder dies); the
+  claim also checks ownership and counts the message, in one statement;
 - the agent runs with no connection held;
 - tx 2 stores the reply as ``complete``, ``failed`` (model error) or ``incomplete``
   (the caller went away), and frees the slot.
@@ -19,10 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from parley.application.chat.conversations import load_owned
 from parley.application.principal import Principal
 from parley.domain.chat import Message, MessageContent, MessageRole, MessageStatus
-from parley.domain.errors import ReplyInProgress
+from parley.domain.errors import ConversationNotFound, ReplyInProgress
 from parley.ports.agent import (
     AgentError,
     AgentEvent,
@@ -102,14 +102,18 @@ class TakeTurn:
             created_at=now,
         )
         async with services.uow() as uow:
-            await load_owned(uow, principal, conversation_id)
-            claimed = await uow.conversations.claim_reply(
-                conversation_id, claim_id=claim_id, now=now, until=now + services.policy.claim_ttl
+            started = await uow.conversations.start_reply(
+                conversation_id,
+                owner_id=principal.user_id,
+                claim_id=claim_id,
+                now=now,
+                until=now + services.policy.claim_ttl,
             )
-            if not claimed:
+            if started == "not_found":
+                raise ConversationNotFound()
+            if started == "busy":
                 raise ReplyInProgress()
             await uow.messages.add(message)
-            await uow.conversations.record_activity(conversation_id, added_messages=1, now=now)
             await uow.commit()
         return Turn(services, principal, message, claim_id, streaming=streaming)
 
@@ -263,8 +267,7 @@ class Turn:
         try:
             async with uc.uow() as uow:
                 await uow.messages.add(reply)
-                await uow.conversations.record_activity(reply.conversation_id, added_messages=1, now=now)
-                await uow.conversations.release_reply(reply.conversation_id, claim_id=self._claim_id)
+                await uow.conversations.finish_reply(reply.conversation_id, claim_id=self._claim_id, now=now)
                 await uow.commit()
         finally:
             if self._trace is not None:

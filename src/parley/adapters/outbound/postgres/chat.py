@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import delete, insert, or_, select, tuple_, update
+from sqlalchemy import case, delete, insert, or_, select, tuple_, update
 
 from parley.domain.chat import Conversation, ConversationCursor, Message
-from parley.ports.persistence import ConversationPage, MessagePage
+from parley.ports.persistence import ConversationPage, MessagePage, ReplyStart
 
 from .mappers import conversation_from_row, conversation_to_row, message_from_row, message_to_row
 from .statements import StatementRunner
@@ -68,38 +68,56 @@ class PostgresConversationRepository:
         )
         return list((await self._runner.execute(statement)).scalars().all())
 
-    async def record_activity(self, conversation_id: UUID, *, added_messages: int, now: datetime) -> None:
-        # Computed in SQL, not read-modify-write: concurrent writers cannot lose increments.
-        count = conversations.c.message_count + added_messages
-        await self._update(conversation_id, message_count=count, last_active_at=now, updated_at=now)
-
     async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
         await self._update(conversation_id, message_count=0, updated_at=now)
 
-    async def claim_reply(
-        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, until: datetime
-    ) -> bool:
-        """One conditional UPDATE: under READ COMMITTED a concurrent claimer waits for the row
-        lock, then re-checks the condition against the committed claim, so only one wins."""
+    async def start_reply(
+        self, conversation_id: UUID, *, owner_id: UUID, claim_id: UUID, now: datetime, until: datetime
+    ) -> ReplyStart:
+        """One conditional UPDATE claims and counts; only a refusal costs a second statement.
+
+        Under READ COMMITTED a concurrent starter waits for the row lock, then re-checks the
+        condition against the committed claim, so exactly one wins.
+        """
         statement = (
             update(conversations)
             .where(
                 conversations.c.id == conversation_id,
+                conversations.c.user_id == owner_id,
                 or_(
                     conversations.c.reply_claim_id.is_(None),
                     conversations.c.reply_claim_expires_at <= now,
                 ),
             )
-            .values(reply_claim_id=claim_id, reply_claim_expires_at=until)
+            .values(
+                reply_claim_id=claim_id,
+                reply_claim_expires_at=until,
+                message_count=conversations.c.message_count + 1,
+                last_active_at=now,
+                updated_at=now,
+            )
             .returning(conversations.c.id)
         )
-        return (await self._runner.execute(statement)).first() is not None
+        if (await self._runner.execute(statement)).first() is not None:
+            return "started"
+        owned = select(conversations.c.id).where(
+            conversations.c.id == conversation_id, conversations.c.user_id == owner_id
+        )
+        return "busy" if (await self._runner.execute(owned)).first() is not None else "not_found"
 
-    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
+    async def finish_reply(self, conversation_id: UUID, *, claim_id: UUID, now: datetime) -> None:
+        # Counted in SQL, not read-modify-write; the slot is freed only by its holder.
+        holds = conversations.c.reply_claim_id == claim_id
         statement = (
             update(conversations)
-            .where(conversations.c.id == conversation_id, conversations.c.reply_claim_id == claim_id)
-            .values(reply_claim_id=None, reply_claim_expires_at=None)
+            .where(conversations.c.id == conversation_id)
+            .values(
+                message_count=conversations.c.message_count + 1,
+                last_active_at=now,
+                updated_at=now,
+                reply_claim_id=case((holds, None), else_=conversations.c.reply_claim_id),
+                reply_claim_expires_at=case((holds, None), else_=conversations.c.reply_claim_expires_at),
+            )
         )
         await self._runner.execute(statement)
 

