@@ -16,7 +16,9 @@ from typing import Any
 from dependency_injector import containers, providers
 from loguru import logger
 from prometheus_client import CollectorRegistry
+from sqlalchemy.pool import QueuePool
 
+from parley.adapters.inbound.http.metrics_endpoint import PoolReader, PoolUsage
 from parley.adapters.outbound.bcrypt import PasslibBcryptHasher
 from parley.adapters.outbound.jwt import PyJwtTokenIssuer
 from parley.adapters.outbound.langfuse import LangfuseTracer, NoopTracer
@@ -205,3 +207,21 @@ async def migrate_database(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         url, _ = await _database_url(settings, stack)
         await asyncio.to_thread(upgrade_to_head, url)
+
+
+def database_pool_reader(container: Container) -> PoolReader:
+    """Reads the engine's pool when ``/metrics`` is scraped (the engine exists once started)."""
+
+    def read() -> PoolUsage | None:
+        pool = container.engine().pool
+        if not isinstance(pool, QueuePool):
+            return None
+        # overflow() counts up from -size while the pool fills: report only the excess.
+        return PoolUsage(
+            size=pool.size(),
+            checked_out=pool.checkedout(),
+            idle=pool.checkedin(),
+            overflow=max(0, pool.overflow()),
+        )
+
+    return read

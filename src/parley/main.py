@@ -8,18 +8,12 @@ from contextlib import asynccontextmanager
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy.pool import QueuePool
 
 from parley import __version__
 from parley.adapters.inbound.http import routes_auth, routes_chat, routes_health, routes_users
 from parley.adapters.inbound.http.errors import install_error_handlers
 from parley.adapters.inbound.http.metrics import MetricsMiddleware
-from parley.adapters.inbound.http.metrics_endpoint import (
-    PoolReader,
-    PoolUsage,
-    install_metrics,
-    release_process_gauges,
-)
+from parley.adapters.inbound.http.metrics_endpoint import install_metrics, release_process_gauges
 from parley.adapters.inbound.http.middleware import (
     BodyLimitMiddleware,
     UnhandledErrorMiddleware,
@@ -27,7 +21,7 @@ from parley.adapters.inbound.http.middleware import (
 )
 from parley.adapters.inbound.http.rate_limits import RateLimitConfig, install_rate_limits
 from parley.config import Settings, load_settings
-from parley.container import Container, running_resources
+from parley.container import Container, database_pool_reader, running_resources
 from parley.log_setup import configure_logging
 
 API_DESCRIPTION = """
@@ -58,9 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.container = container
     app.state.sse_ping_seconds = settings.sse_ping_seconds
     install_error_handlers(app)
-    install_metrics(
-        app, registry=container.metrics_registry(), read_pool=_pool_reader(container), version=__version__
-    )
+    registry = container.metrics_registry()
+    install_metrics(app, registry=registry, read_pool=database_pool_reader(container), version=__version__)
     for router in (routes_health.router, routes_auth.router, routes_users.router, routes_chat.router):
         app.include_router(router)
     install_rate_limits(
@@ -75,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             storage_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
             trusted_proxies=settings.trusted_proxies,
         ),
-        registry=container.metrics_registry(),
+        registry=registry,
     )
     _add_middleware(app, settings)
     return app
@@ -87,24 +80,6 @@ def create_served_app() -> FastAPI:
     settings = load_settings()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
     return create_app(settings)
-
-
-def _pool_reader(container: Container) -> PoolReader:
-    """Reads the engine's pool when ``/metrics`` is scraped (the engine exists once started)."""
-
-    def read() -> PoolUsage | None:
-        pool = container.engine().pool
-        if not isinstance(pool, QueuePool):
-            return None
-        # overflow() counts up from -size while the pool fills: report only the excess.
-        return PoolUsage(
-            size=pool.size(),
-            checked_out=pool.checkedout(),
-            idle=pool.checkedin(),
-            overflow=max(0, pool.overflow()),
-        )
-
-    return read
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
