@@ -79,16 +79,23 @@ async def _first_token_seconds(client: httpx.AsyncClient, method: str, url: str,
     return first
 
 
-async def first_token_overhead(servers: Servers, *, samples: int = 200) -> dict[str, Any]:
-    """Time to first token through Parley minus the fake model's own, sequential streams."""
+async def first_token_overhead(
+    servers: Servers, *, samples: int = 200, turns_per_session: int = 10
+) -> dict[str, Any]:
+    """Time to first token through Parley minus the fake model's own, sequential streams.
+
+    As in :func:`non_streamed_turns`, a new session every ``turns_per_session`` turns keeps the
+    context chat-sized (one session for all samples would measure a 400-message history).
+    """
     servers.configure_fake(first_token_delay=0, token_delay=0, tokens=16)
     headers = sign_up(servers.parley_url)
     direct: list[float] = []
     through: list[float] = []
     body = {"model": "bench-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     async with httpx.AsyncClient(base_url=servers.parley_url, timeout=60) as client:
-        (session_id,) = await create_sessions(client, headers, 1)
-        for _ in range(samples):
+        sessions = await create_sessions(client, headers, -(-samples // turns_per_session))
+        for sample in range(samples):
+            session_id = sessions[sample // turns_per_session]
             direct.append(
                 await _first_token_seconds(
                     client, "POST", f"{servers.fake_url}/v1/chat/completions", json=body
