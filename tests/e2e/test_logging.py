@@ -68,6 +68,12 @@ async def _auth_and_chat(client: httpx.AsyncClient, email: str) -> dict[str, Any
     responses.append(
         await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     )
+    refreshed = responses[-1].json()
+    # The used token again: the login is revoked, so log in once more to go on.
+    responses.append(
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    )
+    responses.append(await client.post("/api/v1/auth/login", json=credentials))
     tokens = responses[-1].json()
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
     responses.append(await client.post("/api/v1/chat/sessions", json={}, headers=headers))
@@ -76,7 +82,7 @@ async def _auth_and_chat(client: httpx.AsyncClient, email: str) -> dict[str, Any
     responses.append(await client.post(url, json={"content": MESSAGE_BODY}, headers=headers))
     reply = responses[-1].json()["reply"]["content"]
     responses.append(await client.post("/api/v1/auth/logout", headers=headers))
-    assert [r.status_code for r in responses] == [201, 401, 200, 200, 201, 200, 204]
+    assert [r.status_code for r in responses] == [201, 401, 200, 200, 401, 200, 201, 200, 204]
     return {
         "secrets": [
             PASSWORD,
@@ -84,6 +90,8 @@ async def _auth_and_chat(client: httpx.AsyncClient, email: str) -> dict[str, Any
             email,
             first["access_token"],
             first["refresh_token"],
+            refreshed["access_token"],
+            refreshed["refresh_token"],
             tokens["access_token"],
             tokens["refresh_token"],
             MESSAGE_BODY,
@@ -139,15 +147,19 @@ async def test_json_lines_carry_request_id_user_id_and_the_audit(
         ("login", "invalid_credentials"),
         ("login", "success"),
         ("refresh", "success"),
+        ("refresh", "token_reused"),
+        ("login", "success"),
         ("logout", "success"),
     ]
+    reused = next(line for line in lines if line.get("outcome") == "token_reused")
+    assert reused["user_id"] == seen["user_id"]  # whose login a stolen token just revoked
     failed_login = next(line for line in lines if line.get("outcome") == "invalid_credentials")
     assert failed_login["email_hash"] == email_digest(email)
     assert failed_login["request_id"] == seen["request_ids"][1]
     assert failed_login["client"]
     access = [line for line in lines if "duration_ms" in line]
     assert [line["request_id"] for line in access] == seen["request_ids"]
-    chat_turn = access[5]
+    chat_turn = access[7]
     assert chat_turn["route"] == "/api/v1/chat/sessions/{session_id}/messages"
     assert chat_turn["status"] == 200
     assert chat_turn["user_id"] == seen["user_id"]

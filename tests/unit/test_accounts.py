@@ -21,6 +21,7 @@ from parley.domain.errors import (
     EmailAlreadyRegistered,
     InvalidCredentials,
     NotAuthenticated,
+    RefreshTokenReused,
     ValidationFailed,
 )
 from tests.fakes.persistence import InMemoryDatabase
@@ -129,18 +130,21 @@ async def test_log_in_with_a_malformed_email_is_just_invalid_credentials(world: 
 async def test_refresh_rotates_and_the_old_refresh_token_dies(world: World) -> None:
     _, refresh = await _registered_and_logged_in(world)
 
-    new_pair = await world.refresh().execute(refresh)
+    refreshed = await world.refresh().execute(refresh)
 
-    assert new_pair.refresh_token != refresh
-    await world.authenticate().execute(new_pair.access_token)
+    assert refreshed.tokens.refresh_token != refresh
+    principal = await world.authenticate().execute(refreshed.tokens.access_token)
+    assert refreshed.user_id == principal.user_id
 
 
 async def test_reusing_a_refresh_token_revokes_the_whole_login(world: World) -> None:
     access, refresh = await _registered_and_logged_in(world)
-    new_pair = await world.refresh().execute(refresh)
+    new_pair = (await world.refresh().execute(refresh)).tokens
 
-    with pytest.raises(NotAuthenticated):
+    with pytest.raises(RefreshTokenReused) as reuse:
         await world.refresh().execute(refresh)
+
+    assert reuse.value.user_id == next(iter(world.db.users))  # the owner, for the audit
 
     for token in (access, new_pair.access_token):
         with pytest.raises(NotAuthenticated):

@@ -13,6 +13,7 @@ from parley.domain.errors import (
     EmailAlreadyRegistered,
     InvalidCredentials,
     NotAuthenticated,
+    RefreshTokenReused,
     ValidationFailed,
 )
 from parley.domain.users import Email, PasswordPolicy, User
@@ -124,11 +125,19 @@ class LogIn:
             return await uow.users.get_by_email(email)
 
 
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    user_id: UUID
+    tokens: TokenPair
+
+
 class RefreshTokens:
     """Rotate a refresh token: the presented one dies, a new pair is returned.
 
     - a refresh token works once; presenting a used one revokes its whole login
-      (every access and refresh token of that auth session) and fails;
+      (every access and refresh token of that auth session) and fails with
+      :class:`RefreshTokenReused` (naming the owner, for the audit);
+    - a token of a revoked, expired or deleted login fails with ``NotAuthenticated``;
     - the session row is locked while rotating, so two concurrent uses of one
       token cannot both succeed;
     - an access token is never accepted here.
@@ -137,19 +146,24 @@ class RefreshTokens:
     def __init__(self, uow: UnitOfWorkFactory, issuer: TokenIssuer, clock: Clock, ids: IdGenerator) -> None:
         self._uow, self._issuer, self._clock, self._ids = uow, issuer, clock, ids
 
-    async def execute(self, refresh_token: str) -> TokenPair:
+    async def execute(self, refresh_token: str) -> Refreshed:
         claims = _verify(self._issuer, refresh_token, TokenType.REFRESH)
         now = self._clock.now()
         async with self._uow() as uow:
             auth_session = await uow.auth_sessions.get(claims.session_id, for_update=True)
-            if auth_session is None or auth_session.user_id != claims.user_id:
+            if (
+                auth_session is None
+                or auth_session.user_id != claims.user_id
+                or not auth_session.is_active(now)
+            ):
                 raise NotAuthenticated()
             rotated = auth_session.rotate(claims.token_id, self._ids.new_id(), now)
             await uow.auth_sessions.update(auth_session)
             await uow.commit()  # commit even on reuse: the revocation must stick
         if not rotated:
-            raise NotAuthenticated()
-        return mint_token_pair(self._issuer, auth_session, access_token_id=self._ids.new_id(), now=now)
+            raise RefreshTokenReused(claims.user_id)
+        tokens = mint_token_pair(self._issuer, auth_session, access_token_id=self._ids.new_id(), now=now)
+        return Refreshed(claims.user_id, tokens)
 
 
 class Authenticate:

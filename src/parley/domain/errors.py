@@ -7,6 +7,7 @@ code exactly once (``adapters/inbound/http/errors.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 
 class DomainError(Exception):
@@ -56,6 +57,17 @@ class NotAuthenticated(DomainError):
     """A token is missing, malformed, expired, revoked or of the wrong type."""
 
     detail = "Not authenticated"
+
+
+class RefreshTokenReused(NotAuthenticated):
+    """A refresh token was presented again: its whole login was revoked.
+
+    Carries the (validly signed) token's owner so the edge can audit a likely theft.
+    """
+
+    def __init__(self, user_id: UUID) -> None:
+        super().__init__()
+        self.user_id = user_id
 
 
 class CurrentPasswordIncorrect(DomainError):

@@ -32,6 +32,7 @@ from parley.domain.errors import (
     EmailAlreadyRegistered,
     InvalidCredentials,
     NotAuthenticated,
+    RefreshTokenReused,
     ValidationFailed,
 )
 from parley.log_setup import current_user_id
@@ -42,6 +43,7 @@ SUCCESS = "success"
 EMAIL_DIGEST_CHARS = 16
 
 _OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
+    (RefreshTokenReused, "token_reused"),  # before NotAuthenticated, its base
     (InvalidCredentials, "invalid_credentials"),
     (EmailAlreadyRegistered, "email_taken"),
     (NotAuthenticated, "invalid_token"),
@@ -96,6 +98,8 @@ async def auth_attempt(
     try:
         yield attempt
     except Exception as error:
+        if isinstance(error, RefreshTokenReused):
+            attempt.identify(error.user_id)  # whose login was just revoked: a likely theft
         _record(request, attempt, outcome_of(error), log=True)
         raise
     _record(request, attempt, SUCCESS, log=log_success)
