@@ -202,6 +202,33 @@ async def test_returned_entities_are_detached_copies(uow_factory: UnitOfWorkFact
 # ---------------------------------------------------------------- users
 
 
+async def test_a_read_only_unit_of_work_reads_committed_data(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+    await store(uow_factory, user)
+
+    async with uow_factory(read_only=True) as uow:
+        found = await uow.users.get_by_email(user.email)
+
+    assert found is not None
+    assert found.id == user.id
+
+
+async def test_a_read_only_unit_of_work_leaves_later_ones_transactional(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The connection a read-only unit of work used must not stay in autocommit for the next one."""
+    for _ in range(3):  # enough to hand every pooled connection through read-only use
+        async with uow_factory(read_only=True) as uow:
+            await uow.users.get(uuid.uuid4())
+    user = new_user()
+
+    async with uow_factory() as uow:
+        await uow.users.add(user)
+        # leaving without commit
+
+    assert await load_user(uow_factory, user.id) is None
+
+
 async def test_users_are_found_by_email(uow_factory: UnitOfWorkFactory) -> None:
     user = new_user()
     await store(uow_factory, user)

@@ -91,9 +91,9 @@ class InMemoryDatabase:
         self._state = _State()
         self.fail_with_unavailable = False
 
-    def unit_of_work(self) -> InMemoryUnitOfWork:
-        """The ``UnitOfWorkFactory``: a fresh unit of work per call."""
-        return InMemoryUnitOfWork(self)
+    def unit_of_work(self, *, read_only: bool = False) -> InMemoryUnitOfWork:
+        """The ``UnitOfWorkFactory``: a fresh unit of work per call (writes refused if ``read_only``)."""
+        return InMemoryUnitOfWork(self, read_only=read_only)
 
     # -- inspection of committed state (copies; mutating them changes nothing) --
 
@@ -140,8 +140,9 @@ class InMemoryDatabase:
 class _Transaction:
     """A unit of work's private state plus the journal of its writes."""
 
-    def __init__(self, database: InMemoryDatabase) -> None:
+    def __init__(self, database: InMemoryDatabase, *, read_only: bool = False) -> None:
         self._database = database
+        self._read_only = read_only
         self.state = database.snapshot()
         self.journal: list[_Write] = []
 
@@ -151,6 +152,8 @@ class _Transaction:
 
     def write(self, operation: Callable[[_State], _T]) -> _T:
         """Apply ``operation`` now (read-your-writes) and again on commit."""
+        if self._read_only:
+            raise RuntimeError("a write in a read-only unit of work")
         self._database.check_available()
         result = operation(self.state)
         self.journal.append(operation)
@@ -451,8 +454,9 @@ class InMemoryUnitOfWork:
     conversations: ConversationRepository
     messages: MessageRepository
 
-    def __init__(self, database: InMemoryDatabase) -> None:
+    def __init__(self, database: InMemoryDatabase, *, read_only: bool = False) -> None:
         self._database = database
+        self._read_only = read_only
         self._tx: _Transaction | None = None
         self.users = InMemoryUserRepository(self._active)
         self.auth_sessions = InMemoryAuthSessionRepository(self._active)
@@ -482,7 +486,7 @@ class InMemoryUnitOfWork:
         self._begin()
 
     def _begin(self) -> None:
-        self._tx = _Transaction(self._database)
+        self._tx = _Transaction(self._database, read_only=self._read_only)
 
     def _active(self) -> _Transaction:
         if self._tx is None:

@@ -50,7 +50,7 @@ class RegisterUser:
 
     async def execute(self, data: RegisterInput) -> User:
         email = self._parse(data)
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             if await uow.users.get_by_email(email) is not None:
                 raise EmailAlreadyRegistered()
         password_hash = await self._hasher.hash(data.password)
@@ -121,7 +121,7 @@ class LogIn:
             email = Email.parse(raw_email)
         except ValidationFailed:
             return None
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             return await uow.users.get_by_email(email)
 
 
@@ -180,7 +180,7 @@ class Authenticate:
 
     async def execute(self, access_token: str) -> Principal:
         claims = _verify(self._issuer, access_token, TokenType.ACCESS)
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             auth_session = await uow.auth_sessions.get(claims.session_id)
         if (
             auth_session is None

@@ -24,7 +24,7 @@ async def _check_current_password(
     uow_factory: UnitOfWorkFactory, hasher: PasswordHasher, principal: Principal, password: str
 ) -> None:
     """Verify the caller's current password outside any transaction (bcrypt is slow)."""
-    async with uow_factory() as uow:
+    async with uow_factory(read_only=True) as uow:
         user = await _load_user(uow, principal)
     if not await hasher.verify(password, user.password_hash):
         raise CurrentPasswordIncorrect()
@@ -37,7 +37,7 @@ class GetProfile:
         self._uow = uow
 
     async def execute(self, principal: Principal) -> User:
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             return await _load_user(uow, principal)
 
 

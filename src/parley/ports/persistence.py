@@ -11,7 +11,6 @@ Contracts shared by every adapter:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -170,7 +169,15 @@ class UnitOfWork(Protocol):
     async def rollback(self) -> None: ...
 
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A fresh, not yet entered unit of work.
+
+        ``read_only=True`` is a promise to only read, without row locks: the adapter may
+        then skip the transaction (for PostgreSQL, the BEGIN and ROLLBACK round trips of a
+        one-query read). Writing in such a unit of work is a bug: the in-memory fake refuses it.
+        """
+        ...
 
 
 class DatabaseProbe(Protocol):

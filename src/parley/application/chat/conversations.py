@@ -68,7 +68,7 @@ class ListConversations:
         self, principal: Principal, *, limit: int, cursor: str | None = None
     ) -> ConversationList:
         after = ConversationCursor.decode(cursor) if cursor else None
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             page = await uow.conversations.list_for_owner(principal.user_id, limit=limit, after=after)
         return ConversationList(page.items, page.next_cursor.encode() if page.next_cursor else None)
 
@@ -78,7 +78,7 @@ class GetConversation:
         self._uow = uow
 
     async def execute(self, principal: Principal, conversation_id: UUID) -> Conversation:
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             return await load_owned(uow, principal, conversation_id)
 
 

@@ -30,7 +30,7 @@ class ListMessages:
     async def execute(
         self, principal: Principal, conversation_id: UUID, *, limit: int, before: UUID | None = None
     ) -> MessageList:
-        async with self._uow() as uow:
+        async with self._uow(read_only=True) as uow:
             await load_owned(uow, principal, conversation_id)
             page = await uow.messages.page(conversation_id, limit=limit, before=before)
         next_cursor = str(page.items[0].id) if page.has_older and page.items else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import suppress
 from types import TracebackType
 from typing import Self
@@ -14,6 +13,7 @@ from parley.ports.persistence import (
     ConversationRepository,
     MessageRepository,
     StorageUnavailable,
+    UnitOfWorkFactory,
     UserRepository,
 )
 
@@ -22,6 +22,8 @@ from .chat import PostgresConversationRepository, PostgresMessageRepository
 from .errors import translated_errors
 from .statements import StatementRunner
 
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
 
 class PostgresUnitOfWork:
     """:class:`parley.ports.persistence.UnitOfWork` over an ``AsyncSession``.
@@ -29,7 +31,9 @@ class PostgresUnitOfWork:
     - entering checks out a connection and begins the transaction, so an unreachable
       database fails right at ``async with`` with :class:`StorageUnavailable`;
     - ``commit``/``rollback`` end the transaction; later statements start a new one;
-    - leaving the block rolls back whatever was not committed and returns the connection.
+    - leaving the block rolls back whatever was not committed and returns the connection;
+    - ``read_only`` runs the connection in autocommit: no BEGIN and no ROLLBACK round trips
+      for reads (SQLAlchemy restores the isolation level when the connection goes back).
     """
 
     # Typed as the ports: the Protocol's attributes are mutable, hence invariant.
@@ -38,15 +42,16 @@ class PostgresUnitOfWork:
     conversations: ConversationRepository
     messages: MessageRepository
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, read_only: bool = False) -> None:
         self._sessionmaker = sessionmaker
+        self._options = _AUTOCOMMIT if read_only else None
         self._db_session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
         db_session = self._sessionmaker()
         try:
             with translated_errors():
-                await db_session.connection()
+                await db_session.connection(execution_options=self._options)
         except BaseException:
             await db_session.close()
             raise
@@ -89,10 +94,10 @@ class PostgresUnitOfWork:
 
 def postgres_unit_of_work_factory(
     sessionmaker: async_sessionmaker[AsyncSession],
-) -> Callable[[], PostgresUnitOfWork]:
+) -> UnitOfWorkFactory:
     """A ``UnitOfWorkFactory``: each call yields a fresh, not yet entered unit of work."""
 
-    def create() -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(sessionmaker)
+    def create(*, read_only: bool = False) -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(sessionmaker, read_only=read_only)
 
     return create
