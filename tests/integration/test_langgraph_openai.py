@@ -100,6 +100,12 @@ async def test_streams_the_reply_token_by_token_then_reports_the_providers_usage
     assert request["temperature"] == 0.2
     assert request["max_completion_tokens"] == 2000
     assert [m["role"] for m in request["messages"]] == ["system", "user"]
+    assert request["messages"][-1]["content"] == "hello"
+    # The tools are offered with their JSON schemas (sent through extra_body: same wire format).
+    tools = {tool["function"]["name"]: tool for tool in request["tools"]}
+    assert set(tools) == {"calculator", "current_time"}
+    assert tools["calculator"]["type"] == "function"
+    assert "expression" in tools["calculator"]["function"]["parameters"]["properties"]
 
 
 async def test_a_tool_call_runs_the_tool_and_feeds_its_result_back_to_the_model(
