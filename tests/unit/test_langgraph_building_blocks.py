@@ -188,3 +188,27 @@ def test_the_offline_model_calls_no_tool_it_was_not_given() -> None:
 )
 def test_database_urls_are_accepted_in_sqlalchemy_form_too(given: str, expected: str) -> None:
     assert libpq_url(given) == expected
+
+
+def test_the_openai_model_streams_chunks_as_dicts_and_keeps_its_settings() -> None:
+    """Guards an optimisation: if langchain-openai stopped letting us swap its client, streamed
+    chunks would silently go back to being built as pydantic models and thrown away."""
+    from parley.adapters.outbound.langgraph.chat_model import (
+        LeanChatOpenAI,
+        ModelConfig,
+        _DictChunkAsyncOpenAI,
+        build_chat_model,
+    )
+
+    model = build_chat_model(
+        ModelConfig(name="m", api_key="sk-test", base_url="http://127.0.0.1:9/v1", request_timeout=7.0)
+    )
+
+    assert isinstance(model, LeanChatOpenAI)
+    client = model.root_async_client
+    assert isinstance(client, _DictChunkAsyncOpenAI)
+    assert model.async_client is not None
+    assert str(client.base_url).startswith("http://127.0.0.1:9/v1")
+    assert client.api_key == "sk-test"
+    assert client.max_retries == 0  # our RetryPolicy is the only retry layer
+    assert client.timeout == 7.0

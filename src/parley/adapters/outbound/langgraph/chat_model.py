@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
+import openai
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
+from openai.types.chat import ChatCompletionChunk
+from pydantic import SecretStr, model_validator
 
 from parley.adapters.outbound.langgraph.offline_model import OFFLINE_MODEL_NAME, OfflineChatModel
 
@@ -39,6 +41,22 @@ class ModelConfig:
         return OFFLINE_MODEL_NAME if self.is_offline else self.name
 
 
+class _DictChunkAsyncOpenAI(openai.AsyncOpenAI):
+    """An ``AsyncOpenAI`` whose streamed chat chunks stay plain dicts.
+
+    The SDK builds a pydantic ``ChatCompletionChunk`` for every streamed chunk, and
+    langchain-openai turns each straight back into a dict (``chunk.model_dump()``; it takes
+    dicts as they are). That round trip was the largest per-token cost of a streamed turn
+    (5.4 of 12.4 ms CPU for 19 chunks). Everything else (SSE decoding, ``[DONE]``, error
+    events, timeouts, closing the response) stays the SDK's.
+    """
+
+    def _process_response_data(self, *, data: object, cast_to: type[Any], response: Any) -> Any:
+        if cast_to is ChatCompletionChunk and isinstance(data, dict):
+            return data
+        return super()._process_response_data(data=data, cast_to=cast_to, response=response)
+
+
 class LeanChatOpenAI(ChatOpenAI):
     """``ChatOpenAI`` that sends the conversation through ``extra_body``.
 
@@ -50,6 +68,22 @@ class LeanChatOpenAI(ChatOpenAI):
     so the request on the wire is the same. The integration tests read the requests a
     local fake server received, so a change of that merge would fail them.
     """
+
+    @model_validator(mode="after")
+    def _stream_chunks_as_dicts(self) -> Self:
+        client = self.root_async_client
+        if isinstance(client, openai.AsyncOpenAI) and not isinstance(client, _DictChunkAsyncOpenAI):
+            self.root_async_client = _DictChunkAsyncOpenAI(
+                api_key=client.api_key,
+                organization=client.organization,
+                base_url=client.base_url,
+                timeout=client.timeout,
+                max_retries=client.max_retries,
+                default_headers=self.default_headers,
+                default_query=self.default_query,
+            )
+            self.async_client = self.root_async_client.chat.completions
+        return self
 
     def _get_request_payload(
         self, input_: LanguageModelInput, *, stop: list[str] | None = None, **kwargs: Any
