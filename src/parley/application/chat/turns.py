@@ -132,8 +132,10 @@ class _GenerationClock:
 
 
 class Turn:
-    """A claimed turn whose user message is stored; :meth:`events` runs the agent.
+    """A claimed turn whose user message is stored; the agent starts at once.
 
+    - the agent runs from the moment the turn exists (its first steps overlap with
+      sending the response head), in a task of its own, fed through a queue;
     - ``events()`` yields token deltas and tool calls as they happen, then exactly one
       :class:`ReplyStored` or :class:`ReplyFailed`;
     - closing the iterator or cancelling its task stops the agent (and its upstream
@@ -158,31 +160,36 @@ class Turn:
         self._prompt_tokens = self._completion_tokens = 0
         self._finished = False
         self._closing: asyncio.Future[Any] | None = None
-        self._trace: TurnTrace | None = None
+        self._started_at = services.clock.now()
+        self._trace = self._start_trace()
+        # The agent runs in a task of its own, fed through a queue. Cancelling *that* task
+        # is a plain, one-shot asyncio cancellation, so the agent's clean-up (closing the
+        # graph run and its upstream HTTP request) always completes, even when the consumer
+        # sits under a framework that re-cancels every await (anyio does).
+        self._queue: asyncio.Queue[AgentEvent | BaseException | None] = asyncio.Queue()
+        self._pump = asyncio.ensure_future(_pump(services.agent.stream(self._agent_turn()), self._queue))
 
-    async def events(self) -> AsyncGenerator[TurnEvent, None]:
+    def _start_trace(self) -> TurnTrace:
         uc = self._services
-        self._trace = uc.tracer.start_turn(
+        return uc.tracer.start_turn(
             user_id=self._principal.user_id,
             conversation_id=self.user_message.conversation_id,
             input_text=self.user_message.content,
             streaming=self._streaming,
-            started_at=uc.clock.now(),
+            started_at=self._started_at,
         )
-        turn = AgentTurn(
+
+    def _agent_turn(self) -> AgentTurn:
+        return AgentTurn(
             conversation_id=self.user_message.conversation_id,
             user_id=self._principal.user_id,
             content=self.user_message.content,
             stream_tokens=self._streaming,
         )
-        # The agent runs in a task of its own, fed through a queue. Cancelling *that* task
-        # is a plain, one-shot asyncio cancellation, so the agent's clean-up (closing the
-        # graph run and its upstream HTTP request) always completes, even when this
-        # generator sits under a framework that re-cancels every await (anyio does).
-        queue: asyncio.Queue[AgentEvent | BaseException | None] = asyncio.Queue()
-        pump = asyncio.ensure_future(_pump(uc.agent.stream(turn), queue))
+
+    async def events(self) -> AsyncGenerator[TurnEvent, None]:
         try:
-            async for event in self._observed(_drain(queue)):
+            async for event in self._observed(_drain(self._queue)):
                 yield event
         except AgentError as error:
             self._trace.error(kind=type(error).__name__, model=error.model)
@@ -195,7 +202,7 @@ class Turn:
         except BaseException:
             # Closed or cancelled: stop the agent, then save what we have, in a task that a
             # re-cancelling framework cannot interrupt; aclose() waits for it.
-            closing = self._closing = asyncio.ensure_future(self._abandon(pump))
+            closing = self._closing = asyncio.ensure_future(self._abandon())
             await asyncio.shield(closing)
             raise
         message = await self._finish(MessageStatus.COMPLETE)
@@ -205,22 +212,21 @@ class Turn:
         """Store what was produced as ``incomplete`` unless the turn already ended;
         wait for a clean-up already under way."""
         if self._closing is None and not self._finished:
-            self._closing = asyncio.ensure_future(self._finish(MessageStatus.INCOMPLETE))
+            self._closing = asyncio.ensure_future(self._abandon())
         if self._closing is not None:
             await asyncio.shield(self._closing)
 
-    async def _abandon(self, pump: asyncio.Future[None]) -> None:
-        pump.cancel()
-        await asyncio.wait({pump})  # the agent has closed its upstream request
+    async def _abandon(self) -> None:
+        self._pump.cancel()
+        await asyncio.wait({self._pump})  # the agent has closed its upstream request
         if not self._finished:
             await self._finish(MessageStatus.INCOMPLETE)
 
     async def _observed(
         self, stream: AsyncGenerator[AgentEvent, None]
     ) -> AsyncGenerator[TokenDelta | ToolCall, None]:
-        assert self._trace is not None
         clock = self._services.clock
-        generation = _GenerationClock(clock.now())
+        generation = _GenerationClock(self._started_at)
         async for event in stream:
             if isinstance(event, TokenDelta):
                 generation.token(event.text, clock.now())
@@ -238,7 +244,6 @@ class Turn:
                 generation = _GenerationClock(clock.now())
 
     def _record_usage(self, usage: Usage, generation: _GenerationClock, now: datetime) -> None:
-        assert self._trace is not None
         self._prompt_tokens += usage.prompt_tokens
         self._completion_tokens += usage.completion_tokens
         self._trace.generation(
@@ -270,8 +275,7 @@ class Turn:
                 await uow.conversations.finish_reply(reply.conversation_id, claim_id=self._claim_id, now=now)
                 await uow.commit()
         finally:
-            if self._trace is not None:
-                self._trace.end(status=status.value, output=reply.content, ended_at=now)
+            self._trace.end(status=status.value, output=reply.content, ended_at=now)
         return reply
 
 
