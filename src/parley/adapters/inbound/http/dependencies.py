@@ -47,7 +47,6 @@ async def current_principal(
             raise NotAuthenticated()
         principal = await authenticate.execute(token)
         attempt.identify(principal.user_id)
-    request.state.user_id = str(principal.user_id)
     return principal
 
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.adapters.inbound.http.errors import INTERNAL_ERROR
 
+_TOO_LARGE = {"detail": "Request body too large"}
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -46,7 +47,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, 413, {"detail": "Request body too large"})
+            await _send_json(send, 413, _TOO_LARGE)
             return
         received = 0
         started = refused = False
@@ -60,7 +61,7 @@ class BodyLimitMiddleware:
                     # Answer now: frameworks may turn the exception below into their own 400.
                     if not started and not refused:
                         refused = True
-                        await _send_json(send, 413, {"detail": "Request body too large"})
+                        await _send_json(send, 413, _TOO_LARGE)
                     raise _BodyTooLarge
             return message
 

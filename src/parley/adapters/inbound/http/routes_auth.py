@@ -78,7 +78,6 @@ async def login(request: Request, use_case: Annotated[LogIn, from_container("log
         attempt.note_email(credentials.email)
         user, pair = await use_case.execute(credentials)
         attempt.identify(user.id)
-    request.state.user_id = str(user.id)
     return token_pair_out(pair)
 
 
