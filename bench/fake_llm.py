@@ -2,8 +2,8 @@
 
 Behaviour is set at run time through ``POST /_config``: ``first_token_delay`` and
 ``token_delay`` (seconds) and ``tokens`` (reply length). ``GET /_stats`` reports how
-many requests were served and, for streams the client abandoned, how long after the
-client left the fake noticed it (it stops generating at once).
+many requests were served, when each arrived, and, for streams the client abandoned,
+when the fake noticed the client leaving (it stops generating at once).
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ from starlette.routing import Route
 
 MODEL = "bench-model"
 CONFIG: dict[str, float] = {"first_token_delay": 0.0, "token_delay": 0.0, "tokens": 16}
-STATS: dict[str, Any] = {"requests": 0, "streams_completed": 0, "streams_abandoned": 0, "abandoned_at": []}
+
+
+def _fresh_stats() -> dict[str, Any]:
+    counts = {"requests": 0, "streams_completed": 0, "streams_abandoned": 0}
+    return {**counts, "abandoned_at": [], "arrived_at": []}
+
+
+STATS: dict[str, Any] = _fresh_stats()
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> bytes:
@@ -45,6 +52,7 @@ def _usage(tokens: int) -> dict[str, int]:
 async def completions(request: Request) -> Any:
     body = await request.json()
     STATS["requests"] += 1
+    STATS["arrived_at"].append(time.time())
     tokens = int(CONFIG["tokens"])
     if not body.get("stream"):
         await asyncio.sleep(CONFIG["first_token_delay"] + CONFIG["token_delay"] * tokens)
@@ -105,7 +113,7 @@ async def _wait_for_disconnect(receive: Any) -> None:
 
 async def configure(request: Request) -> JSONResponse:
     CONFIG.update({k: float(v) for k, v in (await request.json()).items()})
-    STATS.update({"requests": 0, "streams_completed": 0, "streams_abandoned": 0, "abandoned_at": []})
+    STATS.update(_fresh_stats())
     return JSONResponse(CONFIG)
 
 

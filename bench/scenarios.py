@@ -150,12 +150,14 @@ async def slow_streams(servers: Servers, *, streams: int = 1000) -> dict[str, An
                         completed += 1
 
         sampler = asyncio.create_task(sample_rss())
-        started = time.perf_counter()
+        started, started_wall = time.perf_counter(), time.time()
         results = await asyncio.gather(*(one(s, started) for s in sessions), return_exceptions=True)
         elapsed = time.perf_counter() - started
         stop_sampling.set()
         await sampler
     failures = [r for r in results if isinstance(r, BaseException)]
+    # When the model requests reached the fake: how fast Parley set the turns up.
+    arrivals = [float(t) - started_wall for t in servers.fake_stats()["arrived_at"]]  # type: ignore[attr-defined]
     return {
         "streams": streams,
         "completed": completed,
@@ -164,6 +166,8 @@ async def slow_streams(servers: Servers, *, streams: int = 1000) -> dict[str, An
         "all_done_seconds": round(elapsed, 2),
         "ttft_p50_s": round(_percentile(ttfts, 0.5), 3),
         "ttft_p99_s": round(_percentile(ttfts, 0.99), 3),
+        "model_request_p50_s": round(_percentile(arrivals, 0.5), 3),
+        "model_request_last_s": round(max(arrivals, default=0.0), 3),
         "server_peak_rss_mb": round(peak_rss, 1),
     }
 

@@ -22,6 +22,7 @@ from parley.adapters.inbound.http.middleware import (
 from parley.adapters.inbound.http.rate_limits import RateLimitConfig, install_rate_limits
 from parley.config import Settings, load_settings
 from parley.container import Container, database_pool_reader, running_resources
+from parley.gc_tuning import tune_for_serving
 from parley.log_setup import configure_logging
 
 API_DESCRIPTION = """
@@ -35,12 +36,18 @@ Use **Authorize** with your e-mail as *username* to try the authenticated routes
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with running_resources(app.state.container):
+        if app.state.serving:
+            tune_for_serving()  # everything built at start-up exists by now
         yield
     release_process_gauges()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app around a fresh container (tests override its providers before start-up)."""
+def create_app(settings: Settings | None = None, *, serving: bool = False) -> FastAPI:
+    """Build the app around a fresh container (tests override its providers before start-up).
+
+    ``serving=True`` (``parley serve``) also tunes this process's garbage collector once
+    the app has started (:mod:`parley.gc_tuning`); a test process keeps the defaults.
+    """
     settings = settings or load_settings()
     container = Container(settings=settings)
     app = FastAPI(
@@ -50,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.container = container
+    app.state.serving = serving
     app.state.sse_ping_seconds = settings.sse_ping_seconds
     install_error_handlers(app)
     registry = container.metrics_registry()
@@ -79,7 +87,7 @@ def create_served_app() -> FastAPI:
     reload processes start fresh and never ran the command's own set-up."""
     settings = load_settings()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
-    return create_app(settings)
+    return create_app(settings, serving=True)
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:

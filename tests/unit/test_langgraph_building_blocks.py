@@ -190,15 +190,18 @@ def test_database_urls_are_accepted_in_sqlalchemy_form_too(given: str, expected:
     assert libpq_url(given) == expected
 
 
-def test_the_openai_model_streams_chunks_as_dicts_and_keeps_its_settings() -> None:
-    """Guards an optimisation: if langchain-openai stopped letting us swap its client, streamed
-    chunks would silently go back to being built as pydantic models and thrown away."""
+async def test_the_openai_model_streams_chunks_as_dicts_on_aiohttp_and_keeps_its_settings() -> None:
+    """Guards two optimisations: if langchain-openai stopped letting us swap its client, streamed
+    chunks would silently go back to being built as pydantic models, over httpx's pool."""
+    from openai._vendor.httpx_aiohttp import Httpx2AiohttpClient
+
     from parley.adapters.outbound.langgraph.chat_model import (
         LeanChatOpenAI,
         ModelConfig,
-        _DictChunkAsyncOpenAI,
         build_chat_model,
+        close_chat_model,
     )
+    from parley.adapters.outbound.langgraph.openai_client import StreamingAsyncOpenAI
 
     model = build_chat_model(
         ModelConfig(name="m", api_key="sk-test", base_url="http://127.0.0.1:9/v1", request_timeout=7.0)
@@ -206,9 +209,12 @@ def test_the_openai_model_streams_chunks_as_dicts_and_keeps_its_settings() -> No
 
     assert isinstance(model, LeanChatOpenAI)
     client = model.root_async_client
-    assert isinstance(client, _DictChunkAsyncOpenAI)
+    assert isinstance(client, StreamingAsyncOpenAI)
+    assert isinstance(client._client, Httpx2AiohttpClient)
     assert model.async_client is not None
     assert str(client.base_url).startswith("http://127.0.0.1:9/v1")
     assert client.api_key == "sk-test"
     assert client.max_retries == 0  # our RetryPolicy is the only retry layer
     assert client.timeout == 7.0
+    await close_chat_model(model)
+    assert client.is_closed()

@@ -22,13 +22,14 @@ from typing import Any, Literal, Self, cast
 from uuid import UUID
 
 import psycopg
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from parley.adapters.outbound.langgraph.chat_model import ModelConfig, build_chat_model
+from parley.adapters.outbound.langgraph.chat_model import ModelConfig, build_chat_model, close_chat_model
 from parley.adapters.outbound.langgraph.checkpoints import (
     SettlingMemorySaver,
     SettlingPostgresSaver,
@@ -115,6 +116,7 @@ class LangGraphChatAgent:
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] | None = None
         self._checkpointer: SettlingSaver | None = None
         self._graph: AgentGraph | None = None
+        self._model: BaseChatModel | None = None
 
     @property
     def model_name(self) -> str:
@@ -126,8 +128,9 @@ class LangGraphChatAgent:
         if self._graph is not None:
             return
         self._checkpointer = await self._open_checkpointer()
+        self._model = build_chat_model(self._model_config)
         self._graph = build_agent_graph(
-            model=build_chat_model(self._model_config),
+            model=self._model,
             model_name=self.model_name,
             tools=default_tools(),
             system_prompt=self._system_prompt,
@@ -137,9 +140,12 @@ class LangGraphChatAgent:
         )
 
     async def aclose(self) -> None:
-        """Release the connection pool. Idempotent; ``start`` may be called again after."""
+        """Release the model's connections and the pool. Idempotent; ``start`` may follow."""
         self._graph = None
         self._checkpointer = None
+        if self._model is not None:
+            model, self._model = self._model, None
+            await close_chat_model(model)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
