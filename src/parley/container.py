@@ -126,6 +126,7 @@ class Container(containers.DeclarativeContainer):
         postgres_url=database_url,
         model=providers.Callable(_model_config, settings),
         limits=providers.Callable(_agent_limits, settings),
+        pool_size=settings.provided.postgres_pool_size,
     )
     tracer = providers.Singleton(_tracer, settings)
     # One registry per app (not the process-wide one), so test apps never share metrics;

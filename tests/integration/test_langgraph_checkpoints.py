@@ -52,3 +52,41 @@ async def test_the_agent_can_be_closed_and_started_again(create_database: Callab
         events = [e async for e in agent.stream(AgentTurn(conversation, uuid4(), "again"))]
 
     assert any(isinstance(e, TokenDelta) for e in events)
+
+
+async def test_a_stuck_checkpoint_write_does_not_hold_up_other_conversations(
+    create_database: Callable[[], str],
+) -> None:
+    """AsyncPostgresSaver alone runs every query of the process one at a time: one stuck
+    write (here: waiting on a table lock) would stall every other turn's checkpoint read."""
+    database_url = create_database()
+    async with LangGraphChatAgent(postgres_url=database_url, pool_size=4) as agent:
+        async with await psycopg.AsyncConnection.connect(database_url) as locker, locker.transaction():
+            await locker.execute("LOCK TABLE checkpoints IN EXCLUSIVE MODE")  # reads still pass
+            stuck = asyncio.ensure_future(_drain(agent, AgentTurn(uuid4(), uuid4(), "stuck")))
+            await _until_a_query_waits_for_a_lock(locker)
+
+            other = agent.stream(AgentTurn(uuid4(), uuid4(), "hi"))
+            first = await asyncio.wait_for(anext(other), timeout=5)
+
+            assert isinstance(first, TokenDelta)
+            assert not stuck.done()
+        await asyncio.wait_for(stuck, timeout=5)  # the lock is gone with the transaction
+        await other.aclose()
+
+
+async def _until_a_query_waits_for_a_lock(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    async with asyncio.timeout(5):
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            row = await cursor.fetchone()
+            if row is not None and int(str(row[0])) > 0:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def _drain(agent: LangGraphChatAgent, turn: AgentTurn) -> list[object]:
+    return [event async for event in agent.stream(turn)]

@@ -96,7 +96,7 @@ class LangGraphChatAgent:
         model: ModelConfig | None = None,
         limits: AgentLimits | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-        pool_max_size: int = 10,
+        pool_size: int = 10,
         connect_timeout: float = 10.0,
     ) -> None:
         if checkpoint_store == "postgres" and not postgres_url:
@@ -111,7 +111,7 @@ class LangGraphChatAgent:
             backoff_max=self._limits.backoff_max,
         )
         self._system_prompt = system_prompt
-        self._pool_max_size = pool_max_size
+        self._pool_size = pool_size
         self._connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] | None = None
         self._checkpointer: SettlingSaver | None = None
@@ -162,7 +162,7 @@ class LangGraphChatAgent:
     async def _open_checkpointer(self) -> SettlingSaver:
         if self._store == "memory":
             return SettlingMemorySaver()
-        pool = postgres_pool(str(self._postgres_url), self._pool_max_size)
+        pool = postgres_pool(str(self._postgres_url), self._pool_size)
         try:
             await pool.open(wait=True, timeout=self._connect_timeout)
             await migrate_checkpoint_schema(pool)
