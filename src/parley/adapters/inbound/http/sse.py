@@ -17,6 +17,8 @@ import anyio
 from loguru import logger
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
+from starlette.types import Message as AsgiMessage
+from starlette.types import Send
 
 from parley.adapters.inbound.http.errors import error_body
 from parley.adapters.inbound.http.schemas import MessageOut
@@ -66,13 +68,28 @@ async def _frames(turn: Turn) -> AsyncIterator[ServerSentEvent]:
             await turn.aclose()
 
 
+class EventStream(EventSourceResponse):
+    """sse-starlette's response, minus a per-event cost when no send timeout is set.
+
+    sse-starlette wraps every send in ``anyio.move_on_after(send_timeout)``, even for
+    ``None``: a cancel scope per event, plus anyio asking sniffio which event loop runs.
+    That was ~7 % of the server's CPU with 1,000 concurrent streams, for no effect.
+    """
+
+    async def _send_with_timeout(self, send: Send, message: AsgiMessage) -> None:
+        if self.send_timeout is None:
+            await send(message)
+        else:
+            await super()._send_with_timeout(send, message)
+
+
 def stream_turn(turn: Turn, *, ping_seconds: float = DEFAULT_PING_SECONDS) -> EventSourceResponse:
     """An SSE response for ``turn``; ``turn.aclose()`` runs even if streaming never starts.
 
     A ``: ping`` comment goes out after ``ping_seconds`` without an event (keeps proxies from
     closing an idle connection while the model thinks).
     """
-    return EventSourceResponse(
+    return EventStream(
         _frames(turn),
         ping=ping_seconds,
         sep="\n",
