@@ -18,6 +18,7 @@ import pytest
 
 from parley.adapters.outbound.langgraph import LangGraphChatAgent, ModelConfig
 from parley.ports.agent import AgentEvent, AgentTurn, ChatAgent, TokenDelta, Usage
+from tests.agent_runs import RunningTurn, collect
 from tests.fakes.agent import ScriptedChatAgent
 
 pytestmark = pytest.mark.contract
@@ -45,7 +46,7 @@ def turn(conversation_id: UUID, content: str) -> AgentTurn:
 
 
 async def events_of(agent: ChatAgent, conversation_id: UUID, content: str) -> list[AgentEvent]:
-    return [event async for event in agent.stream(turn(conversation_id, content))]
+    return await collect(agent, turn(conversation_id, content))
 
 
 async def reply_of(agent: ChatAgent, conversation_id: UUID, content: str) -> str:
@@ -112,11 +113,21 @@ async def test_forgetting_an_unknown_conversation_is_harmless(agent: ChatAgent) 
     await agent.forget(uuid4())
 
 
-async def test_closing_the_stream_early_leaves_the_agent_usable(agent: ChatAgent) -> None:
+async def test_events_reach_the_sink_while_the_reply_is_being_generated(agent: ChatAgent) -> None:
+    running = RunningTurn(agent, turn(uuid4(), "Tell me something"))
+
+    await running.first_text()
+    text_so_far = len(running.events)
+    await running.task
+
+    assert len(running.events) > text_so_far  # more followed: the first came before the end
+
+
+async def test_cancelling_a_run_early_leaves_the_agent_usable(agent: ChatAgent) -> None:
     conversation = uuid4()
-    stream = agent.stream(turn(conversation, "first"))
-    assert isinstance(await anext(stream), TokenDelta)
-    await stream.aclose()
+    running = RunningTurn(agent, turn(conversation, "first"))
+    await running.first_text()
+    await running.cancel()
 
     reply = await reply_of(agent, conversation, "second")
 

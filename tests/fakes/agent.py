@@ -1,33 +1,33 @@
 """A scripted double of the :class:`~parley.ports.agent.ChatAgent` port.
 
-Each call to :meth:`ScriptedChatAgent.stream` consumes the next :class:`ScriptedTurn`
+Each call to :meth:`ScriptedChatAgent.run` consumes the next :class:`ScriptedTurn`
 (first in, first out). When the script is empty the agent falls back to a
 deterministic echo that also proves it remembers earlier turns, so the same double
 serves both use-case unit tests (scripted replies, failures, slow streams) and the
 ``ChatAgent`` contract suite (memory, ``forget``).
 
-Everything the agent saw is recorded: the turns (``turns``), each stream's fate
-(``streams``: completed, failed, or closed/cancelled early) and the ``forget`` calls.
+Everything the agent saw is recorded: the turns (``turns``), each run's fate
+(``streams``: completed, failed, or cancelled early) and the ``forget`` calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from parley.ports.agent import AgentEvent, AgentTurn, TokenDelta, Usage
+from parley.ports.agent import AgentEvent, AgentTurn, EventSink, TokenDelta, Usage
 
 SCRIPTED_MODEL = "scripted-model"
 
 
 @dataclass(frozen=True, slots=True)
 class ScriptedTurn:
-    """What one ``stream`` call does, in order.
+    """What one ``run`` call does, in order.
 
-    - yields ``events``, sleeping ``delay`` seconds before each one;
+    - emits ``events``, sleeping ``delay`` seconds before each one;
     - then raises ``error`` if set (e.g. ``AgentUnavailable("down")``);
     - else waits forever if ``hang`` (for timeout and cancellation tests);
     - else ends normally.
@@ -48,17 +48,17 @@ class ScriptedTurn:
 
     @classmethod
     def failing(cls, error: BaseException, *, events: Sequence[AgentEvent] = ()) -> ScriptedTurn:
-        """Yield ``events`` (possibly none) and then raise ``error``."""
+        """Emit ``events`` (possibly none) and then raise ``error``."""
         return cls(events=events, error=error)
 
 
 @dataclass(slots=True)
 class StreamRecord:
-    """The fate of one ``stream`` call.
+    """The fate of one ``run`` call.
 
-    ``closed_early`` is True when the consumer closed the iterator or cancelled the
-    consuming task before the script finished; ``failed`` when the scripted error
-    was raised; ``completed`` when every event was delivered and the stream ended.
+    ``closed_early`` is True when the run was cancelled before the script finished;
+    ``failed`` when the scripted error was raised; ``completed`` when every event was
+    delivered and the run ended.
     """
 
     turn: AgentTurn
@@ -72,7 +72,7 @@ class ScriptedChatAgent:
     """An in-memory :class:`~parley.ports.agent.ChatAgent` driven by a script.
 
     Construct with the turns to play, or push more with :meth:`script`. Memory:
-    every streamed turn's user message is remembered per conversation (even a failed
+    every turn's user message is remembered per conversation (even a failed
     or cancelled one, as a real checkpointer stores the input first) until
     :meth:`forget`.
     """
@@ -89,24 +89,24 @@ class ScriptedChatAgent:
 
     @property
     def turns(self) -> list[AgentTurn]:
-        """Every turn ``stream`` was called with, in order."""
+        """Every turn ``run`` was called with, in order."""
         return [record.turn for record in self.streams]
 
     @property
     def closed_early(self) -> bool:
-        """True when the most recent stream was closed or cancelled before it finished."""
+        """True when the most recent run was cancelled before it finished."""
         return bool(self.streams) and self.streams[-1].closed_early
 
     def remembered(self, conversation_id: UUID) -> list[str]:
         """The user messages this agent remembers for a conversation, oldest first."""
         return list(self._memory.get(conversation_id, []))
 
-    def stream(self, turn: AgentTurn) -> AsyncGenerator[AgentEvent, None]:
+    async def run(self, turn: AgentTurn, emit: EventSink) -> None:
         record = StreamRecord(turn=turn)
         self.streams.append(record)
         scripted = self._script.popleft() if self._script else self._echo(turn)
         self._memory[turn.conversation_id].append(turn.content)
-        return self._play(scripted, record)
+        await self._play(scripted, record, emit)
 
     async def forget(self, conversation_id: UUID) -> None:
         self.forgotten.append(conversation_id)
@@ -118,19 +118,18 @@ class ScriptedChatAgent:
         text = f'[scripted] I remember {earlier} earlier user message(s). You said: "{turn.content}"'
         return ScriptedTurn.reply(text, chunk=8)
 
-    async def _play(self, scripted: ScriptedTurn, record: StreamRecord) -> AsyncGenerator[AgentEvent, None]:
+    async def _play(self, scripted: ScriptedTurn, record: StreamRecord, emit: EventSink) -> None:
         try:
             for event in scripted.events:
-                if scripted.delay > 0:
-                    await asyncio.sleep(scripted.delay)
+                await asyncio.sleep(scripted.delay)  # 0 still lets the caller run, as a real stream does
                 record.yielded.append(event)
-                yield event
+                emit(event)
             if scripted.error is not None:
                 record.failed = True
                 raise scripted.error
             if scripted.hang:
                 await asyncio.Event().wait()
             record.completed = True
-        except (GeneratorExit, asyncio.CancelledError):
+        except asyncio.CancelledError:
             record.closed_early = True
             raise

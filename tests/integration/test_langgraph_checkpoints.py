@@ -8,6 +8,7 @@ from uuid import uuid4
 
 import psycopg
 import pytest
+from tests.agent_runs import RunningTurn, collect
 
 from parley.adapters.outbound.langgraph import LangGraphChatAgent
 from parley.ports.agent import AgentTurn, AgentUnavailable, TokenDelta
@@ -23,7 +24,7 @@ async def test_agents_starting_together_on_a_new_database_all_start(
     try:
         await asyncio.gather(*(agent.start() for agent in agents))
 
-        replies = [[e async for e in agent.stream(AgentTurn(uuid4(), uuid4(), "hi"))] for agent in agents]
+        replies = [await collect(agent, AgentTurn(uuid4(), uuid4(), "hi")) for agent in agents]
     finally:
         await asyncio.gather(*(agent.aclose() for agent in agents))
 
@@ -49,7 +50,7 @@ async def test_the_agent_can_be_closed_and_started_again(create_database: Callab
     await agent.aclose()  # idempotent
 
     async with agent:
-        events = [e async for e in agent.stream(AgentTurn(conversation, uuid4(), "again"))]
+        events = await collect(agent, AgentTurn(conversation, uuid4(), "again"))
 
     assert any(isinstance(e, TokenDelta) for e in events)
 
@@ -63,16 +64,16 @@ async def test_a_stuck_checkpoint_write_does_not_hold_up_other_conversations(
     async with LangGraphChatAgent(postgres_url=database_url, pool_size=4) as agent:
         async with await psycopg.AsyncConnection.connect(database_url) as locker, locker.transaction():
             await locker.execute("LOCK TABLE checkpoints IN EXCLUSIVE MODE")  # reads still pass
-            stuck = asyncio.ensure_future(_drain(agent, AgentTurn(uuid4(), uuid4(), "stuck")))
+            stuck = RunningTurn(agent, AgentTurn(uuid4(), uuid4(), "stuck"))
             await _until_a_query_waits_for_a_lock(locker)
 
-            other = agent.stream(AgentTurn(uuid4(), uuid4(), "hi"))
-            first = await asyncio.wait_for(anext(other), timeout=5)
+            other = RunningTurn(agent, AgentTurn(uuid4(), uuid4(), "hi"))
+            first = await other.first_text(timeout=5)
 
             assert isinstance(first, TokenDelta)
-            assert not stuck.done()
-        await asyncio.wait_for(stuck, timeout=5)  # the lock is gone with the transaction
-        await other.aclose()
+            assert not stuck.task.done()
+        await asyncio.wait_for(stuck.task, timeout=5)  # the lock is gone with the transaction
+        await other.cancel()
 
 
 async def _until_a_query_waits_for_a_lock(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
@@ -86,7 +87,3 @@ async def _until_a_query_waits_for_a_lock(conn: psycopg.AsyncConnection[tuple[ob
             if row is not None and int(str(row[0])) > 0:
                 return
             await asyncio.sleep(0.02)
-
-
-async def _drain(agent: LangGraphChatAgent, turn: AgentTurn) -> list[object]:
-    return [event async for event in agent.stream(turn)]

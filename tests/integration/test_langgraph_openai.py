@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from langchain_core.messages import convert_to_messages
 from langchain_core.messages.utils import count_tokens_approximately
+from tests.agent_runs import RunningTurn, collect
 from tests.fakes.openai_server import FAKE_MODEL, FakeOpenAIServer, FakeReply, FakeToolCall
 
 from parley.adapters.outbound.langgraph import AgentLimits, LangGraphChatAgent, ModelConfig
@@ -67,15 +68,6 @@ async def agent(database_url: str, fake_openai: FakeOpenAIServer) -> AsyncIterat
 
 def turn(content: str, conversation_id: UUID | None = None) -> AgentTurn:
     return AgentTurn(conversation_id=conversation_id or uuid4(), user_id=USER, content=content)
-
-
-async def collect(
-    agent: LangGraphChatAgent, agent_turn: AgentTurn, into: list[AgentEvent] | None = None
-) -> list[AgentEvent]:
-    events = into if into is not None else []
-    async for event in agent.stream(agent_turn):
-        events.append(event)
-    return events
 
 
 def text_of(events: list[AgentEvent]) -> str:
@@ -204,39 +196,17 @@ async def test_a_hanging_model_times_the_turn_out_and_drops_the_request(
     assert await fake_openai.wait_for_disconnect(timeout=1.0)
 
 
-async def test_closing_the_stream_mid_reply_closes_the_upstream_request(
+async def test_cancelling_the_run_mid_reply_closes_the_upstream_request(
     agent: LangGraphChatAgent, fake_openai: FakeOpenAIServer
 ) -> None:
     fake_openai.script(FakeReply(text="one two three four", stall_after=3))
     tasks_before = asyncio.all_tasks()
-    stream = agent.stream(turn("hello"))
+    running = RunningTurn(agent, turn("hello"))
 
-    first = await anext(stream)
-    await stream.aclose()
+    first = await running.first_text()
+    await running.cancel()
 
     assert first == TokenDelta("one")
-    assert await fake_openai.wait_for_disconnect(timeout=1.0)
-    assert asyncio.all_tasks() - tasks_before == set()
-
-
-async def test_cancelling_the_consumer_closes_the_upstream_request(
-    agent: LangGraphChatAgent, fake_openai: FakeOpenAIServer
-) -> None:
-    fake_openai.script(FakeReply(text="one two three four", stall_after=3))
-    tasks_before = asyncio.all_tasks()
-    first_event = asyncio.Event()
-
-    async def consume() -> None:
-        async for _ in agent.stream(turn("hello")):
-            first_event.set()
-
-    consumer = asyncio.create_task(consume())
-    await asyncio.wait_for(first_event.wait(), timeout=2)
-
-    consumer.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await consumer
-
     assert await fake_openai.wait_for_disconnect(timeout=1.0)
     assert asyncio.all_tasks() - tasks_before == set()
 
@@ -306,9 +276,9 @@ async def test_forget_right_after_a_cancelled_turn_leaves_no_rows(
 ) -> None:
     conversation = uuid4()
     fake_openai.script(FakeReply(text="one two three four", stall_after=3))
-    stream = agent.stream(turn("hello", conversation))
-    await anext(stream)
-    await stream.aclose()
+    running = RunningTurn(agent, turn("hello", conversation))
+    await running.first_text()
+    await running.cancel()
 
     await agent.forget(conversation)
 

@@ -1,8 +1,8 @@
-"""The language-model agent port: streams typed events for one chat turn."""
+"""The language-model agent port: runs one chat turn, handing typed events to a sink."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
@@ -59,6 +59,7 @@ class Usage:
 
 
 AgentEvent = TokenDelta | ToolCall | ModelRetry | Usage
+EventSink = Callable[[AgentEvent], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class AgentTurn:
     """The new user message of one turn; the agent keeps the earlier turns itself.
 
     ``stream_tokens=False`` says the caller only wants the whole reply: the agent may
-    skip token-by-token streaming (cheaper), but still yields the text as
+    skip token-by-token streaming (cheaper), but still emits the text as
     :class:`TokenDelta` events (possibly one per model call).
     """
 
@@ -80,15 +81,18 @@ class ChatAgent(Protocol):
     """A conversational agent with its own memory, keyed by conversation.
 
     Contract:
-    - ``stream`` yields events in order; the reply text is the concatenation of its
-      :class:`TokenDelta` texts; it raises :class:`AgentUnavailable` /
-      :class:`AgentTimeout` on failure (after its own retries);
-    - closing the iterator or cancelling the consuming task stops generation
-      promptly, including the upstream model request;
-    - ``stream`` must not hold any database connection of the caller;
+    - ``run`` hands each event to ``emit`` as it happens, in order, and returns when the
+      reply is complete; the reply text is the concatenation of the :class:`TokenDelta`
+      texts; it raises :class:`AgentUnavailable` / :class:`AgentTimeout` on failure
+      (after its own retries);
+    - ``emit`` is called synchronously and must not block (e.g. ``queue.put_nowait``):
+      events go straight from the model's stream to the caller, with no task in between;
+    - cancelling ``run`` stops generation promptly, including the upstream model request;
+      ``run`` finishes its own clean-up before the cancellation completes;
+    - ``run`` must not hold any database connection of the caller;
     - ``forget`` deletes everything remembered for a conversation (idempotent).
     """
 
-    def stream(self, turn: AgentTurn) -> AsyncGenerator[AgentEvent, None]: ...
+    async def run(self, turn: AgentTurn, emit: EventSink) -> None: ...
 
     async def forget(self, conversation_id: UUID) -> None: ...

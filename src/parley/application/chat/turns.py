@@ -167,7 +167,7 @@ class Turn:
         # graph run and its upstream HTTP request) always completes, even when the consumer
         # sits under a framework that re-cancels every await (anyio does).
         self._queue: asyncio.Queue[AgentEvent | BaseException | None] = asyncio.Queue()
-        self._pump = asyncio.ensure_future(_pump(services.agent.stream(self._agent_turn()), self._queue))
+        self._agent_run = asyncio.ensure_future(_run_agent(services.agent, self._agent_turn(), self._queue))
 
     def _start_trace(self) -> TurnTrace:
         uc = self._services
@@ -217,8 +217,8 @@ class Turn:
             await asyncio.shield(self._closing)
 
     async def _abandon(self) -> None:
-        self._pump.cancel()
-        await asyncio.wait({self._pump})  # the agent has closed its upstream request
+        self._agent_run.cancel()
+        await asyncio.wait({self._agent_run})  # the agent has closed its upstream request
         if not self._finished:
             await self._finish(MessageStatus.INCOMPLETE)
 
@@ -279,13 +279,12 @@ class Turn:
         return reply
 
 
-async def _pump(
-    stream: AsyncGenerator[AgentEvent, None], queue: asyncio.Queue[AgentEvent | BaseException | None]
+async def _run_agent(
+    agent: ChatAgent, turn: AgentTurn, queue: asyncio.Queue[AgentEvent | BaseException | None]
 ) -> None:
-    """Move the agent's events to ``queue``, then None (the end) or the error it raised."""
+    """Run the agent with ``queue`` as its sink, then put None (the end) or the error it raised."""
     try:
-        async for event in stream:
-            queue.put_nowait(event)
+        await agent.run(turn, queue.put_nowait)
     except Exception as error:
         queue.put_nowait(error)
     else:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self, cast
+from typing import Literal, Self
 from uuid import UUID
 
 import psycopg
@@ -38,9 +37,9 @@ from parley.adapters.outbound.langgraph.checkpoints import (
     postgres_pool,
 )
 from parley.adapters.outbound.langgraph.failures import RetryPolicy
-from parley.adapters.outbound.langgraph.graph import STREAM_TOKENS, AgentGraph, build_agent_graph
+from parley.adapters.outbound.langgraph.graph import EMIT, STREAM_TOKENS, AgentGraph, build_agent_graph
 from parley.adapters.outbound.langgraph.tools import default_tools
-from parley.ports.agent import AgentError, AgentEvent, AgentTimeout, AgentTurn, AgentUnavailable
+from parley.ports.agent import AgentError, AgentTimeout, AgentTurn, AgentUnavailable, EventSink
 
 _log = logging.getLogger(__name__)
 
@@ -68,16 +67,6 @@ class AgentLimits:
     max_attempts: int = 3
     backoff_base: float = 0.5
     backoff_max: float = 8.0
-
-
-@dataclass(slots=True)
-class _TurnBudget:
-    """Seconds the agent may still spend on one turn (one per ``stream`` call)."""
-
-    remaining: float
-
-    def charge(self, seconds: float) -> None:
-        self.remaining = max(0.0, self.remaining - seconds)
 
 
 class LangGraphChatAgent:
@@ -182,58 +171,35 @@ class LangGraphChatAgent:
             raise RuntimeError("LangGraphChatAgent.start() was not awaited")
         return self._graph
 
-    def _config(self, turn: AgentTurn) -> RunnableConfig:
+    def _config(self, turn: AgentTurn, emit: EventSink) -> RunnableConfig:
         return {
-            "configurable": {"thread_id": str(turn.conversation_id), STREAM_TOKENS: turn.stream_tokens},
+            "configurable": {
+                "thread_id": str(turn.conversation_id),
+                STREAM_TOKENS: turn.stream_tokens,
+                EMIT: emit,
+            },
             "recursion_limit": self._limits.recursion_limit,
         }
 
-    async def stream(self, turn: AgentTurn) -> AsyncGenerator[AgentEvent, None]:
-        """Run one turn, yielding port events (see :mod:`.graph`) until the reply is complete.
+    async def run(self, turn: AgentTurn, emit: EventSink) -> None:
+        """Run one turn, handing port events (see :mod:`.graph`) to ``emit`` as they happen.
 
-        Raises :class:`AgentTimeout` once the agent has spent ``turn_timeout`` seconds
-        producing this turn, :class:`AgentUnavailable` for any model, tool-loop or
-        checkpoint failure. Closing this iterator (or cancelling its consumer) closes
-        the graph run, which cancels the in-flight model request.
+        Raises :class:`AgentTimeout` once the turn has taken ``turn_timeout`` seconds,
+        :class:`AgentUnavailable` for any model, tool-loop or checkpoint failure.
+        Cancelling it cancels the graph run and its in-flight model request; the
+        checkpoint writes LangGraph still makes for the cancelled step are awaited first.
         """
         graph = self._require_graph()
-        budget = _TurnBudget(self._limits.turn_timeout)
-        run = cast(
-            "AsyncGenerator[Any, None]",
-            graph.astream(
-                {"messages": [HumanMessage(content=turn.content)]},
-                self._config(turn),
-                stream_mode="custom",
-                # One checkpoint write when the run ends (also on error or cancellation,
-                # LangGraph persists on exit) instead of one per step: ~15 % less CPU per
-                # turn. Memory is only needed between turns, never mid-turn.
-                durability="exit",
-            ),
-        )
         try:
-            while True:
-                event = await self._next_event(run, budget)
-                if event is None:
-                    return
-                yield event
-        finally:
-            await run.aclose()
-            # Writes LangGraph still makes for a cancelled step must not outlive the stream.
-            await self._require_checkpointer().settle(str(turn.conversation_id))
-
-    async def _next_event(self, run: AsyncIterator[Any], budget: _TurnBudget) -> AgentEvent | None:
-        """The graph's next event (None at the end), with failures translated to port errors.
-
-        Only the time spent waiting here is charged to the turn: a slow consumer
-        (e.g. a slow SSE client) never makes the agent time out.
-        """
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            async with asyncio.timeout(budget.remaining) as deadline:
-                event: AgentEvent = await anext(run)
-        except StopAsyncIteration:
-            return None
+            async with asyncio.timeout(self._limits.turn_timeout) as deadline:
+                await graph.ainvoke(
+                    {"messages": [HumanMessage(content=turn.content)]},
+                    self._config(turn, emit),
+                    # One checkpoint write when the run ends (also on error or cancellation,
+                    # LangGraph persists on exit) instead of one per step: ~15 % less CPU per
+                    # turn. Memory is only needed between turns, never mid-turn.
+                    durability="exit",
+                )
         except TimeoutError as error:
             if not deadline.expired():
                 # Not our deadline: something inside the run timed out on its own.
@@ -247,8 +213,8 @@ class LangGraphChatAgent:
             _log.exception("agent turn failed unexpectedly")
             raise AgentUnavailable("the agent failed", model=self.model_name) from error
         finally:
-            budget.charge(loop.time() - started)
-        return event
+            # Writes LangGraph still makes for a cancelled step must not outlive the run.
+            await self._require_checkpointer().settle(str(turn.conversation_id))
 
     async def forget(self, conversation_id: UUID) -> None:
         """Delete every checkpoint of the conversation's thread (idempotent)."""

@@ -1,9 +1,10 @@
 """The agent's LangGraph graph: a model node and a tool node in a loop.
 
-``START -> model -> (tool calls? tools -> model : END)``. Nodes report what happens
-as port events through LangGraph's ``custom`` stream (``get_stream_writer``), which
-is cheaper than ``stream_mode="messages"`` (no callback handler per token) and lets
-the model node announce retries and usage itself:
+``START -> model -> (tool calls? tools -> model : END)``. Nodes hand what happens, as
+port events, straight to the run's sink (``configurable[EMIT]``): no callback handler
+per token (``stream_mode="messages"``) and no hop through LangGraph's own stream and
+a consumer task (``stream_mode="custom"``), which under load added a scheduling delay
+to every token. The model node announces retries and usage itself:
 
 - ``TokenDelta`` for each piece of AI text, as the model streams it;
 - ``Usage`` once per completed model call;
@@ -25,19 +26,28 @@ from langchain_core.messages.utils import count_tokens_approximately, message_ch
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.config import get_config, get_stream_writer
+from langgraph.config import get_config
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.prebuilt.tool_node import ToolCallRequest
-from langgraph.types import Command, StreamWriter
+from langgraph.types import Command
 
 from parley.adapters.outbound.langgraph.context import build_context
 from parley.adapters.outbound.langgraph.failures import RetryPolicy, failure_summary, retry_reason
-from parley.ports.agent import AgentUnavailable, ModelRetry, TokenDelta, ToolCall, Usage
+from parley.ports.agent import (
+    AgentEvent,
+    AgentUnavailable,
+    EventSink,
+    ModelRetry,
+    TokenDelta,
+    ToolCall,
+    Usage,
+)
 
 AgentGraph = CompiledStateGraph[MessagesState, None, MessagesState, MessagesState]
 STREAM_TOKENS = "parley_stream_tokens"  # configurable key: False -> one non-streamed model call
+EMIT = "parley_emit"  # configurable key: the run's EventSink
 ModelUpdate = dict[str, list[BaseMessage]]
 
 
@@ -58,8 +68,9 @@ class ModelStep:
     policy: RetryPolicy
 
     async def __call__(self, state: MessagesState) -> ModelUpdate:
-        writer = get_stream_writer()
-        stream_tokens = bool(get_config().get("configurable", {}).get(STREAM_TOKENS, True))
+        configurable = get_config().get("configurable", {})
+        writer = _sink(configurable)
+        stream_tokens = bool(configurable.get(STREAM_TOKENS, True))
         prompt = build_context(self.system_prompt, state["messages"], self.context_budget)
         attempt = 1
         while True:
@@ -80,7 +91,7 @@ class ModelStep:
             writer(self._usage(reply, prompt))
             return {"messages": [reply]}
 
-    async def _call(self, prompt: list[BaseMessage], writer: StreamWriter, streamed: list[str]) -> AIMessage:
+    async def _call(self, prompt: list[BaseMessage], writer: EventSink, streamed: list[str]) -> AIMessage:
         """Stream one model call, forwarding text as it comes; ``streamed`` collects it."""
         chunks: list[AIMessageChunk] = []
         async for chunk in self.model.astream(prompt):
@@ -96,7 +107,7 @@ class ModelStep:
         message = message_chunk_to_message(add_ai_message_chunks(chunks[0], *chunks[1:]))
         return message if isinstance(message, AIMessage) else AIMessage(content=message.text)
 
-    async def _call_whole(self, prompt: list[BaseMessage], writer: StreamWriter) -> AIMessage:
+    async def _call_whole(self, prompt: list[BaseMessage], writer: EventSink) -> AIMessage:
         """One non-streamed model call; its text goes out as a single delta."""
         message = await self.model.ainvoke(prompt)
         reply = message if isinstance(message, AIMessage) else AIMessage(content=message.text)
@@ -126,14 +137,23 @@ async def report_tool_call(
     request: ToolCallRequest,
     execute: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
 ) -> ToolMessage | Command[Any]:
-    """Run one tool call and announce it, with its result, on the custom stream."""
+    """Run one tool call and announce it, with its result, to the run's sink."""
     result = await execute(request)
     if isinstance(result, ToolMessage):
         call = request.tool_call
-        request.runtime.stream_writer(
-            ToolCall(name=call["name"], arguments=dict(call["args"]), result=result.text)
-        )
+        emit = _sink(request.runtime.config.get("configurable", {}))
+        emit(ToolCall(name=call["name"], arguments=dict(call["args"]), result=result.text))
     return result
+
+
+def _sink(configurable: dict[str, Any]) -> EventSink:
+    """The run's event sink; events are dropped when the graph runs without one."""
+    emit = configurable.get(EMIT)
+    return emit if callable(emit) else _drop
+
+
+def _drop(_: AgentEvent) -> None:
+    """The sink of a run that has none."""
 
 
 def build_agent_graph(
