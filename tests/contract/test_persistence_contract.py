@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
@@ -227,6 +228,66 @@ async def test_a_read_only_unit_of_work_leaves_later_ones_transactional(
         # leaving without commit
 
     assert await load_user(uow_factory, user.id) is None
+
+
+async def test_a_single_write_is_visible_to_others_before_commit(uow_factory: UnitOfWorkFactory) -> None:
+    user = new_user()
+
+    async with uow_factory(single_write=True) as uow:
+        await uow.users.add(user)
+        assert await load_user(uow_factory, user.id) == user
+        await uow.commit()
+
+
+async def test_a_single_write_is_kept_when_the_block_fails_before_commit(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """Nothing wraps the write to roll back: it committed when the call returned."""
+    user = new_user()
+
+    async def add_then_fail() -> None:
+        async with uow_factory(single_write=True) as uow:
+            await uow.users.add(user)
+            raise LookupError("boom")
+
+    with pytest.raises(LookupError):
+        await add_then_fail()
+
+    assert await load_user(uow_factory, user.id) == user
+
+
+async def test_a_single_write_of_a_taken_email_is_refused_and_stores_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    taken = new_user()
+    await store(uow_factory, taken)
+    rival = new_user(taken.email.value)
+
+    with pytest.raises(EmailAlreadyRegistered):
+        await store_single(uow_factory, rival)
+
+    assert await load_user(uow_factory, rival.id) is None
+
+
+async def test_a_single_write_unit_of_work_leaves_later_ones_transactional(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The connection a single-write unit of work used must not stay in autocommit for the next one."""
+    for _ in range(3):  # enough to hand every pooled connection through single-write use
+        await store_single(uow_factory, new_user())
+    user = new_user()
+
+    async with uow_factory() as uow:
+        await uow.users.add(user)
+        # leaving without commit
+
+    assert await load_user(uow_factory, user.id) is None
+
+
+async def store_single(uow_factory: UnitOfWorkFactory, user: User) -> None:
+    async with uow_factory(single_write=True) as uow:
+        await uow.users.add(user)
+        await uow.commit()
 
 
 async def test_users_are_found_by_email(uow_factory: UnitOfWorkFactory) -> None:
@@ -495,7 +556,9 @@ async def test_reset_messages_sets_the_count_to_zero(uow_factory: UnitOfWorkFact
     claim_id = uuid.uuid4()
     assert await start(uow_factory, conversation, claim_id, T0) == "started"
     async with uow_factory() as uow:
-        await uow.conversations.finish_reply(conversation.id, claim_id=claim_id, now=T0)
+        await uow.conversations.finish_reply(
+            conversation.id, claim_id=claim_id, now=T0, reply=new_reply(conversation, "answer")
+        )
         await uow.conversations.reset_messages(conversation.id, T0 + timedelta(minutes=1))
         await uow.commit()
 
@@ -522,6 +585,10 @@ async def test_deleting_a_conversation_removes_its_messages(uow_factory: UnitOfW
 # ---------------------------------------------------------------- reply claims
 
 
+def new_reply(conversation: Conversation, content: str) -> Message:
+    return new_message(conversation, content, role=MessageRole.ASSISTANT)
+
+
 async def start(
     uow_factory: UnitOfWorkFactory,
     conversation: Conversation,
@@ -529,25 +596,41 @@ async def start(
     now: datetime,
     *,
     owner_id: uuid.UUID | None = None,
+    message: Message | None = None,
 ) -> ReplyStart:
-    async with uow_factory() as uow:
+    """``start_reply`` in a single-write unit of work, as a chat turn runs it."""
+    async with uow_factory(single_write=True) as uow:
         started = await uow.conversations.start_reply(
             conversation.id,
             owner_id=owner_id or conversation.user_id,
             claim_id=claim_id,
             now=now,
             until=now + timedelta(minutes=2),
+            user_message=message or new_message(conversation, "question"),
         )
         await uow.commit()
         return started
 
 
 async def finish(
-    uow_factory: UnitOfWorkFactory, conversation: Conversation, claim_id: uuid.UUID, now: datetime
+    uow_factory: UnitOfWorkFactory,
+    conversation: Conversation,
+    claim_id: uuid.UUID,
+    now: datetime,
+    *,
+    reply: Message | None = None,
 ) -> None:
-    async with uow_factory() as uow:
-        await uow.conversations.finish_reply(conversation.id, claim_id=claim_id, now=now)
+    """``finish_reply`` in a single-write unit of work, as a chat turn runs it."""
+    async with uow_factory(single_write=True) as uow:
+        await uow.conversations.finish_reply(
+            conversation.id, claim_id=claim_id, now=now, reply=reply or new_reply(conversation, "answer")
+        )
         await uow.commit()
+
+
+async def history(uow_factory: UnitOfWorkFactory, conversation: Conversation) -> list[Message]:
+    async with uow_factory(read_only=True) as uow:
+        return (await uow.messages.page(conversation.id, limit=50, before=None)).items
 
 
 async def test_a_live_claim_blocks_others_until_its_holder_finishes(uow_factory: UnitOfWorkFactory) -> None:
@@ -608,7 +691,12 @@ async def test_an_uncommitted_claim_is_undone_by_rollback(uow_factory: UnitOfWor
 
     async with uow_factory() as uow:
         started = await uow.conversations.start_reply(
-            conversation.id, owner_id=owner.id, claim_id=uuid.uuid4(), now=T0, until=T0 + timedelta(minutes=2)
+            conversation.id,
+            owner_id=owner.id,
+            claim_id=uuid.uuid4(),
+            now=T0,
+            until=T0 + timedelta(minutes=2),
+            user_message=new_message(conversation, "undone"),
         )
         assert started == "started"
 
@@ -616,6 +704,7 @@ async def test_an_uncommitted_claim_is_undone_by_rollback(uow_factory: UnitOfWor
     loaded = await load_conversation(uow_factory, conversation)
     assert loaded is not None
     assert loaded.message_count == 1
+    assert [m.content for m in await history(uow_factory, conversation)] == ["question"]
 
 
 async def test_starting_an_unknown_or_foreign_conversation_finds_nothing(
@@ -629,6 +718,91 @@ async def test_starting_an_unknown_or_foreign_conversation_finds_nothing(
     assert await start(uow_factory, ghost, uuid.uuid4(), T0) == "not_found"
     assert await start(uow_factory, conversation, uuid.uuid4(), T0, owner_id=stranger.id) == "not_found"
     assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"  # untouched by the stranger
+
+
+async def test_a_started_reply_stores_the_user_message(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    question = new_message(conversation, "what is 17 * 23?")
+
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0, message=question) == "started"
+
+    assert await history(uow_factory, conversation) == [question]
+
+
+async def test_a_busy_or_not_found_start_stores_no_message(uow_factory: UnitOfWorkFactory) -> None:
+    owner, stranger = new_user(), new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, stranger, conversation)
+    first = new_message(conversation, "first")
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0, message=first) == "started"
+
+    busy = await start(uow_factory, conversation, uuid.uuid4(), T0, message=new_message(conversation, "2nd"))
+    foreign = await start(
+        uow_factory,
+        conversation,
+        uuid.uuid4(),
+        T0,
+        owner_id=stranger.id,
+        message=new_message(conversation, "x"),
+    )
+
+    assert (busy, foreign) == ("busy", "not_found")
+    assert await history(uow_factory, conversation) == [first]
+
+
+async def test_finishing_a_reply_stores_it_counts_it_and_frees_the_slot(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    question, answer = new_message(conversation, "question"), new_reply(conversation, "391")
+    claim_id, later = uuid.uuid4(), T0 + timedelta(seconds=5)
+    assert await start(uow_factory, conversation, claim_id, T0, message=question) == "started"
+
+    await finish(uow_factory, conversation, claim_id, later, reply=answer)
+
+    assert await history(uow_factory, conversation) == [question, answer]
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded is not None
+    assert (loaded.message_count, loaded.last_active_at, loaded.updated_at) == (2, later, later)
+    assert await start(uow_factory, conversation, uuid.uuid4(), later) == "started"
+
+
+async def test_finishing_a_reply_of_a_deleted_conversation_fails_on_the_foreign_key(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The reply has nowhere to go: the store's foreign-key error (as for any message) reaches the caller."""
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    claim_id = uuid.uuid4()
+    assert await start(uow_factory, conversation, claim_id, T0) == "started"
+    async with uow_factory() as uow:
+        await uow.conversations.delete(conversation.id)
+        await uow.commit()
+
+    with pytest.raises((LookupError, IntegrityError), match="foreign key"):
+        await finish(uow_factory, conversation, claim_id, T0)
+
+
+async def test_a_message_of_another_conversation_is_refused_by_start_and_finish(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    owner = new_user()
+    conversation, other = new_conversation(owner), new_conversation(owner)
+    await store(uow_factory, owner, conversation, other)
+    claim_id = uuid.uuid4()
+
+    with pytest.raises(ValueError, match="another conversation"):
+        await start(uow_factory, conversation, claim_id, T0, message=new_message(other, "misfiled"))
+    assert await start(uow_factory, conversation, claim_id, T0) == "started"
+    with pytest.raises(ValueError, match="another conversation"):
+        await finish(uow_factory, conversation, claim_id, T0, reply=new_reply(other, "misfiled"))
+
+    assert await history(uow_factory, other) == []
 
 
 # ---------------------------------------------------------------- messages

@@ -16,7 +16,11 @@ How it models a transaction:
   journal on a copy of the *current* committed state and swaps it in atomically, so
   interleaved units of work compose (increments add up, a unique e-mail registered
   meanwhile raises :class:`EmailAlreadyRegistered` on commit and nothing is applied);
-- leaving the block without ``commit`` (or calling ``rollback``) drops the journal.
+- leaving the block without ``commit`` (or calling ``rollback``) drops the journal;
+- a ``single_write`` unit of work has no transaction, as PostgreSQL's autocommit: its
+  one write is applied to the committed state at once (visible to others before
+  ``commit``, kept without it); a second write raises, as any write does in a
+  ``read_only`` one, so a use case breaking either promise fails its tests.
 - Entities go in and come out as copies: mutating a returned entity changes nothing
   until the matching ``update`` is called, as with a real database.
 
@@ -91,9 +95,10 @@ class InMemoryDatabase:
         self._state = _State()
         self.fail_with_unavailable = False
 
-    def unit_of_work(self, *, read_only: bool = False) -> InMemoryUnitOfWork:
-        """The ``UnitOfWorkFactory``: a fresh unit of work per call (writes refused if ``read_only``)."""
-        return InMemoryUnitOfWork(self, read_only=read_only)
+    def unit_of_work(self, *, read_only: bool = False, single_write: bool = False) -> InMemoryUnitOfWork:
+        """The ``UnitOfWorkFactory``: a fresh unit of work per call (writes refused if ``read_only``,
+        a second write refused if ``single_write``)."""
+        return InMemoryUnitOfWork(self, read_only=read_only, single_write=single_write)
 
     # -- inspection of committed state (copies; mutating them changes nothing) --
 
@@ -136,13 +141,37 @@ class InMemoryDatabase:
             write(candidate)
         self._state = candidate
 
+    def apply_now(self, operation: Callable[[_State], _T]) -> _T:
+        """Run one write on the committed state at once (all or nothing) and return its result."""
+        candidate = copy.deepcopy(self._state)
+        result = operation(candidate)
+        self._state = candidate
+        return result
+
+
+@dataclass(slots=True)
+class _WriteRules:
+    """What a unit of work promised about its writes; outlives its successive transactions."""
+
+    read_only: bool = False
+    single_write: bool = False
+    writes: int = 0
+
+    def admit(self) -> None:
+        """Count one writing repository call, refusing the ones the promise rules out."""
+        if self.read_only:
+            raise RuntimeError("a write in a read-only unit of work")
+        if self.single_write and self.writes > 0:
+            raise RuntimeError("a second write in a single-write unit of work")
+        self.writes += 1
+
 
 class _Transaction:
     """A unit of work's private state plus the journal of its writes."""
 
-    def __init__(self, database: InMemoryDatabase, *, read_only: bool = False) -> None:
+    def __init__(self, database: InMemoryDatabase, rules: _WriteRules) -> None:
         self._database = database
-        self._read_only = read_only
+        self._rules = rules
         self.state = database.snapshot()
         self.journal: list[_Write] = []
 
@@ -151,10 +180,16 @@ class _Transaction:
         return self.state
 
     def write(self, operation: Callable[[_State], _T]) -> _T:
-        """Apply ``operation`` now (read-your-writes) and again on commit."""
-        if self._read_only:
-            raise RuntimeError("a write in a read-only unit of work")
+        """Apply ``operation`` now (read-your-writes) and again on commit.
+
+        In a single-write unit of work there is no transaction: the write is committed at once.
+        """
+        self._rules.admit()
         self._database.check_available()
+        if self._rules.single_write:
+            result = self._database.apply_now(operation)
+            self.state = self._database.snapshot()  # read-your-writes
+            return result
         result = operation(self.state)
         self.journal.append(operation)
         return result
@@ -299,6 +334,11 @@ def _count_message(conversation: Conversation, now: datetime) -> None:
     conversation.last_active_at = conversation.updated_at = now
 
 
+def _check_belongs(message: Message, conversation_id: UUID) -> None:
+    if message.conversation_id != conversation_id:
+        raise ValueError(f"message {message.id} belongs to another conversation")
+
+
 class InMemoryConversationRepository:
     def __init__(self, current: _CurrentTransaction) -> None:
         self._current = current
@@ -358,8 +398,18 @@ class InMemoryConversationRepository:
         self._tx.write(change)
 
     async def start_reply(
-        self, conversation_id: UUID, *, owner_id: UUID, claim_id: UUID, now: datetime, until: datetime
+        self,
+        conversation_id: UUID,
+        *,
+        owner_id: UUID,
+        claim_id: UUID,
+        now: datetime,
+        until: datetime,
+        user_message: Message,
     ) -> ReplyStart:
+        _check_belongs(user_message, conversation_id)
+        stored = _clone(user_message)
+
         def start(state: _State) -> ReplyStart:
             row = state.conversations.get(conversation_id)
             if row is None or row.conversation.user_id != owner_id:
@@ -369,15 +419,20 @@ class InMemoryConversationRepository:
                 return "busy"
             row.reply_claim_id, row.reply_claim_expires_at = claim_id, until
             _count_message(row.conversation, now)
+            _insert_message(state, stored)
             return "started"
 
         return self._tx.write(start)
 
-    async def finish_reply(self, conversation_id: UUID, *, claim_id: UUID, now: datetime) -> None:
+    async def finish_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, reply: Message
+    ) -> None:
+        _check_belongs(reply, conversation_id)
+        stored = _clone(reply)
+
         def finish(state: _State) -> None:
-            row = state.conversations.get(conversation_id)
-            if row is None:
-                return
+            _insert_message(state, stored)  # a conversation deleted meanwhile fails here, changing nothing
+            row = state.conversations[conversation_id]
             _count_message(row.conversation, now)
             if row.reply_claim_id == claim_id:
                 row.reply_claim_id = row.reply_claim_expires_at = None
@@ -393,6 +448,13 @@ class InMemoryConversationRepository:
 # ---------------------------------------------------------------- messages
 
 
+def _insert_message(state: _State, message: Message) -> None:
+    if message.conversation_id not in state.conversations:
+        raise LookupError(f"conversation {message.conversation_id} does not exist (foreign key)")
+    state.messages[message.id] = _MessageRow(_clone(message), state.next_seq)
+    state.next_seq += 1
+
+
 class InMemoryMessageRepository:
     def __init__(self, current: _CurrentTransaction) -> None:
         self._current = current
@@ -403,14 +465,7 @@ class InMemoryMessageRepository:
 
     async def add(self, message: Message) -> None:
         stored = _clone(message)
-
-        def insert(state: _State) -> None:
-            if stored.conversation_id not in state.conversations:
-                raise LookupError(f"conversation {stored.conversation_id} does not exist (foreign key)")
-            state.messages[stored.id] = _MessageRow(_clone(stored), state.next_seq)
-            state.next_seq += 1
-
-        self._tx.write(insert)
+        self._tx.write(lambda state: _insert_message(state, stored))
 
     async def update(self, message: Message) -> None:
         message_id, content, status = message.id, message.content, message.status
@@ -454,9 +509,11 @@ class InMemoryUnitOfWork:
     conversations: ConversationRepository
     messages: MessageRepository
 
-    def __init__(self, database: InMemoryDatabase, *, read_only: bool = False) -> None:
+    def __init__(
+        self, database: InMemoryDatabase, *, read_only: bool = False, single_write: bool = False
+    ) -> None:
         self._database = database
-        self._read_only = read_only
+        self._rules = _WriteRules(read_only=read_only, single_write=single_write)
         self._tx: _Transaction | None = None
         self.users = InMemoryUserRepository(self._active)
         self.auth_sessions = InMemoryAuthSessionRepository(self._active)
@@ -486,7 +543,7 @@ class InMemoryUnitOfWork:
         self._begin()
 
     def _begin(self) -> None:
-        self._tx = _Transaction(self._database, read_only=self._read_only)
+        self._tx = _Transaction(self._database, self._rules)
 
     def _active(self) -> _Transaction:
         if self._tx is None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,7 +24,7 @@ from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
 from parley.adapters.outbound.postgres.tables import messages
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
 from parley.domain.auth import AuthSession
-from parley.domain.chat import Conversation
+from parley.domain.chat import Conversation, Message, MessageRole, MessageStatus
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
 from parley.ports.persistence import ReplyStart, StorageUnavailable, UnitOfWork, UnitOfWorkFactory
@@ -51,6 +53,17 @@ async def stored_conversation(uow_factory: UnitOfWorkFactory) -> Conversation:
     return conversation
 
 
+def new_message(conversation: Conversation, role: MessageRole = MessageRole.USER) -> Message:
+    return Message(
+        id=uuid.uuid4(),
+        conversation_id=conversation.id,
+        role=role,
+        content="text",
+        status=MessageStatus.COMPLETE,
+        created_at=T0,
+    )
+
+
 async def start_reply(uow: UnitOfWork, conversation: Conversation, claim_id: uuid.UUID) -> ReplyStart:
     return await uow.conversations.start_reply(
         conversation.id,
@@ -58,7 +71,27 @@ async def start_reply(uow: UnitOfWork, conversation: Conversation, claim_id: uui
         claim_id=claim_id,
         now=T0,
         until=T0 + timedelta(minutes=1),
+        user_message=new_message(conversation),
     )
+
+
+@contextmanager
+def sent_statements(engine: AsyncEngine) -> Iterator[list[tuple[str, bool]]]:
+    """Each statement SQLAlchemy sends meanwhile, with whether its connection was in autocommit.
+
+    psycopg sends a BEGIN before a statement only outside autocommit, so ``True`` means that
+    statement cost no BEGIN (nor, later, a COMMIT) round trip.
+    """
+    sent: list[tuple[str, bool]] = []
+
+    def record(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        sent.append((statement, connection.connection.dbapi_connection.autocommit))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
@@ -76,6 +109,30 @@ async def black_hole() -> AsyncIterator[str]:
         writer.close()
     server.close()
     await server.wait_closed()
+
+
+# ---------------------------------------------------------------- round trips
+
+
+async def test_a_turns_two_writes_are_one_autocommit_statement_each(
+    engine: AsyncEngine, uow_factory: UnitOfWorkFactory
+) -> None:
+    conversation = await stored_conversation(uow_factory)
+    claim_id = uuid.uuid4()
+    reply = new_message(conversation, MessageRole.ASSISTANT)
+
+    with sent_statements(engine) as sent:
+        async with uow_factory(single_write=True) as uow:
+            assert await start_reply(uow, conversation, claim_id) == "started"
+            await uow.commit()
+        async with uow_factory(single_write=True) as uow:
+            await uow.conversations.finish_reply(conversation.id, claim_id=claim_id, now=T0, reply=reply)
+            await uow.commit()
+
+    assert [(statement.split()[0], autocommit) for statement, autocommit in sent] == [
+        ("WITH", True),
+        ("WITH", True),
+    ]
 
 
 # ---------------------------------------------------------------- concurrency

@@ -2,7 +2,9 @@
 
 Contracts shared by every adapter:
 - repositories never commit; :meth:`UnitOfWork.commit` does, and leaving the
-  ``async with`` block without committing rolls everything back;
+  ``async with`` block without committing rolls everything back (except in a
+  ``single_write`` unit of work, whose one write commits by itself: see
+  :class:`UnitOfWorkFactory`);
 - entities come back fully loaded (no lazy loading after the transaction);
 - driver failures surface as :class:`StorageUnavailable` (connection lost, server
   down) so the edge can answer 503; unique e-mail violations surface as
@@ -105,27 +107,40 @@ class ConversationRepository(Protocol):
         ...
 
     async def start_reply(
-        self, conversation_id: UUID, *, owner_id: UUID, claim_id: UUID, now: datetime, until: datetime
+        self,
+        conversation_id: UUID,
+        *,
+        owner_id: UUID,
+        claim_id: UUID,
+        now: datetime,
+        until: datetime,
+        user_message: Message,
     ) -> ReplyStart:
-        """Take the conversation's single reply slot for a user message stored in this transaction.
+        """Take the conversation's single reply slot and store the user message that asks for the reply.
 
         In one atomic step, when ``owner_id`` owns the conversation and the slot is free
         or its previous claim expired at or before ``now`` (its holder died): hold the
-        slot with ``claim_id`` until ``until``, add one to ``message_count`` and move
-        ``last_active_at``/``updated_at`` to ``now``; the answer is ``"started"``.
-        Otherwise nothing changes and the answer is ``"busy"`` (another live claim holds
-        the slot) or ``"not_found"`` (no such conversation, or another user's).
-        Of concurrent callers, exactly one starts.
+        slot with ``claim_id`` until ``until``, store ``user_message``, add one to
+        ``message_count`` and move ``last_active_at``/``updated_at`` to ``now``; the answer
+        is ``"started"``. Otherwise nothing changes (the message is not stored) and the
+        answer is ``"busy"`` (another live claim holds the slot) or ``"not_found"`` (no
+        such conversation, or another user's). Of concurrent callers, exactly one starts.
+        ``user_message`` must belong to ``conversation_id`` (ValueError otherwise).
         """
         ...
 
-    async def finish_reply(self, conversation_id: UUID, *, claim_id: UUID, now: datetime) -> None:
-        """Account for the reply stored in this transaction and free the slot.
+    async def finish_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, reply: Message
+    ) -> None:
+        """Store the reply and free the slot.
 
-        Adds one to ``message_count`` (computed by the database: concurrent writers never
-        lose an increment), moves ``last_active_at``/``updated_at`` to ``now``, and frees
-        the slot only if ``claim_id`` still holds it (an expired claim may have been taken
-        over since). A conversation deleted meanwhile is left alone.
+        In one atomic step: stores ``reply``, adds one to ``message_count`` (computed by the
+        database: concurrent writers never lose an increment), moves ``last_active_at``/
+        ``updated_at`` to ``now``, and frees the slot only if ``claim_id`` still holds it (an
+        expired claim may have been taken over since). A conversation deleted meanwhile
+        cannot take the reply: the call fails as adding a message to it would (the store's
+        foreign-key error) and nothing changes. ``reply`` must belong to ``conversation_id``
+        (ValueError otherwise).
         """
         ...
 
@@ -170,12 +185,20 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+    def __call__(self, *, read_only: bool = False, single_write: bool = False) -> UnitOfWork:
         """A fresh, not yet entered unit of work.
 
         ``read_only=True`` is a promise to only read, without row locks: the adapter may
         then skip the transaction (for PostgreSQL, the BEGIN and ROLLBACK round trips of a
         one-query read). Writing in such a unit of work is a bug: the in-memory fake refuses it.
+
+        ``single_write=True`` is a promise to make at most one writing repository call
+        (reads are fine). Each repository call is atomic by itself, so no transaction is
+        needed around it (for PostgreSQL: autocommit, no BEGIN and COMMIT round trips). The
+        write therefore takes effect when the call returns: other units of work see it before
+        :meth:`UnitOfWork.commit`, and neither ``rollback`` nor leaving the block undoes it.
+        Call ``commit`` all the same (it has nothing left to do). Row locks (``for_update``)
+        last only for their own query. A second write is a bug: the in-memory fake refuses it.
         """
         ...
 

@@ -4,10 +4,13 @@ Transactions never span the model call:
 - tx 1 claims the conversation's single reply slot and stores the user message
   (a second concurrent turn gets :class:`ReplyInProgress`, across processes too,
   because the claim lives in the database and expires if its holder dies); the
-  claim also checks ownership and counts the message, in one statement;
+  claim also checks ownership and counts the message;
 - the agent runs with no connection held;
 - tx 2 stores the reply as ``complete``, ``failed`` (model error) or ``incomplete``
   (the caller went away), and frees the slot.
+
+Each of tx 1 and tx 2 is one atomic repository call in a ``single_write`` unit of work:
+for PostgreSQL one statement, with no BEGIN/COMMIT round trips.
 """
 
 from __future__ import annotations
@@ -101,19 +104,19 @@ class TakeTurn:
             status=MessageStatus.COMPLETE,
             created_at=now,
         )
-        async with services.uow() as uow:
+        async with services.uow(single_write=True) as uow:
             started = await uow.conversations.start_reply(
                 conversation_id,
                 owner_id=principal.user_id,
                 claim_id=claim_id,
                 now=now,
                 until=now + services.policy.claim_ttl,
+                user_message=message,
             )
             if started == "not_found":
                 raise ConversationNotFound()
             if started == "busy":
                 raise ReplyInProgress()
-            await uow.messages.add(message)
             await uow.commit()
         return Turn(services, principal, message, claim_id, streaming=streaming)
 
@@ -270,9 +273,10 @@ class Turn:
             created_at=now,
         )
         try:
-            async with uc.uow() as uow:
-                await uow.messages.add(reply)
-                await uow.conversations.finish_reply(reply.conversation_id, claim_id=self._claim_id, now=now)
+            async with uc.uow(single_write=True) as uow:
+                await uow.conversations.finish_reply(
+                    reply.conversation_id, claim_id=self._claim_id, now=now, reply=reply
+                )
                 await uow.commit()
         finally:
             self._trace.end(status=status.value, output=reply.content, ended_at=now)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import case, delete, insert, or_, select, tuple_, update
+from sqlalchemy import case, delete, func, insert, literal, literal_column, or_, select, tuple_, update
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.selectable import CTE
 
 from parley.domain.chat import Conversation, ConversationCursor, Message
 from parley.ports.persistence import ConversationPage, MessagePage, ReplyStart
@@ -72,14 +74,23 @@ class PostgresConversationRepository:
         await self._update(conversation_id, message_count=0, updated_at=now)
 
     async def start_reply(
-        self, conversation_id: UUID, *, owner_id: UUID, claim_id: UUID, now: datetime, until: datetime
+        self,
+        conversation_id: UUID,
+        *,
+        owner_id: UUID,
+        claim_id: UUID,
+        now: datetime,
+        until: datetime,
+        user_message: Message,
     ) -> ReplyStart:
-        """One conditional UPDATE claims and counts; only a refusal costs a second statement.
+        """One statement claims, counts and stores the message; only a refusal costs a second one.
 
+        The INSERT reads the claimed row's id, so it stores nothing unless the UPDATE claimed.
         Under READ COMMITTED a concurrent starter waits for the row lock, then re-checks the
         condition against the committed claim, so exactly one wins.
         """
-        statement = (
+        _check_belongs(user_message, conversation_id)
+        claimed = (
             update(conversations)
             .where(
                 conversations.c.id == conversation_id,
@@ -97,17 +108,29 @@ class PostgresConversationRepository:
                 updated_at=now,
             )
             .returning(conversations.c.id)
+            .cte("claimed")
         )
-        if (await self._runner.execute(statement)).first() is not None:
+        stored = _insert_if_claimed(user_message, claimed).returning(literal_column("1")).cte("stored")
+        statement = select(func.count()).select_from(stored)
+        if (await self._runner.execute(statement)).scalar_one() == 1:
             return "started"
         owned = select(conversations.c.id).where(
             conversations.c.id == conversation_id, conversations.c.user_id == owner_id
         )
         return "busy" if (await self._runner.execute(owned)).first() is not None else "not_found"
 
-    async def finish_reply(self, conversation_id: UUID, *, claim_id: UUID, now: datetime) -> None:
-        # Counted in SQL, not read-modify-write; the slot is freed only by its holder.
+    async def finish_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, reply: Message
+    ) -> None:
+        """One statement: the INSERT rides along as a data-modifying CTE.
+
+        PostgreSQL runs such a CTE exactly once even though nothing reads it. Counted in SQL,
+        not read-modify-write; the slot is freed only by its holder. A conversation deleted
+        meanwhile fails the messages foreign key, as a separate INSERT would, and nothing changes.
+        """
+        _check_belongs(reply, conversation_id)
         holds = conversations.c.reply_claim_id == claim_id
+        stored = insert(messages).values(message_to_row(reply)).cte("stored")
         statement = (
             update(conversations)
             .where(conversations.c.id == conversation_id)
@@ -118,12 +141,30 @@ class PostgresConversationRepository:
                 reply_claim_id=case((holds, None), else_=conversations.c.reply_claim_id),
                 reply_claim_expires_at=case((holds, None), else_=conversations.c.reply_claim_expires_at),
             )
+            .add_cte(stored)
         )
         await self._runner.execute(statement)
 
     async def _update(self, conversation_id: UUID, **values: object) -> None:
         statement = update(conversations).where(conversations.c.id == conversation_id).values(**values)
         await self._runner.execute(statement)
+
+
+def _check_belongs(message: Message, conversation_id: UUID) -> None:
+    """A precondition of the port: the message must be one of the conversation being claimed/freed."""
+    if message.conversation_id != conversation_id:
+        raise ValueError(f"message {message.id} belongs to another conversation")
+
+
+def _insert_if_claimed(message: Message, claimed: CTE) -> Insert:
+    """``INSERT INTO messages SELECT <values>, claimed.id FROM claimed``: a row only if one was claimed.
+
+    The values are parameters typed like their columns, so they bind exactly as in a plain INSERT.
+    """
+    row = message_to_row(message)
+    del row["conversation_id"]  # taken from the claimed row instead
+    values = [literal(value, messages.c[name].type) for name, value in row.items()]
+    return insert(messages).from_select([*row, "conversation_id"], select(*values, claimed.c.id))
 
 
 class PostgresMessageRepository:

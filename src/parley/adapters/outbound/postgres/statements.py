@@ -12,10 +12,15 @@ from .errors import translated_errors
 
 
 class StatementRunner:
-    """Executes Core statements in the unit of work's transaction; never commits."""
+    """Executes Core statements in the unit of work's transaction; never commits.
 
-    def __init__(self, db_session: AsyncSession) -> None:
+    ``autocommit``: the connection runs without a transaction block, each statement commits
+    by itself.
+    """
+
+    def __init__(self, db_session: AsyncSession, *, autocommit: bool = False) -> None:
         self._db_session = db_session
+        self._autocommit = autocommit
 
     async def execute(self, statement: Executable) -> Result[Any]:
         with translated_errors():
@@ -26,7 +31,11 @@ class StatementRunner:
 
         Used where a violation is a business outcome (a taken e-mail): the failure
         undoes only this statement, so the transaction stays usable, as in the fake.
+        In autocommit the statement already is its own transaction (and PostgreSQL
+        refuses SAVEPOINT outside a transaction block), so it runs as it is.
         """
+        if self._autocommit:
+            return await self.execute(statement)
         with translated_errors():
             async with self._db_session.begin_nested():
                 return await self._db_session.execute(statement)

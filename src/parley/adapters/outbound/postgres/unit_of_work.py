@@ -1,4 +1,4 @@
-"""The PostgreSQL unit of work: one db_session, one transaction, four repositories."""
+"""The PostgreSQL unit of work: one db_session, one transaction (or autocommit), four repositories."""
 
 from __future__ import annotations
 
@@ -32,8 +32,10 @@ class PostgresUnitOfWork:
       database fails right at ``async with`` with :class:`StorageUnavailable`;
     - ``commit``/``rollback`` end the transaction; later statements start a new one;
     - leaving the block rolls back whatever was not committed and returns the connection;
-    - ``read_only`` runs the connection in autocommit: no BEGIN and no ROLLBACK round trips
-      for reads (SQLAlchemy restores the isolation level when the connection goes back).
+    - ``read_only`` and ``single_write`` run the connection in autocommit: no BEGIN and no
+      COMMIT/ROLLBACK round trips (SQLAlchemy restores the isolation level when the connection
+      goes back). Each statement commits by itself: enough for reads and for one write, as
+      every writing repository call is atomic by itself; ``commit`` then sends nothing.
     """
 
     # Typed as the ports: the Protocol's attributes are mutable, hence invariant.
@@ -42,21 +44,27 @@ class PostgresUnitOfWork:
     conversations: ConversationRepository
     messages: MessageRepository
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        read_only: bool = False,
+        single_write: bool = False,
+    ) -> None:
         self._sessionmaker = sessionmaker
-        self._options = _AUTOCOMMIT if read_only else None
+        self._autocommit = read_only or single_write
         self._db_session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
         db_session = self._sessionmaker()
         try:
             with translated_errors():
-                await db_session.connection(execution_options=self._options)
+                await db_session.connection(execution_options=_AUTOCOMMIT if self._autocommit else None)
         except BaseException:
             await db_session.close()
             raise
         self._db_session = db_session
-        runner = StatementRunner(db_session)
+        runner = StatementRunner(db_session, autocommit=self._autocommit)
         self.users = PostgresUserRepository(runner)
         self.auth_sessions = PostgresAuthSessionRepository(runner)
         self.conversations = PostgresConversationRepository(runner)
@@ -97,7 +105,7 @@ def postgres_unit_of_work_factory(
 ) -> UnitOfWorkFactory:
     """A ``UnitOfWorkFactory``: each call yields a fresh, not yet entered unit of work."""
 
-    def create(*, read_only: bool = False) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(sessionmaker, read_only=read_only)
+    def create(*, read_only: bool = False, single_write: bool = False) -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(sessionmaker, read_only=read_only, single_write=single_write)
 
     return create
