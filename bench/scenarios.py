@@ -49,9 +49,10 @@ async def non_streamed_turns(
                     errors += 1
                 latencies.append(time.perf_counter() - started)
 
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), servers.cpu_seconds()
         await asyncio.gather(*(worker(s) for s in sessions))
         elapsed = time.perf_counter() - started
+        server_cpu = servers.cpu_seconds() - cpu_before
     return {
         "concurrency": concurrency,
         "turns_per_session": turns_per_session,
@@ -60,6 +61,8 @@ async def non_streamed_turns(
         "errors": errors,
         "latency_p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
         "latency_p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+        # Server CPU per turn: steadier than turns/s when other work shares the machine.
+        "server_cpu_ms_per_turn": round(1000 * server_cpu / max(1, len(latencies)), 2),
     }
 
 
@@ -158,9 +161,10 @@ async def slow_streams(servers: Servers, *, streams: int = 1000) -> dict[str, An
                         completed += 1
 
         sampler = asyncio.create_task(sample_rss())
-        started, started_wall = time.perf_counter(), time.time()
+        started, started_wall, cpu_before = time.perf_counter(), time.time(), servers.cpu_seconds()
         results = await asyncio.gather(*(one(s, started) for s in sessions), return_exceptions=True)
         elapsed = time.perf_counter() - started
+        server_cpu = servers.cpu_seconds() - cpu_before
         stop_sampling.set()
         await sampler
     failures = [r for r in results if isinstance(r, BaseException)]
@@ -177,6 +181,7 @@ async def slow_streams(servers: Servers, *, streams: int = 1000) -> dict[str, An
         "model_request_p50_s": round(_percentile(arrivals, 0.5), 3),
         "model_request_last_s": round(max(arrivals, default=0.0), 3),
         "server_peak_rss_mb": round(peak_rss, 1),
+        "server_cpu_s": round(server_cpu, 2),
     }
 
 

@@ -65,7 +65,10 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("POSTGRES_URL", "DATABASE_URL")
     )
     postgres_pool_size: int = Field(10, ge=1)
-    postgres_max_overflow: int = Field(10, ge=0)
+    # 0: SQLAlchemy closes an overflow connection as soon as it is returned, so under steady
+    # concurrency above the pool size every checkout opened a new connection (turns benchmark:
+    # 157 -> 186 turns/s without overflow). Size the pool instead.
+    postgres_max_overflow: int = Field(0, ge=0)
     postgres_pool_timeout: float = Field(5.0, gt=0)
     migrate_on_start: bool | None = None  # None: only for the embedded development database
 
