@@ -11,6 +11,7 @@ uniquely named one, so modules never see each other's rows.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -79,3 +80,12 @@ def create_database(postgres_server_url: str) -> Iterator[Callable[[], str]]:
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         for name in created:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def restored_gc() -> Iterator[None]:
+    """Undo what a test does to this process's garbage collector (thresholds, frozen objects)."""
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
