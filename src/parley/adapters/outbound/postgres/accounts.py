@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from parley.domain.auth import AuthSession
 from parley.domain.users import Email, User
@@ -47,6 +47,14 @@ class PostgresUserRepository:
         await self._runner.execute(delete(users).where(users.c.id == user_id))
 
 
+# Every authenticated request reads its auth session: one statement object, built once, so
+# SQLAlchemy's memoized cache key is reused (see the turn statements in chat.py).
+_GET_AUTH_SESSION = select(auth_sessions).where(
+    auth_sessions.c.id == bindparam("session_id", type_=auth_sessions.c.id.type)
+)
+_GET_AUTH_SESSION_FOR_UPDATE = _GET_AUTH_SESSION.with_for_update()
+
+
 class PostgresAuthSessionRepository:
     """:class:`parley.ports.persistence.AuthSessionRepository` on ``auth_sessions``."""
 
@@ -57,10 +65,8 @@ class PostgresAuthSessionRepository:
         await self._runner.execute(insert(auth_sessions).values(auth_session_to_row(auth_session)))
 
     async def get(self, session_id: UUID, *, for_update: bool = False) -> AuthSession | None:
-        statement = select(auth_sessions).where(auth_sessions.c.id == session_id)
-        if for_update:
-            statement = statement.with_for_update()
-        row = (await self._runner.execute(statement)).mappings().one_or_none()
+        statement = _GET_AUTH_SESSION_FOR_UPDATE if for_update else _GET_AUTH_SESSION
+        row = (await self._runner.execute(statement, {"session_id": session_id})).mappings().one_or_none()
         return None if row is None else auth_session_from_row(row)
 
     async def update(self, auth_session: AuthSession) -> None:

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import case, delete, func, insert, literal, literal_column, or_, select, tuple_, update
-from sqlalchemy.sql.dml import Insert
-from sqlalchemy.sql.selectable import CTE
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    Update,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from parley.domain.chat import Conversation, ConversationCursor, Message
 from parley.ports.persistence import ConversationPage, MessagePage, ReplyStart
@@ -90,29 +103,15 @@ class PostgresConversationRepository:
         condition against the committed claim, so exactly one wins.
         """
         _check_belongs(user_message, conversation_id)
-        claimed = (
-            update(conversations)
-            .where(
-                conversations.c.id == conversation_id,
-                conversations.c.user_id == owner_id,
-                or_(
-                    conversations.c.reply_claim_id.is_(None),
-                    conversations.c.reply_claim_expires_at <= now,
-                ),
-            )
-            .values(
-                reply_claim_id=claim_id,
-                reply_claim_expires_at=until,
-                message_count=conversations.c.message_count + 1,
-                last_active_at=now,
-                updated_at=now,
-            )
-            .returning(conversations.c.id)
-            .cte("claimed")
-        )
-        stored = _insert_if_claimed(user_message, claimed).returning(literal_column("1")).cte("stored")
-        statement = select(func.count()).select_from(stored)
-        if (await self._runner.execute(statement)).scalar_one() == 1:
+        parameters = {
+            **_message_parameters(user_message),
+            "p_conversation_id": conversation_id,
+            "p_owner_id": owner_id,
+            "p_claim_id": claim_id,
+            "p_now": now,
+            "p_until": until,
+        }
+        if (await self._runner.execute(_START_REPLY, parameters)).scalar_one() == 1:
             return "started"
         owned = select(conversations.c.id).where(
             conversations.c.id == conversation_id, conversations.c.user_id == owner_id
@@ -129,21 +128,13 @@ class PostgresConversationRepository:
         meanwhile fails the messages foreign key, as a separate INSERT would, and nothing changes.
         """
         _check_belongs(reply, conversation_id)
-        holds = conversations.c.reply_claim_id == claim_id
-        stored = insert(messages).values(message_to_row(reply)).cte("stored")
-        statement = (
-            update(conversations)
-            .where(conversations.c.id == conversation_id)
-            .values(
-                message_count=conversations.c.message_count + 1,
-                last_active_at=now,
-                updated_at=now,
-                reply_claim_id=case((holds, None), else_=conversations.c.reply_claim_id),
-                reply_claim_expires_at=case((holds, None), else_=conversations.c.reply_claim_expires_at),
-            )
-            .add_cte(stored)
-        )
-        await self._runner.execute(statement)
+        parameters = {
+            **_message_parameters(reply),
+            "p_conversation_id": conversation_id,
+            "p_claim_id": claim_id,
+            "p_now": now,
+        }
+        await self._runner.execute(_FINISH_REPLY, parameters)
 
     async def _update(self, conversation_id: UUID, **values: object) -> None:
         statement = update(conversations).where(conversations.c.id == conversation_id).values(**values)
@@ -156,15 +147,80 @@ def _check_belongs(message: Message, conversation_id: UUID) -> None:
         raise ValueError(f"message {message.id} belongs to another conversation")
 
 
-def _insert_if_claimed(message: Message, claimed: CTE) -> Insert:
-    """``INSERT INTO messages SELECT <values>, claimed.id FROM claimed``: a row only if one was claimed.
+# The two statements of every chat turn are built once, with named parameters: SQLAlchemy
+# memoizes a statement object's cache key, so reusing the object skips rebuilding the
+# statement and re-deriving its key on every call (~5 % of setting a turn up, profiled).
+# Parameters: p_* for the conversation, m_* for the message's columns.
+_MESSAGE_COLUMNS = [c.name for c in messages.c if c.name not in ("seq", "conversation_id")]
 
-    The values are parameters typed like their columns, so they bind exactly as in a plain INSERT.
-    """
+
+def _message_parameters(message: Message) -> dict[str, Any]:
     row = message_to_row(message)
-    del row["conversation_id"]  # taken from the claimed row instead
-    values = [literal(value, messages.c[name].type) for name, value in row.items()]
-    return insert(messages).from_select([*row, "conversation_id"], select(*values, claimed.c.id))
+    return {f"m_{name}": row[name] for name in _MESSAGE_COLUMNS}
+
+
+def _message_values() -> list[BindParameter[Any]]:
+    return [bindparam(f"m_{name}", type_=messages.c[name].type) for name in _MESSAGE_COLUMNS]
+
+
+def _start_reply_statement() -> Select[int]:
+    """Claim (UPDATE ... RETURNING id) and ``INSERT INTO messages SELECT <m_*>, claimed.id
+    FROM claimed``: a message row only if a conversation row was claimed."""
+    now = bindparam("p_now", type_=conversations.c.updated_at.type)
+    claimed = (
+        update(conversations)
+        .where(
+            conversations.c.id == bindparam("p_conversation_id", type_=conversations.c.id.type),
+            conversations.c.user_id == bindparam("p_owner_id", type_=conversations.c.user_id.type),
+            or_(
+                conversations.c.reply_claim_id.is_(None),
+                conversations.c.reply_claim_expires_at <= now,
+            ),
+        )
+        .values(
+            reply_claim_id=bindparam("p_claim_id", type_=conversations.c.reply_claim_id.type),
+            reply_claim_expires_at=bindparam("p_until", type_=conversations.c.reply_claim_expires_at.type),
+            message_count=conversations.c.message_count + 1,
+            last_active_at=now,
+            updated_at=now,
+        )
+        .returning(conversations.c.id)
+        .cte("claimed")
+    )
+    stored = (
+        insert(messages)
+        .from_select([*_MESSAGE_COLUMNS, "conversation_id"], select(*_message_values(), claimed.c.id))
+        .returning(literal_column("1"))
+        .cte("stored")
+    )
+    return select(func.count()).select_from(stored)
+
+
+def _finish_reply_statement() -> Update:
+    """``WITH stored AS (INSERT INTO messages ...) UPDATE conversations ...``."""
+    now = bindparam("p_now", type_=conversations.c.updated_at.type)
+    conversation_id = bindparam("p_conversation_id", type_=conversations.c.id.type)
+    holds = conversations.c.reply_claim_id == bindparam(
+        "p_claim_id", type_=conversations.c.reply_claim_id.type
+    )
+    row = dict(zip(_MESSAGE_COLUMNS, _message_values(), strict=True))
+    stored = insert(messages).values({**row, "conversation_id": conversation_id}).cte("stored")
+    return (
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(
+            message_count=conversations.c.message_count + 1,
+            last_active_at=now,
+            updated_at=now,
+            reply_claim_id=case((holds, None), else_=conversations.c.reply_claim_id),
+            reply_claim_expires_at=case((holds, None), else_=conversations.c.reply_claim_expires_at),
+        )
+        .add_cte(stored)
+    )
+
+
+_START_REPLY = _start_reply_statement()
+_FINISH_REPLY = _finish_reply_statement()
 
 
 class PostgresMessageRepository:

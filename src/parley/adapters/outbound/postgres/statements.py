@@ -22,9 +22,10 @@ class StatementRunner:
         self._db_session = db_session
         self._autocommit = autocommit
 
-    async def execute(self, statement: Executable) -> Result[Any]:
+    async def execute(self, statement: Executable, parameters: dict[str, Any] | None = None) -> Result[Any]:
+        """Run ``statement``; ``parameters`` fill its named ``bindparam()`` placeholders."""
         with translated_errors():
-            return await self._db_session.execute(statement)
+            return await self._db_session.execute(statement, parameters)
 
     async def execute_guarded(self, statement: Executable) -> Result[Any]:
         """Run ``statement`` inside a savepoint.
