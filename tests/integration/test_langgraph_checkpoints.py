@@ -80,8 +80,8 @@ async def _until_a_query_waits_for_a_lock(conn: psycopg.AsyncConnection[tuple[ob
     async with asyncio.timeout(5):
         while True:
             cursor = await conn.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database() AND pid <> pg_backend_pid()"
             )
             row = await cursor.fetchone()
             if row is not None and int(str(row[0])) > 0:
