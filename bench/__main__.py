@@ -1,7 +1,8 @@
 """``uv run just bench [scenario ...]``: Parley against a local fake model.
 
 Scenarios: turns, ttft, slow, abandon (default: all). Set PARLEY_BENCH_DATABASE_URL to use an
-existing PostgreSQL (a fresh database is advisable); otherwise the embedded one is used.
+existing PostgreSQL (a fresh database is advisable); otherwise an embedded one is started here,
+on the load generator's core, in a temporary folder.
 Results are printed and written to bench/results/latest.json.
 """
 
@@ -11,10 +12,11 @@ import asyncio
 import json
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from bench import scenarios
-from bench.harness import running_servers
+from bench.harness import embedded_database, running_servers
 
 SCENARIOS = {
     "turns": scenarios.non_streamed_turns,
@@ -34,8 +36,16 @@ def main(argv: list[str]) -> None:
     unknown = [name for name in chosen if name not in SCENARIOS and name not in SEPARATE]
     if unknown:
         raise SystemExit(f"unknown scenario(s) {unknown}; choose from {[*SCENARIOS, *SEPARATE]}")
-    database_url = os.environ.get("PARLEY_BENCH_DATABASE_URL")
-    results = {}
+    with ExitStack() as stack:
+        database_url = os.environ.get("PARLEY_BENCH_DATABASE_URL") or stack.enter_context(embedded_database())
+        results = run(chosen, database_url)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+
+
+def run(chosen: list[str], database_url: str) -> dict[str, object]:
+    results: dict[str, object] = {}
     shared = [name for name in chosen if name in SCENARIOS]
     if shared:
         with running_servers(database_url) as servers:
@@ -47,9 +57,7 @@ def main(argv: list[str]) -> None:
         with running_servers(database_url, **env) as servers:
             results[name] = asyncio.run(scenario(servers))
             print(f"{name}: {json.dumps(results[name])}", flush=True)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

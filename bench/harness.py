@@ -72,6 +72,20 @@ class Servers:
 
 
 @contextmanager
+def embedded_database() -> Iterator[str]:
+    """A throw-away embedded PostgreSQL started by *this* process, so it runs on the load
+    generator's core: started by Parley, it would inherit (and share) the server's core."""
+    from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
+
+    with tempfile.TemporaryDirectory(prefix="parley-bench-db-") as folder:
+        database = EmbeddedPostgres(Path(folder) / "postgres")
+        try:
+            yield database.start()
+        finally:
+            database.stop()
+
+
+@contextmanager
 def running_servers(database_url: str | None, **env_overrides: str) -> Iterator[Servers]:
     fake_port, parley_port = free_port(), free_port()
     fake = subprocess.Popen(
