@@ -69,7 +69,7 @@ class ModelStep:
 
     async def __call__(self, state: MessagesState) -> ModelUpdate:
         configurable = get_config().get("configurable", {})
-        writer = _sink(configurable)
+        emit = _sink(configurable)
         stream_tokens = bool(configurable.get(STREAM_TOKENS, True))
         prompt = build_context(self.system_prompt, state["messages"], self.context_budget)
         attempt = 1
@@ -77,28 +77,28 @@ class ModelStep:
             streamed: list[str] = []
             try:
                 if stream_tokens:
-                    reply = await self._call(prompt, writer, streamed)
+                    reply = await self._call(prompt, emit, streamed)
                 else:
-                    reply = await self._call_whole(prompt, writer)
+                    reply = await self._call_whole(prompt, emit)
             except Exception as error:
                 reason = retry_reason(error)
                 if reason is None or streamed or attempt >= self.policy.max_attempts:
                     raise self._unavailable(error, attempt, bool(streamed)) from error
-                writer(ModelRetry(attempt=attempt, reason=reason, model=self.model_name))
+                emit(ModelRetry(attempt=attempt, reason=reason, model=self.model_name))
                 await asyncio.sleep(self.policy.delay_before(attempt))
                 attempt += 1
                 continue
-            writer(self._usage(reply, prompt))
+            emit(self._usage(reply, prompt))
             return {"messages": [reply]}
 
-    async def _call(self, prompt: list[BaseMessage], writer: EventSink, streamed: list[str]) -> AIMessage:
+    async def _call(self, prompt: list[BaseMessage], emit: EventSink, streamed: list[str]) -> AIMessage:
         """Stream one model call, forwarding text as it comes; ``streamed`` collects it."""
         chunks: list[AIMessageChunk] = []
         async for chunk in self.model.astream(prompt):
             text = chunk.text
             if text:
                 streamed.append(text)
-                writer(TokenDelta(text))
+                emit(TokenDelta(text))
             if isinstance(chunk, AIMessageChunk):
                 chunks.append(chunk)
         if not chunks:
@@ -107,12 +107,12 @@ class ModelStep:
         message = message_chunk_to_message(add_ai_message_chunks(chunks[0], *chunks[1:]))
         return message if isinstance(message, AIMessage) else AIMessage(content=message.text)
 
-    async def _call_whole(self, prompt: list[BaseMessage], writer: EventSink) -> AIMessage:
+    async def _call_whole(self, prompt: list[BaseMessage], emit: EventSink) -> AIMessage:
         """One non-streamed model call; its text goes out as a single delta."""
         message = await self.model.ainvoke(prompt)
         reply = message if isinstance(message, AIMessage) else AIMessage(content=message.text)
         if reply.text:
-            writer(TokenDelta(reply.text))
+            emit(TokenDelta(reply.text))
         return reply
 
     def _usage(self, reply: AIMessage, prompt: list[BaseMessage]) -> Usage:
