@@ -1,21 +1,51 @@
-"""The ``parley`` command: ``serve`` the API, ``migrate`` a database."""
+"""The ``parley`` command: ``serve`` the API, ``migrate`` a database.
+
+This module is imported by every worker process ``parley serve --workers N`` starts
+(multiprocessing's *spawn* re-imports the parent's main module before the worker can
+answer uvicorn's health pings), and by ``parley --help``. So it imports only typer at
+module level: settings, uvicorn and the application are imported inside the commands
+that use them. ``tests/integration/test_cli.py`` holds it to that.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
-from parley.config import ConfigurationError, Settings, load_settings
-from parley.container import migrate_database
-from parley.log_setup import configure_logging
+from parley import __version__
+
+if TYPE_CHECKING:
+    from parley.config import Settings
 
 app = typer.Typer(help="Parley: a chat-agent backend.", no_args_is_help=True, add_completion=False)
 
+# How long uvicorn's supervisor waits for a worker to answer a health ping (and, on SIGHUP,
+# for a new worker to be ready) before it kills it. uvicorn's default (5 s) is shorter than
+# a worker's start-up on a loaded machine without cached bytecode, where workers were
+# killed and restarted in a loop.
+WORKER_HEALTHCHECK_SECONDS = 60
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"parley {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Parley: a chat-agent backend."""
+
 
 def _settings() -> Settings:
+    from parley.config import ConfigurationError, load_settings
+
     try:
         return load_settings()
     except ConfigurationError as invalid:
@@ -33,6 +63,10 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the API. With no database URL in development, an embedded PostgreSQL is started."""
+    import uvicorn
+
+    from parley.log_setup import configure_logging
+
     settings = _settings()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
     uvicorn.run(
@@ -46,6 +80,7 @@ def serve(
         access_log=False,  # the app writes its own access line, with the request id
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 
@@ -53,8 +88,13 @@ def serve(
 def migrate() -> None:
     """Upgrade the database (POSTGRES_URL/DATABASE_URL, else the embedded one) to the newest schema.
 
-    For other revisions use Alembic directly: ``alembic downgrade -1`` (see the justfile).
+    To step back, use Alembic directly: uv run alembic downgrade -1
     """
+    import asyncio
+
+    from parley.container import migrate_database
+    from parley.log_setup import configure_logging
+
     settings = _settings()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
     asyncio.run(migrate_database(settings))

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 from loguru import logger
@@ -21,8 +21,6 @@ from sqlalchemy.pool import QueuePool
 from parley.adapters.inbound.http.metrics_endpoint import PoolReader, PoolUsage
 from parley.adapters.outbound.bcrypt import PasslibBcryptHasher
 from parley.adapters.outbound.jwt import PyJwtTokenIssuer
-from parley.adapters.outbound.langfuse import LangfuseTracer, NoopTracer
-from parley.adapters.outbound.langgraph import AgentLimits, LangGraphChatAgent, ModelConfig
 from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
 from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
@@ -44,13 +42,22 @@ from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
 from parley.config import ConfigurationError, Settings
 
+if TYPE_CHECKING:
+    from parley.adapters.outbound.langfuse import LangfuseTracer, NoopTracer
+    from parley.adapters.outbound.langgraph import LangGraphChatAgent
+
 
 def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _model_config(settings: Settings) -> ModelConfig:
-    return ModelConfig(
+def _chat_agent(settings: Settings, postgres_url: str | None) -> LangGraphChatAgent:
+    """The LangGraph agent. Imported here, when the agent is built at start-up: LangGraph,
+    LangChain and the openai SDK take seconds to import, which ``create_app`` and the CLI
+    must not pay (uvicorn kills a worker that does not answer its health ping in time)."""
+    from parley.adapters.outbound.langgraph import AgentLimits, LangGraphChatAgent, ModelConfig
+
+    model = ModelConfig(
         name=settings.llm_model,
         api_key=_secret(settings.llm_api_key),
         base_url=settings.llm_base_url,
@@ -59,21 +66,26 @@ def _model_config(settings: Settings) -> ModelConfig:
         request_timeout=settings.llm_request_timeout_seconds,
         offline_token_delay=settings.offline_model_token_delay_ms / 1000,
     )
-
-
-def _agent_limits(settings: Settings) -> AgentLimits:
-    return AgentLimits(
+    limits = AgentLimits(
         context_tokens=settings.llm_context_tokens,
         turn_timeout=settings.llm_timeout_seconds,
         recursion_limit=settings.llm_recursion_limit,
         max_attempts=settings.llm_retry_attempts,
         backoff_base=settings.llm_retry_backoff_seconds,
     )
+    return LangGraphChatAgent(
+        postgres_url=postgres_url, model=model, limits=limits, pool_size=settings.postgres_pool_size
+    )
 
 
 def _tracer(settings: Settings) -> LangfuseTracer | NoopTracer:
+    """Langfuse when its keys are set (its SDK is imported only then), else the no-op tracer."""
     if not settings.langfuse_enabled:
+        from parley.adapters.outbound.langfuse import NoopTracer
+
         return NoopTracer()
+    from parley.adapters.outbound.langfuse import LangfuseTracer
+
     return LangfuseTracer(
         public_key=_secret(settings.langfuse_public_key) or "",
         secret_key=_secret(settings.langfuse_secret_key) or "",
@@ -121,13 +133,7 @@ class Container(containers.DeclarativeContainer):
         algorithm=settings.provided.jwt_algorithm,
         clock=clock,
     )
-    agent = providers.Singleton(
-        LangGraphChatAgent,
-        postgres_url=database_url,
-        model=providers.Callable(_model_config, settings),
-        limits=providers.Callable(_agent_limits, settings),
-        pool_size=settings.provided.postgres_pool_size,
-    )
+    agent = providers.Singleton(_chat_agent, settings, database_url)
     tracer = providers.Singleton(_tracer, settings)
     # One registry per app (not the process-wide one), so test apps never share metrics;
     # /metrics renders it. Turns report to the metrics and to Langfuse (or the no-op).

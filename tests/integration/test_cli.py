@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from parley import __version__
 from parley.cli import app
 
 pytestmark = pytest.mark.integration
@@ -40,3 +44,36 @@ def test_a_refused_configuration_exits_with_its_message(monkeypatch: pytest.Monk
     assert result.exit_code == 2
     assert "JWT_SECRET_KEY is required" in result.output
     assert "Traceback" not in result.output
+
+
+def test_version_option_prints_the_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+
+    assert result.exit_code == 0
+    assert result.output == f"parley {__version__}\n"
+
+
+# Modules that take seconds to import without cached bytecode. uvicorn's spawned workers
+# re-import the command's module before they can answer the supervisor's health pings.
+_HEAVY_MODULES = ("uvicorn", "fastapi", "sqlalchemy", "langgraph", "langchain_core", "openai", "langfuse")
+
+
+def _modules_loaded_by(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; which of the heavy modules did it import?"""
+    probe = f"{code}\nimport sys\nprint(','.join(m for m in {_HEAVY_MODULES!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return [name for name in result.stdout.strip().split(",") if name]
+
+
+def test_the_command_imports_nothing_heavy_before_it_runs() -> None:
+    assert _modules_loaded_by("import parley.cli") == []
+
+
+def test_building_the_app_does_not_import_the_agent_or_tracing_libraries(tmp_path: Path) -> None:
+    code = (
+        "from parley.config import Settings\n"
+        "from parley.main import create_app\n"
+        f"create_app(Settings(_env_file=None, jwt_secret_key='k' * 40, data_dir={str(tmp_path)!r}))"
+    )
+
+    assert set(_modules_loaded_by(code)) & {"langgraph", "langchain_core", "openai", "langfuse"} == set()
