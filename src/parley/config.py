@@ -35,13 +35,22 @@ class ConfigurationError(Exception):
     """The configuration cannot run; the message says what to fix."""
 
 
+def _is_blank(value: Any) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and not value.strip()
+
+
 def _is_placeholder(value: str) -> bool:
     lowered = value.strip().lower()
     return lowered in _PLACEHOLDER_SECRETS or lowered.startswith(("change", "replace", "your-", "<"))
 
 
 class Settings(BaseSettings):
-    """Every knob of Parley, named exactly like its environment variable (see ``.env.example``)."""
+    """Every knob of Parley, named exactly like its environment variable (see ``.env.example``).
+
+    An empty value (``NAME=``) counts as unset, for every setting.
+    """
 
     model_config = SettingsConfigDict(
         extra="ignore", env_file_encoding="utf-8", validate_default=True, populate_by_name=True
@@ -113,6 +122,15 @@ class Settings(BaseSettings):
     evaluation_llm: str = "gpt-4o-mini"
     evaluation_api_key: SecretStr | None = None
     evaluation_base_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        """``NAME=`` (as left in a copied ``.env``) means the setting is not set: its default
+        applies. Without this, an empty ``LANGFUSE_PUBLIC_KEY=`` switched tracing on."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if not _is_blank(value)}
+        return data
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod

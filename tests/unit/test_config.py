@@ -10,13 +10,22 @@ from parley.config import ConfigurationError, Environment, load_settings
 
 pytestmark = pytest.mark.unit
 STRONG = "k" * 20 + "Q9#" + "z" * 20
+_OPTIONAL_SECRETS = ("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LLM_API_KEY", "REDIS_URL", "POSTGRES_URL")
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Run each test in an empty folder with none of Parley's variables set."""
     monkeypatch.chdir(tmp_path)
-    for name in ("APP_ENV", "POSTGRES_URL", "DATABASE_URL", "JWT_SECRET_KEY", "LLM_MODEL", "CORS_ORIGINS"):
+    for name in (
+        "APP_ENV",
+        "DATABASE_URL",
+        "JWT_SECRET_KEY",
+        "LLM_MODEL",
+        "CORS_ORIGINS",
+        "PORT",
+        *_OPTIONAL_SECRETS,
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -102,3 +111,47 @@ def test_app_env_selects_its_env_file_and_real_variables_win(
 def test_malformed_operational_values_are_refused_at_start(overrides: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigurationError, match=variable):
         load_settings(**overrides)
+
+
+def test_empty_variables_mean_unset_for_every_optional_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*_OPTIONAL_SECRETS, "LLM_BASE_URL", "JWT_SECRET_KEY"):
+        monkeypatch.setenv(name, "")
+
+    settings = load_settings()
+
+    assert not settings.langfuse_enabled
+    assert settings.langfuse_public_key is None
+    assert settings.langfuse_secret_key is None
+    assert settings.llm_api_key is None
+    assert settings.llm_base_url is None
+    assert settings.redis_url is None
+    assert settings.postgres_url is None
+    assert settings.jwt_secret_key is not None  # generated, as when the variable is absent
+
+
+def test_empty_values_in_an_env_file_mean_unset(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("LANGFUSE_PUBLIC_KEY=\nLANGFUSE_SECRET_KEY=  \nPORT=\nREDIS_URL=\n")
+
+    settings = load_settings()
+
+    assert not settings.langfuse_enabled
+    assert settings.port == 8000
+    assert settings.redis_url is None
+
+
+def test_an_empty_variable_overrides_a_value_in_the_env_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("LLM_API_KEY=sk-from-file\n")
+    monkeypatch.setenv("LLM_API_KEY", "")
+
+    assert load_settings().llm_api_key is None
+
+
+def test_production_still_requires_a_secret_given_as_an_empty_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JWT_SECRET_KEY", "")
+
+    with pytest.raises(ConfigurationError, match="JWT_SECRET_KEY is required"):
+        load_settings(app_env="production", postgres_url="postgresql://db/parley")
