@@ -37,6 +37,7 @@ from parley.application.chat.conversations import (
     RenameConversation,
 )
 from parley.application.chat.history import ClearMessages, ListMessages
+from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.chat.turns import TakeTurn, TurnPolicy, TurnServices
 from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
@@ -74,7 +75,11 @@ def _chat_agent(settings: Settings, postgres_url: str | None) -> LangGraphChatAg
         backoff_base=settings.llm_retry_backoff_seconds,
     )
     return LangGraphChatAgent(
-        postgres_url=postgres_url, model=model, limits=limits, pool_size=settings.postgres_pool_size
+        postgres_url=postgres_url,
+        model=model,
+        limits=limits,
+        pool_size=settings.postgres_pool_size,
+        pool_timeout=settings.postgres_pool_timeout,
     )
 
 
@@ -150,17 +155,30 @@ class Container(containers.DeclarativeContainer):
     get_profile = providers.Factory(GetProfile, uow_factory)
     change_email = providers.Factory(ChangeEmail, uow_factory, hasher, clock)
     change_password = providers.Factory(ChangePassword, uow_factory, hasher, clock)
-    delete_account = providers.Factory(DeleteAccount, uow_factory, agent)
+    # The turns running in this process (delete and clear stop them first), and the writes
+    # waiting for the database to come back.
+    running_turns = providers.Singleton(RunningTurns)
+    deferred_writes = providers.Singleton(DeferredWrites)
+
+    delete_account = providers.Factory(DeleteAccount, uow_factory, agent, running_turns)
 
     create_conversation = providers.Factory(CreateConversation, uow_factory, clock, ids)
     list_conversations = providers.Factory(ListConversations, uow_factory)
     get_conversation = providers.Factory(GetConversation, uow_factory)
     rename_conversation = providers.Factory(RenameConversation, uow_factory, clock)
-    delete_conversation = providers.Factory(DeleteConversation, uow_factory, agent)
+    delete_conversation = providers.Factory(DeleteConversation, uow_factory, agent, running_turns)
     list_messages = providers.Factory(ListMessages, uow_factory)
-    clear_messages = providers.Factory(ClearMessages, uow_factory, agent, clock)
+    clear_messages = providers.Factory(ClearMessages, uow_factory, agent, clock, running_turns)
     turn_services = providers.Singleton(
-        TurnServices, uow_factory, agent, turn_tracer, clock, ids, providers.Callable(_turn_policy, settings)
+        TurnServices,
+        uow_factory,
+        agent,
+        turn_tracer,
+        clock,
+        ids,
+        providers.Callable(_turn_policy, settings),
+        running_turns,
+        deferred_writes,
     )
     take_turn = providers.Factory(TakeTurn, turn_services)
 
@@ -200,7 +218,8 @@ async def running_resources(container: Container) -> AsyncIterator[None]:
         if migrate:
             await asyncio.to_thread(upgrade_to_head, url)
         stack.push_async_callback(_dispose_engine, container)
-        for resource in (container.hasher(), container.turn_tracer(), container.agent()):
+        resources = (container.hasher(), container.turn_tracer(), container.agent())
+        for resource in (*resources, container.deferred_writes()):
             await _start_and_register(stack, resource)
         yield
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
@@ -22,7 +21,7 @@ from parley.domain.auth import AuthSession
 from parley.domain.chat import Conversation, ConversationCursor, Message, MessageRole, MessageStatus
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
-from parley.ports.persistence import ReplyStart, StorageUnavailable, UnitOfWork, UnitOfWorkFactory
+from parley.ports.persistence import ReplyFinish, StorageUnavailable, UnitOfWork, UnitOfWorkFactory
 from tests.fakes.persistence import InMemoryDatabase
 
 pytestmark = pytest.mark.contract
@@ -557,7 +556,11 @@ async def test_reset_messages_sets_the_count_to_zero(uow_factory: UnitOfWorkFact
     assert await start(uow_factory, conversation, claim_id, T0) == "started"
     async with uow_factory() as uow:
         await uow.conversations.finish_reply(
-            conversation.id, claim_id=claim_id, now=T0, reply=new_reply(conversation, "answer")
+            conversation.id,
+            claim_id=claim_id,
+            history_version=0,
+            now=T0,
+            reply=new_reply(conversation, "answer"),
         )
         await uow.conversations.reset_messages(conversation.id, T0 + timedelta(minutes=1))
         await uow.commit()
@@ -597,8 +600,8 @@ async def start(
     *,
     owner_id: uuid.UUID | None = None,
     message: Message | None = None,
-) -> ReplyStart:
-    """``start_reply`` in a single-write unit of work, as a chat turn runs it."""
+) -> str:
+    """``start_reply`` in a single-write unit of work, as a chat turn runs it; its outcome."""
     async with uow_factory(single_write=True) as uow:
         started = await uow.conversations.start_reply(
             conversation.id,
@@ -609,7 +612,7 @@ async def start(
             user_message=message or new_message(conversation, "question"),
         )
         await uow.commit()
-        return started
+        return started.outcome
 
 
 async def finish(
@@ -619,12 +622,26 @@ async def finish(
     now: datetime,
     *,
     reply: Message | None = None,
-) -> None:
+    history_version: int = 0,
+) -> ReplyFinish:
     """``finish_reply`` in a single-write unit of work, as a chat turn runs it."""
     async with uow_factory(single_write=True) as uow:
-        await uow.conversations.finish_reply(
-            conversation.id, claim_id=claim_id, now=now, reply=reply or new_reply(conversation, "answer")
+        finished = await uow.conversations.finish_reply(
+            conversation.id,
+            claim_id=claim_id,
+            history_version=history_version,
+            now=now,
+            reply=reply or new_reply(conversation, "answer"),
         )
+        await uow.commit()
+        return finished
+
+
+async def clear_history(uow_factory: UnitOfWorkFactory, conversation: Conversation, now: datetime) -> None:
+    """What ClearMessages does: delete the messages and start a new history version."""
+    async with uow_factory() as uow:
+        await uow.messages.delete_all(conversation.id)
+        await uow.conversations.reset_messages(conversation.id, now)
         await uow.commit()
 
 
@@ -698,7 +715,7 @@ async def test_an_uncommitted_claim_is_undone_by_rollback(uow_factory: UnitOfWor
             until=T0 + timedelta(minutes=2),
             user_message=new_message(conversation, "undone"),
         )
-        assert started == "started"
+        assert started.outcome == "started"
 
     assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"
     loaded = await load_conversation(uow_factory, conversation)
@@ -771,10 +788,9 @@ async def test_finishing_a_reply_stores_it_counts_it_and_frees_the_slot(
     assert await start(uow_factory, conversation, uuid.uuid4(), later) == "started"
 
 
-async def test_finishing_a_reply_of_a_deleted_conversation_fails_on_the_foreign_key(
+async def test_finishing_a_reply_of_a_deleted_conversation_reports_it_gone(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    """The reply has nowhere to go: the store's foreign-key error (as for any message) reaches the caller."""
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
@@ -784,8 +800,91 @@ async def test_finishing_a_reply_of_a_deleted_conversation_fails_on_the_foreign_
         await uow.conversations.delete(conversation.id)
         await uow.commit()
 
-    with pytest.raises((LookupError, IntegrityError), match="foreign key"):
-        await finish(uow_factory, conversation, claim_id, T0)
+    assert await finish(uow_factory, conversation, claim_id, T0) == "gone"
+    assert await history(uow_factory, conversation) == []
+
+
+async def test_a_started_reply_answers_the_current_history_version(uow_factory: UnitOfWorkFactory) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    await clear_history(uow_factory, conversation, T0)
+    await clear_history(uow_factory, conversation, T0)
+
+    async with uow_factory(single_write=True) as uow:
+        started = await uow.conversations.start_reply(
+            conversation.id,
+            owner_id=owner.id,
+            claim_id=uuid.uuid4(),
+            now=T0,
+            until=T0 + timedelta(minutes=2),
+            user_message=new_message(conversation, "question"),
+        )
+
+    assert (started.outcome, started.history_version) == ("started", 2)
+
+
+async def test_a_reply_to_a_cleared_history_is_discarded_and_keeps_the_slot(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    claim_id = uuid.uuid4()
+    assert await start(uow_factory, conversation, claim_id, T0) == "started"
+    await clear_history(uow_factory, conversation, T0 + timedelta(seconds=1))
+
+    finished = await finish(uow_factory, conversation, claim_id, T0 + timedelta(seconds=2))
+
+    assert finished == "discarded"
+    assert await history(uow_factory, conversation) == []
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded is not None
+    assert loaded.message_count == 0
+    # The slot is still held until the holder has cleaned up and released it.
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0 + timedelta(seconds=3)) == "busy"
+
+
+async def test_releasing_frees_only_the_holders_claim_and_stores_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    holder = uuid.uuid4()
+    assert await start(uow_factory, conversation, holder, T0) == "started"
+
+    async with uow_factory(single_write=True) as uow:
+        await uow.conversations.release_reply(conversation.id, claim_id=uuid.uuid4())
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "busy"
+    for _ in range(2):  # idempotent
+        async with uow_factory(single_write=True) as uow:
+            await uow.conversations.release_reply(conversation.id, claim_id=holder)
+
+    assert [m.content for m in await history(uow_factory, conversation)] == ["question"]
+    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"
+
+
+async def test_a_clear_racing_a_finishing_reply_never_leaves_an_orphan_reply(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """The clear holds the conversation's row while the reply is being stored: whichever order
+    the store serialises them in, the cleared history holds no reply afterwards."""
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    claim_id = uuid.uuid4()
+    assert await start(uow_factory, conversation, claim_id, T0) == "started"
+
+    async with uow_factory() as clearing:
+        await clearing.messages.delete_all(conversation.id)
+        await clearing.conversations.reset_messages(conversation.id, T0)
+        finishing = asyncio.create_task(finish(uow_factory, conversation, claim_id, T0))
+        await asyncio.sleep(0.05)  # let the finish reach the store (on PostgreSQL: wait on the row lock)
+        await clearing.commit()
+    await finishing
+
+    assert await history(uow_factory, conversation) == []
 
 
 async def test_a_message_of_another_conversation_is_refused_by_start_and_finish(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from parley.ports.agent import AgentEvent, AgentTurn, EventSink, TokenDelta, Usage
+from parley.ports.persistence import StorageUnavailable
 
 SCRIPTED_MODEL = "scripted-model"
 
@@ -72,9 +73,10 @@ class ScriptedChatAgent:
     """An in-memory :class:`~parley.ports.agent.ChatAgent` driven by a script.
 
     Construct with the turns to play, or push more with :meth:`script`. Memory:
-    every turn's user message is remembered per conversation (even a failed
-    or cancelled one, as a real checkpointer stores the input first) until
-    :meth:`forget`.
+    every turn's user message is remembered per conversation (even a failed or
+    cancelled one) when the run ends, as the LangGraph agent checkpoints on exit,
+    until :meth:`forget`. Set ``memory_unavailable`` to make ``run`` and ``forget``
+    raise :class:`StorageUnavailable` (the memory store is down).
     """
 
     def __init__(self, turns: Iterable[ScriptedTurn] = ()) -> None:
@@ -82,6 +84,7 @@ class ScriptedChatAgent:
         self._memory: defaultdict[UUID, list[str]] = defaultdict(list)
         self.streams: list[StreamRecord] = []
         self.forgotten: list[UUID] = []
+        self.memory_unavailable = False
 
     def script(self, *turns: ScriptedTurn) -> None:
         """Append turns to play after the ones already scripted."""
@@ -104,13 +107,21 @@ class ScriptedChatAgent:
     async def run(self, turn: AgentTurn, emit: EventSink) -> None:
         record = StreamRecord(turn=turn)
         self.streams.append(record)
+        self._check_memory()
         scripted = self._script.popleft() if self._script else self._echo(turn)
-        self._memory[turn.conversation_id].append(turn.content)
-        await self._play(scripted, record, emit)
+        try:
+            await self._play(scripted, record, emit)
+        finally:
+            self._memory[turn.conversation_id].append(turn.content)
 
     async def forget(self, conversation_id: UUID) -> None:
+        self._check_memory()
         self.forgotten.append(conversation_id)
         self._memory.pop(conversation_id, None)
+
+    def _check_memory(self) -> None:
+        if self.memory_unavailable:
+            raise StorageUnavailable("the scripted agent's memory is unavailable")
 
     def _echo(self, turn: AgentTurn) -> ScriptedTurn:
         """The unscripted reply: quotes the message and counts the earlier user turns."""

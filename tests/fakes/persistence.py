@@ -48,6 +48,7 @@ from parley.ports.persistence import (
     ConversationRepository,
     MessagePage,
     MessageRepository,
+    ReplyFinish,
     ReplyStart,
     StorageUnavailable,
     UserRepository,
@@ -59,6 +60,7 @@ _T = TypeVar("_T")
 @dataclass(slots=True)
 class _ConversationRow:
     conversation: Conversation
+    history_version: int = 0
     reply_claim_id: UUID | None = None
     reply_claim_expires_at: datetime | None = None
 
@@ -334,6 +336,11 @@ def _count_message(conversation: Conversation, now: datetime) -> None:
     conversation.last_active_at = conversation.updated_at = now
 
 
+def _free_claim(row: _ConversationRow, claim_id: UUID) -> None:
+    if row.reply_claim_id == claim_id:
+        row.reply_claim_id = row.reply_claim_expires_at = None
+
+
 def _check_belongs(message: Message, conversation_id: UUID) -> None:
     if message.conversation_id != conversation_id:
         raise ValueError(f"message {message.id} belongs to another conversation")
@@ -394,6 +401,7 @@ class InMemoryConversationRepository:
             row = state.conversations.get(conversation_id)
             if row is not None:
                 row.conversation.message_count, row.conversation.updated_at = 0, now
+                row.history_version += 1
 
         self._tx.write(change)
 
@@ -413,31 +421,43 @@ class InMemoryConversationRepository:
         def start(state: _State) -> ReplyStart:
             row = state.conversations.get(conversation_id)
             if row is None or row.conversation.user_id != owner_id:
-                return "not_found"
+                return ReplyStart("not_found")
             expires = row.reply_claim_expires_at
             if row.reply_claim_id is not None and expires is not None and expires > now:
-                return "busy"
+                return ReplyStart("busy")
             row.reply_claim_id, row.reply_claim_expires_at = claim_id, until
             _count_message(row.conversation, now)
             _insert_message(state, stored)
-            return "started"
+            return ReplyStart("started", history_version=row.history_version)
 
         return self._tx.write(start)
 
     async def finish_reply(
-        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, reply: Message
-    ) -> None:
+        self, conversation_id: UUID, *, claim_id: UUID, history_version: int, now: datetime, reply: Message
+    ) -> ReplyFinish:
         _check_belongs(reply, conversation_id)
         stored = _clone(reply)
 
-        def finish(state: _State) -> None:
-            _insert_message(state, stored)  # a conversation deleted meanwhile fails here, changing nothing
-            row = state.conversations[conversation_id]
+        def finish(state: _State) -> ReplyFinish:
+            row = state.conversations.get(conversation_id)
+            if row is None:
+                return "gone"
+            if row.history_version != history_version:
+                return "discarded"
+            _insert_message(state, stored)
             _count_message(row.conversation, now)
-            if row.reply_claim_id == claim_id:
-                row.reply_claim_id = row.reply_claim_expires_at = None
+            _free_claim(row, claim_id)
+            return "stored"
 
-        self._tx.write(finish)
+        return self._tx.write(finish)
+
+    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
+        def release(state: _State) -> None:
+            row = state.conversations.get(conversation_id)
+            if row is not None:
+                _free_claim(row, claim_id)
+
+        self._tx.write(release)
 
     def _owned_newest_first(self, owner_id: UUID) -> list[Conversation]:
         rows = self._tx.read().conversations.values()

@@ -27,7 +27,7 @@ from parley.domain.auth import AuthSession
 from parley.domain.chat import Conversation, Message, MessageRole, MessageStatus
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
-from parley.ports.persistence import ReplyStart, StorageUnavailable, UnitOfWork, UnitOfWorkFactory
+from parley.ports.persistence import StorageUnavailable, UnitOfWork, UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
 
@@ -64,8 +64,9 @@ def new_message(conversation: Conversation, role: MessageRole = MessageRole.USER
     )
 
 
-async def start_reply(uow: UnitOfWork, conversation: Conversation, claim_id: uuid.UUID) -> ReplyStart:
-    return await uow.conversations.start_reply(
+async def start_reply(uow: UnitOfWork, conversation: Conversation, claim_id: uuid.UUID) -> str:
+    """``start_reply``'s outcome."""
+    started = await uow.conversations.start_reply(
         conversation.id,
         owner_id=conversation.user_id,
         claim_id=claim_id,
@@ -73,6 +74,7 @@ async def start_reply(uow: UnitOfWork, conversation: Conversation, claim_id: uui
         until=T0 + timedelta(minutes=1),
         user_message=new_message(conversation),
     )
+    return started.outcome
 
 
 @contextmanager
@@ -126,8 +128,11 @@ async def test_a_turns_two_writes_are_one_autocommit_statement_each(
             assert await start_reply(uow, conversation, claim_id) == "started"
             await uow.commit()
         async with uow_factory(single_write=True) as uow:
-            await uow.conversations.finish_reply(conversation.id, claim_id=claim_id, now=T0, reply=reply)
+            finished = await uow.conversations.finish_reply(
+                conversation.id, claim_id=claim_id, history_version=0, now=T0, reply=reply
+            )
             await uow.commit()
+    assert finished == "stored"
 
     assert [(statement.split()[0], autocommit) for statement, autocommit in sent] == [
         ("WITH", True),
@@ -141,7 +146,7 @@ async def test_a_turns_two_writes_are_one_autocommit_statement_each(
 async def test_concurrent_starts_let_exactly_one_reply_win(uow_factory: UnitOfWorkFactory) -> None:
     conversation = await stored_conversation(uow_factory)
 
-    async def try_start() -> ReplyStart:
+    async def try_start() -> str:
         async with uow_factory() as uow:
             started = await start_reply(uow, conversation, uuid.uuid4())
             await asyncio.sleep(0.05)  # hold the row lock while the rival tries
@@ -162,7 +167,7 @@ async def test_a_rival_start_waits_for_the_holder_and_wins_if_it_rolls_back(
 ) -> None:
     conversation = await stored_conversation(uow_factory)
 
-    async def start(claim_id: uuid.UUID) -> ReplyStart:
+    async def start(claim_id: uuid.UUID) -> str:
         async with uow_factory() as uow:
             started = await start_reply(uow, conversation, claim_id)
             await uow.commit()

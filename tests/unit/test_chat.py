@@ -335,8 +335,10 @@ async def test_clear_and_delete_forget_the_agents_memory(chat: Chat) -> None:
     assert chat.agent.remembered(conversation_id) == []
     assert (await GetConversation(chat.db.unit_of_work).execute(ALICE, conversation_id)).message_count == 0
 
+    await complete_turn(await chat.take_turn().execute(ALICE, conversation_id, "remember me again"))
     await DeleteConversation(chat.db.unit_of_work, chat.agent).execute(ALICE, conversation_id)
 
-    assert chat.agent.forgotten == [conversation_id, conversation_id]
+    assert chat.agent.remembered(conversation_id) == []
+    assert set(chat.agent.forgotten) == {conversation_id}
     with pytest.raises(ConversationNotFound):
         await GetConversation(chat.db.unit_of_work).execute(ALICE, conversation_id)

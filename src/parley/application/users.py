@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
+from parley.application.chat.running import RunningTurns
 from parley.application.principal import Principal
-from parley.domain.errors import CurrentPasswordIncorrect, EmailAlreadyRegistered, UserNotFound
+from parley.domain.errors import (
+    CurrentPasswordIncorrect,
+    EmailAlreadyRegistered,
+    NotAuthenticated,
+    UserNotFound,
+)
 from parley.domain.users import Email, PasswordPolicy, User
 from parley.ports.agent import ChatAgent
 from parley.ports.persistence import UnitOfWork, UnitOfWorkFactory
@@ -111,17 +118,28 @@ class ChangePassword:
 class DeleteAccount:
     """Delete the caller and everything they own.
 
-    Rows go in one transaction (users cascade to auth sessions, conversations and
-    messages); the agent's memory of each conversation is forgotten afterwards.
+    Their replies being generated in this process are stopped first. Rows go in one
+    transaction (users cascade to auth sessions, conversations and messages); the agent's
+    memory of each conversation is forgotten before (a failure deletes nothing) and after
+    (a turn may have ended in between; one running in another process forgets by itself
+    when it finds its conversation gone).
     """
 
-    def __init__(self, uow: UnitOfWorkFactory, agent: ChatAgent) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, agent: ChatAgent, running: RunningTurns | None = None) -> None:
         self._uow, self._agent = uow, agent
+        self._running = running or RunningTurns()
 
     async def execute(self, principal: Principal) -> None:
+        await self._running.interrupt_owner(principal.user_id, error=NotAuthenticated())
+        async with self._uow(read_only=True) as uow:
+            conversation_ids = await uow.conversations.ids_for_owner(principal.user_id)
+        await self._forget(conversation_ids)
         async with self._uow() as uow:
             conversation_ids = await uow.conversations.ids_for_owner(principal.user_id)
             await uow.users.delete(principal.user_id)
             await uow.commit()
+        await self._forget(conversation_ids)
+
+    async def _forget(self, conversation_ids: list[UUID]) -> None:
         for conversation_id in conversation_ids:
             await self._agent.forget(conversation_id)

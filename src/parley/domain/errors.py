@@ -92,3 +92,10 @@ class ReplyInProgress(DomainError):
     """Another reply is being generated in the same conversation."""
 
     detail = "A reply is already being generated for this session"
+
+
+class HistoryCleared(DomainError):
+    """The conversation's history was cleared while a reply to it was being generated:
+    the reply belonged to the old history, so it was not kept."""
+
+    detail = "The session's history was cleared while the reply was being generated"

@@ -84,13 +84,17 @@ class ChatAgent(Protocol):
     - ``run`` hands each event to ``emit`` as it happens, in order, and returns when the
       reply is complete; the reply text is the concatenation of the :class:`TokenDelta`
       texts; it raises :class:`AgentUnavailable` / :class:`AgentTimeout` on failure
-      (after its own retries);
+      (after its own retries), and ``parley.ports.persistence.StorageUnavailable`` when
+      the store of its memory cannot be reached;
     - ``emit`` is called synchronously and must not block (e.g. ``queue.put_nowait``):
       events go straight from the model's stream to the caller, with no task in between;
     - cancelling ``run`` stops generation promptly, including the upstream model request;
       ``run`` finishes its own clean-up before the cancellation completes;
     - ``run`` must not hold any database connection of the caller;
-    - ``forget`` deletes everything remembered for a conversation (idempotent).
+    - what a turn adds to the agent's memory is written when ``run`` ends (normally, by an
+      error or by cancellation), before ``run`` returns or raises;
+    - ``forget`` deletes everything remembered for a conversation (idempotent); it raises
+      ``StorageUnavailable`` when the memory store cannot be reached.
     """
 
     async def run(self, turn: AgentTurn, emit: EventSink) -> None: ...

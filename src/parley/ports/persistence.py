@@ -76,9 +76,22 @@ class MessagePage:
     has_older: bool
 
 
-ReplyStart = Literal["started", "busy", "not_found"]
-"""What :meth:`ConversationRepository.start_reply` did: took the slot, found it held, or found
-no conversation of that owner."""
+@dataclass(frozen=True, slots=True)
+class ReplyStart:
+    """What :meth:`ConversationRepository.start_reply` did: took the slot (``"started"``), found it
+    held (``"busy"``), or found no conversation of that owner (``"not_found"``).
+
+    ``history_version`` is the version of the conversation's history the reply will answer
+    (meaningful when started): the reply is only stored into that version.
+    """
+
+    outcome: Literal["started", "busy", "not_found"]
+    history_version: int = 0
+
+
+ReplyFinish = Literal["stored", "discarded", "gone"]
+"""What :meth:`ConversationRepository.finish_reply` did: stored the reply, refused it because the
+history was cleared since the turn started (the slot stays claimed), or found no conversation."""
 
 
 class ConversationRepository(Protocol):
@@ -103,7 +116,8 @@ class ConversationRepository(Protocol):
     async def ids_for_owner(self, owner_id: UUID) -> list[UUID]: ...
 
     async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
-        """Set ``message_count`` to zero after the history is cleared."""
+        """Set ``message_count`` to zero after the history is cleared, and start a new history
+        version: a reply being generated for the old history will not be stored."""
         ...
 
     async def start_reply(
@@ -121,27 +135,34 @@ class ConversationRepository(Protocol):
         In one atomic step, when ``owner_id`` owns the conversation and the slot is free
         or its previous claim expired at or before ``now`` (its holder died): hold the
         slot with ``claim_id`` until ``until``, store ``user_message``, add one to
-        ``message_count`` and move ``last_active_at``/``updated_at`` to ``now``; the answer
-        is ``"started"``. Otherwise nothing changes (the message is not stored) and the
-        answer is ``"busy"`` (another live claim holds the slot) or ``"not_found"`` (no
-        such conversation, or another user's). Of concurrent callers, exactly one starts.
-        ``user_message`` must belong to ``conversation_id`` (ValueError otherwise).
+        ``message_count`` and move ``last_active_at``/``updated_at`` to ``now``; the outcome
+        is ``"started"``, with the current history version. Otherwise nothing changes (the
+        message is not stored) and the outcome is ``"busy"`` (another live claim holds the
+        slot) or ``"not_found"`` (no such conversation, or another user's). Of concurrent
+        callers, exactly one starts. ``user_message`` must belong to ``conversation_id``
+        (ValueError otherwise).
         """
         ...
 
     async def finish_reply(
-        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, reply: Message
-    ) -> None:
-        """Store the reply and free the slot.
+        self, conversation_id: UUID, *, claim_id: UUID, history_version: int, now: datetime, reply: Message
+    ) -> ReplyFinish:
+        """Store the reply and free the slot, if the history is still the version the turn answers.
 
-        In one atomic step: stores ``reply``, adds one to ``message_count`` (computed by the
-        database: concurrent writers never lose an increment), moves ``last_active_at``/
-        ``updated_at`` to ``now``, and frees the slot only if ``claim_id`` still holds it (an
-        expired claim may have been taken over since). A conversation deleted meanwhile
-        cannot take the reply: the call fails as adding a message to it would (the store's
-        foreign-key error) and nothing changes. ``reply`` must belong to ``conversation_id``
-        (ValueError otherwise).
+        In one atomic step, when the conversation exists and its history is still at
+        ``history_version``: store ``reply``, add one to ``message_count`` (computed by the
+        database: concurrent writers never lose an increment), move ``last_active_at``/
+        ``updated_at`` to ``now``, and free the slot only if ``claim_id`` still holds it (an
+        expired claim may have been taken over since): ``"stored"``. When the history was
+        cleared since (a newer version), nothing changes, not even the slot: ``"discarded"``
+        (the caller forgets what the agent remembers of the turn, then calls
+        :meth:`release_reply`). When the conversation was deleted: ``"gone"``. ``reply`` must
+        belong to ``conversation_id`` (ValueError otherwise).
         """
+        ...
+
+    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
+        """Free the slot if ``claim_id`` still holds it; store nothing. Idempotent."""
         ...
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from parley.application.chat.running import RunningTurns
 from parley.application.principal import Principal
 from parley.domain.chat import Conversation, ConversationCursor, ConversationName
 from parley.domain.errors import ConversationNotFound
@@ -100,12 +101,26 @@ class RenameConversation:
 
 
 class DeleteConversation:
-    """Delete a conversation with its messages (one transaction), then the agent's memory of it."""
+    """Delete a conversation with its messages and the agent's memory of it.
 
-    def __init__(self, uow: UnitOfWorkFactory, agent: ChatAgent) -> None:
+    - a reply being generated in this process is stopped first (its stream ends with
+      "Session not found"); one running in another process finds the conversation gone when it
+      stores its reply, and forgets what it remembered then;
+    - the agent's memory is forgotten before the rows go (if that fails, nothing is deleted and
+      the request can be retried) and again after (a turn may have ended in between).
+    """
+
+    def __init__(self, uow: UnitOfWorkFactory, agent: ChatAgent, running: RunningTurns | None = None) -> None:
         self._uow, self._agent = uow, agent
+        self._running = running or RunningTurns()
 
     async def execute(self, principal: Principal, conversation_id: UUID) -> None:
+        async with self._uow(read_only=True) as uow:
+            await load_owned(uow, principal, conversation_id)
+        await self._running.interrupt(
+            [conversation_id], owner_id=principal.user_id, error=ConversationNotFound()
+        )
+        await self._agent.forget(conversation_id)
         async with self._uow() as uow:
             await load_owned(uow, principal, conversation_id)
             await uow.conversations.delete(conversation_id)

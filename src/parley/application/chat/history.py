@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from parley.application.chat.conversations import load_owned
+from parley.application.chat.running import RunningTurns
 from parley.application.principal import Principal
 from parley.domain.chat import Message
+from parley.domain.errors import HistoryCleared
 from parley.ports.agent import ChatAgent
 from parley.ports.persistence import UnitOfWorkFactory
 from parley.ports.system import Clock
@@ -38,12 +40,26 @@ class ListMessages:
 
 
 class ClearMessages:
-    """Delete every message of a conversation and the agent's memory of them."""
+    """Delete every message of a conversation and the agent's memory of them.
 
-    def __init__(self, uow: UnitOfWorkFactory, agent: ChatAgent, clock: Clock) -> None:
+    - a reply being generated in this process is stopped first (its stream ends with
+      :class:`HistoryCleared`); one running in another process is not stored when it ends (the
+      history it answered is gone: see ``ConversationRepository.finish_reply``);
+    - the agent's memory is forgotten before the messages go (if that fails, nothing is cleared
+      and the request can be retried) and again after (a turn may have ended in between).
+    """
+
+    def __init__(
+        self, uow: UnitOfWorkFactory, agent: ChatAgent, clock: Clock, running: RunningTurns | None = None
+    ) -> None:
         self._uow, self._agent, self._clock = uow, agent, clock
+        self._running = running or RunningTurns()
 
     async def execute(self, principal: Principal, conversation_id: UUID) -> None:
+        async with self._uow(read_only=True) as uow:
+            await load_owned(uow, principal, conversation_id)
+        await self._running.interrupt([conversation_id], owner_id=principal.user_id, error=HistoryCleared())
+        await self._agent.forget(conversation_id)
         async with self._uow() as uow:
             await load_owned(uow, principal, conversation_id)
             await uow.messages.delete_all(conversation_id)

@@ -6,8 +6,17 @@ Transactions never span the model call:
   because the claim lives in the database and expires if its holder dies); the
   claim also checks ownership and counts the message;
 - the agent runs with no connection held;
-- tx 2 stores the reply as ``complete``, ``failed`` (model error) or ``incomplete``
-  (the caller went away), and frees the slot.
+- tx 2 stores the reply as ``complete``, ``failed`` (model or database error) or
+  ``incomplete`` (the caller went away, or the turn was interrupted), and frees the slot.
+
+What can happen to a running turn, and what the caller sees last:
+- the history is cleared or the conversation deleted, here or by another instance: the
+  reply is not stored, the agent forgets what it just remembered, and the turn ends with
+  :class:`HistoryCleared` / :class:`ConversationNotFound` (a turn running in this process is
+  stopped at once, see :class:`RunningTurns`);
+- the database is unreachable (for the agent's memory or for tx 2): the turn ends with
+  :class:`StorageUnavailable`; the reply is stored, and the slot freed, once the database
+  answers again (:class:`DeferredWrites`), so the conversation is not left claimed.
 
 Each of tx 1 and tx 2 is one atomic repository call in a ``single_write`` unit of work:
 for PostgreSQL one statement, with no BEGIN/COMMIT round trips.
@@ -17,15 +26,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from dataclasses import dataclass
+from contextlib import aclosing, suppress
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.principal import Principal
 from parley.domain.chat import Message, MessageContent, MessageRole, MessageStatus
-from parley.domain.errors import ConversationNotFound, ReplyInProgress
+from parley.domain.errors import ConversationNotFound, HistoryCleared, ReplyInProgress
 from parley.ports.agent import (
     AgentError,
     AgentEvent,
@@ -36,7 +46,7 @@ from parley.ports.agent import (
     ToolCall,
     Usage,
 )
-from parley.ports.persistence import UnitOfWorkFactory
+from parley.ports.persistence import ReplyFinish, StorageUnavailable, UnitOfWorkFactory
 from parley.ports.system import Clock, IdGenerator
 from parley.ports.tracing import Tracer, TurnTrace
 
@@ -52,10 +62,12 @@ class ReplyStored:
 
 @dataclass(frozen=True, slots=True)
 class ReplyFailed:
-    """The model failed; the assistant message was stored as ``failed``."""
+    """The turn ended with ``error`` (the model failed, the database was unreachable, the turn
+    was interrupted); ``message`` is the reply as stored (``failed``/``incomplete``), or None
+    when it was not stored."""
 
-    message: Message
-    error: AgentError
+    message: Message | None
+    error: Exception
 
 
 TurnEvent = TokenDelta | ToolCall | ReplyStored | ReplyFailed
@@ -77,6 +89,16 @@ class TurnServices:
     clock: Clock
     ids: IdGenerator
     policy: TurnPolicy = TurnPolicy()
+    running: RunningTurns = field(default_factory=RunningTurns)
+    deferred: DeferredWrites = field(default_factory=DeferredWrites)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """The reply slot a turn holds, and the history version its reply answers."""
+
+    claim_id: UUID
+    history_version: int
 
 
 class TakeTurn:
@@ -113,12 +135,13 @@ class TakeTurn:
                 until=now + services.policy.claim_ttl,
                 user_message=message,
             )
-            if started == "not_found":
+            if started.outcome == "not_found":
                 raise ConversationNotFound()
-            if started == "busy":
+            if started.outcome == "busy":
                 raise ReplyInProgress()
             await uow.commit()
-        return Turn(services, principal, message, claim_id, streaming=streaming)
+        claim = _Claim(claim_id, started.history_version)
+        return Turn(services, principal, message, claim, streaming=streaming)
 
 
 class _GenerationClock:
@@ -134,6 +157,14 @@ class _GenerationClock:
         self.parts.append(text)
 
 
+class _Interrupted(Exception):
+    """Put on a turn's queue by :meth:`Turn.interrupt`: end the events with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Turn:
     """A claimed turn whose user message is stored; the agent starts at once.
 
@@ -143,6 +174,8 @@ class Turn:
       :class:`ReplyStored` or :class:`ReplyFailed`;
     - closing the iterator or cancelling its task stops the agent (and its upstream
       request) and stores what was produced as ``incomplete``;
+    - :meth:`interrupt` stops the agent from outside (a delete, a clear, a shutdown):
+      ``events()`` then stores what was produced as ``incomplete`` and ends with the error;
     - :meth:`aclose` finishes a turn whose events were never (fully) consumed; it is
       idempotent, so callers may always call it.
     """
@@ -152,18 +185,19 @@ class Turn:
         services: TurnServices,
         principal: Principal,
         user_message: Message,
-        claim_id: UUID,
+        claim: _Claim,
         *,
         streaming: bool = True,
     ) -> None:
         self.user_message = user_message
         self._streaming = streaming
-        self._services, self._principal, self._claim_id = services, principal, claim_id
+        self._services, self._principal, self._claim = services, principal, claim
         self._parts: list[str] = []
         self._prompt_tokens = self._completion_tokens = 0
         self._finished = False
         self._closing: asyncio.Future[Any] | None = None
         self._started_at = services.clock.now()
+        self._deadline = asyncio.get_running_loop().time() + services.policy.claim_ttl.total_seconds()
         self._trace = self._start_trace()
         # The agent runs in a task of its own, fed through a queue. Cancelling *that* task
         # is a plain, one-shot asyncio cancellation, so the agent's clean-up (closing the
@@ -171,6 +205,15 @@ class Turn:
         # sits under a framework that re-cancels every await (anyio does).
         self._queue: asyncio.Queue[AgentEvent | BaseException | None] = asyncio.Queue()
         self._agent_run = asyncio.ensure_future(_run_agent(services.agent, self._agent_turn(), self._queue))
+        services.running.add(self)
+
+    @property
+    def conversation_id(self) -> UUID:
+        return self.user_message.conversation_id
+
+    @property
+    def owner_id(self) -> UUID:
+        return self._principal.user_id
 
     def _start_trace(self) -> TurnTrace:
         uc = self._services
@@ -191,15 +234,19 @@ class Turn:
         )
 
     async def events(self) -> AsyncGenerator[TurnEvent, None]:
+        error: Exception | None = None
+        status = MessageStatus.COMPLETE
         try:
             async for event in self._observed(_drain(self._queue)):
                 yield event
-        except AgentError as error:
-            self._trace.error(kind=type(error).__name__, model=error.model)
-            yield ReplyFailed(await self._finish(MessageStatus.FAILED), error)
-            return
-        except Exception as error:  # a bug below: keep what we have, marked failed
-            self._trace.error(kind=type(error).__name__, model=None)
+        except (AgentError, StorageUnavailable) as failure:
+            self._trace.error(kind=type(failure).__name__, model=getattr(failure, "model", None))
+            error, status = failure, MessageStatus.FAILED
+        except _Interrupted as interrupted:
+            self._trace.error(kind=type(interrupted.error).__name__, model=None)
+            error, status = interrupted.error, MessageStatus.INCOMPLETE
+        except Exception as bug:  # a bug below: keep what we have, marked failed
+            self._trace.error(kind=type(bug).__name__, model=None)
             await self._finish(MessageStatus.FAILED)
             raise
         except BaseException:
@@ -208,8 +255,29 @@ class Turn:
             closing = self._closing = asyncio.ensure_future(self._abandon())
             await asyncio.shield(closing)
             raise
-        message = await self._finish(MessageStatus.COMPLETE)
-        yield ReplyStored(message, self._prompt_tokens, self._completion_tokens)
+        yield await self._outcome(status, error)
+
+    async def _outcome(self, status: MessageStatus, error: Exception | None) -> ReplyStored | ReplyFailed:
+        """Store the reply; the turn's last event says how it ended."""
+        try:
+            reply, stored = await self._finish(status)
+        except StorageUnavailable as unavailable:
+            return ReplyFailed(None, error if isinstance(error, StorageUnavailable) else unavailable)
+        if stored == "gone":
+            return ReplyFailed(None, ConversationNotFound())
+        if stored == "discarded":
+            return ReplyFailed(None, HistoryCleared())
+        if error is not None:
+            return ReplyFailed(reply, error)
+        return ReplyStored(reply, self._prompt_tokens, self._completion_tokens)
+
+    async def interrupt(self, error: Exception) -> None:
+        """Stop the agent now; ``events()`` stores what was produced as ``incomplete`` and ends
+        with ``error``. Returns once the agent has stopped (its checkpoint writes done)."""
+        if not self._agent_run.done():
+            self._agent_run.cancel()
+            self._queue.put_nowait(_Interrupted(error))
+        await asyncio.wait({self._agent_run})
 
     async def aclose(self) -> None:
         """Store what was produced as ``incomplete`` unless the turn already ended;
@@ -223,7 +291,9 @@ class Turn:
         self._agent_run.cancel()
         await asyncio.wait({self._agent_run})  # the agent has closed its upstream request
         if not self._finished:
-            await self._finish(MessageStatus.INCOMPLETE)
+            # Retried in the background by _finish when the database is down; nobody is listening.
+            with suppress(StorageUnavailable):
+                await self._finish(MessageStatus.INCOMPLETE)
 
     async def _observed(
         self, stream: AsyncGenerator[AgentEvent, None]
@@ -259,9 +329,15 @@ class Turn:
             output="".join(generation.parts),
         )
 
-    async def _finish(self, status: MessageStatus) -> Message:
-        """tx 2: store the assistant message and free the reply slot (runs once)."""
+    async def _finish(self, status: MessageStatus) -> tuple[Message, ReplyFinish]:
+        """tx 2 (runs once): store the assistant message and free the reply slot.
+
+        When the database is unreachable, :class:`StorageUnavailable` is raised and the write is
+        retried in the background (a ``complete`` reply then stored as ``failed``: its caller saw
+        the turn fail) until the claim would have expired anyway.
+        """
         self._finished = True
+        self._services.running.discard(self)
         uc = self._services
         now = uc.clock.now()
         reply = Message(
@@ -273,14 +349,41 @@ class Turn:
             created_at=now,
         )
         try:
-            async with uc.uow(single_write=True) as uow:
-                await uow.conversations.finish_reply(
-                    reply.conversation_id, claim_id=self._claim_id, now=now, reply=reply
-                )
-                await uow.commit()
+            return reply, await self._store(reply, now)
+        except StorageUnavailable:
+            # The caller is told the turn failed, so a complete reply stored later says so too.
+            late = replace(reply, status=MessageStatus.FAILED) if status is MessageStatus.COMPLETE else reply
+            uc.deferred.retry(
+                lambda: self._store(late, now),
+                within=max(0.0, self._deadline - asyncio.get_running_loop().time()),
+                what=f"storing the reply of conversation {reply.conversation_id}",
+            )
+            raise
         finally:
             self._trace.end(status=status.value, output=reply.content, ended_at=now)
-        return reply
+
+    async def _store(self, reply: Message, now: datetime) -> ReplyFinish:
+        """Store the reply into the history version it answers. If that history was cleared, or
+        the conversation deleted, meanwhile, the agent forgets what it remembered of it, then the
+        slot is freed (in that order: a new turn must not read the forgotten memory)."""
+        uc, claim = self._services, self._claim
+        async with uc.uow(single_write=True) as uow:
+            stored = await uow.conversations.finish_reply(
+                reply.conversation_id,
+                claim_id=claim.claim_id,
+                history_version=claim.history_version,
+                now=now,
+                reply=reply,
+            )
+            await uow.commit()
+        if stored == "stored":
+            return stored
+        await uc.agent.forget(reply.conversation_id)
+        if stored == "discarded":
+            async with uc.uow(single_write=True) as uow:
+                await uow.conversations.release_reply(reply.conversation_id, claim_id=claim.claim_id)
+                await uow.commit()
+        return stored
 
 
 async def _run_agent(
@@ -309,7 +412,7 @@ class Exchange:
 
 
 async def complete_turn(turn: Turn) -> Exchange:
-    """Run a turn to its end without streaming; a model failure is raised (after storing)."""
+    """Run a turn to its end without streaming; a failure is raised (after storing what it can)."""
     try:
         async with aclosing(turn.events()) as events:
             async for event in events:

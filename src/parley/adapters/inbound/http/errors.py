@@ -24,6 +24,7 @@ from parley.domain.errors import (
     DomainError,
     EmailAlreadyRegistered,
     FieldProblem,
+    HistoryCleared,
     InvalidCredentials,
     NotAuthenticated,
     NotFound,
@@ -54,6 +55,7 @@ ERROR_TABLE: Mapping[type[Exception], ErrorAnswer] = {
     ConversationNotFound: ErrorAnswer(404),
     NotFound: ErrorAnswer(404),
     ReplyInProgress: ErrorAnswer(409),
+    HistoryCleared: ErrorAnswer(409),
     RateLimited: ErrorAnswer(429),  # detail "Rate limit exceeded: ..." and Retry-After from the error
     StorageUnavailable: ErrorAnswer(503, SERVICE_UNAVAILABLE),
     AgentUnavailable: ErrorAnswer(502, MODEL_UNAVAILABLE),

@@ -40,8 +40,13 @@ from parley.adapters.outbound.langgraph.failures import RetryPolicy
 from parley.adapters.outbound.langgraph.graph import EMIT, STREAM_TOKENS, AgentGraph, build_agent_graph
 from parley.adapters.outbound.langgraph.tools import default_tools
 from parley.ports.agent import AgentError, AgentTimeout, AgentTurn, AgentUnavailable, EventSink
+from parley.ports.persistence import StorageUnavailable
 
 _log = logging.getLogger(__name__)
+
+# The checkpoint store cannot be reached or went away (refused, reset, pool exhausted):
+# the database's fault, not the model's, so the turn ends with StorageUnavailable (503).
+_STORE_UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Parley, a helpful assistant. Answer concisely. Use the calculator tool for arithmetic "
@@ -86,6 +91,7 @@ class LangGraphChatAgent:
         limits: AgentLimits | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         pool_size: int = 10,
+        pool_timeout: float = 5.0,
         connect_timeout: float = 10.0,
     ) -> None:
         if checkpoint_store == "postgres" and not postgres_url:
@@ -100,7 +106,7 @@ class LangGraphChatAgent:
             backoff_max=self._limits.backoff_max,
         )
         self._system_prompt = system_prompt
-        self._pool_size = pool_size
+        self._pool_size, self._pool_timeout = pool_size, pool_timeout
         self._connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] | None = None
         self._checkpointer: SettlingSaver | None = None
@@ -151,7 +157,7 @@ class LangGraphChatAgent:
     async def _open_checkpointer(self) -> SettlingSaver:
         if self._store == "memory":
             return SettlingMemorySaver()
-        pool = postgres_pool(str(self._postgres_url), self._pool_size)
+        pool = postgres_pool(str(self._postgres_url), self._pool_size, timeout=self._pool_timeout)
         try:
             await pool.open(wait=True, timeout=self._connect_timeout)
             await migrate_checkpoint_schema(pool)
@@ -185,7 +191,8 @@ class LangGraphChatAgent:
         """Run one turn, handing port events (see :mod:`.graph`) to ``emit`` as they happen.
 
         Raises :class:`AgentTimeout` once the turn has taken ``turn_timeout`` seconds,
-        :class:`AgentUnavailable` for any model, tool-loop or checkpoint failure.
+        :class:`StorageUnavailable` when the checkpoint store cannot be reached, and
+        :class:`AgentUnavailable` for any model, tool-loop or other failure.
         Cancelling it cancels the graph run and its in-flight model request; the
         checkpoint writes LangGraph still makes for the cancelled step are awaited first.
         """
@@ -207,6 +214,8 @@ class LangGraphChatAgent:
             raise AgentTimeout("the turn exceeded its time budget", model=self.model_name) from error
         except AgentError:
             raise
+        except _STORE_UNREACHABLE as error:
+            raise StorageUnavailable("the agent's checkpoint store is unreachable") from error
         except GraphRecursionError as error:
             raise AgentUnavailable("the agent exceeded its step limit", model=self.model_name) from error
         except Exception as error:
@@ -217,11 +226,12 @@ class LangGraphChatAgent:
             await self._require_checkpointer().settle(str(turn.conversation_id))
 
     async def forget(self, conversation_id: UUID) -> None:
-        """Delete every checkpoint of the conversation's thread (idempotent)."""
+        """Delete every checkpoint of the conversation's thread (idempotent); raises
+        :class:`StorageUnavailable` when the checkpoint store cannot be reached."""
         saver = self._require_checkpointer()
         thread_id = str(conversation_id)
         try:
             await saver.settle(thread_id)  # a write landing after the delete would resurrect rows
             await saver.adelete_thread(thread_id)
-        except psycopg.Error as error:
-            raise AgentUnavailable("the agent's checkpoint store is unreachable") from error
+        except _STORE_UNREACHABLE as error:
+            raise StorageUnavailable("the agent's checkpoint store is unreachable") from error

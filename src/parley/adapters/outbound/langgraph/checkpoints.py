@@ -105,14 +105,22 @@ def libpq_url(url: str) -> str:
     return url
 
 
-def postgres_pool(url: str, size: int) -> AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]:
+def postgres_pool(
+    url: str, size: int, *, timeout: float = 5.0
+) -> AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]:
     """An unopened pool with the settings ``AsyncPostgresSaver`` documents.
 
     Autocommit (``setup()`` creates indexes concurrently), no server-side prepared
     statements (safe behind PgBouncer), dict rows (the saver reads columns by name).
+    Each connection is checked before it is lent (one empty query): after a database restart
+    every pooled connection is dead, and without the check the next turns failed one by one.
+    A connection is waited for at most ``timeout`` seconds (psycopg_pool's default, 30 s, held
+    a turn that long when the database was down).
     """
     return AsyncConnectionPool(
         libpq_url(url),
+        check=AsyncConnectionPool.check_connection,
+        timeout=timeout,
         # Fixed size: psycopg_pool opens missing connections one at a time, so a burst of
         # turns on a pool that starts small queues behind its growth for seconds.
         min_size=size,

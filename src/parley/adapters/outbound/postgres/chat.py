@@ -9,7 +9,6 @@ from uuid import UUID
 from sqlalchemy import (
     BindParameter,
     Select,
-    Update,
     bindparam,
     case,
     delete,
@@ -23,13 +22,16 @@ from sqlalchemy import (
 )
 
 from parley.domain.chat import Conversation, ConversationCursor, Message
-from parley.ports.persistence import ConversationPage, MessagePage, ReplyStart
+from parley.ports.persistence import ConversationPage, MessagePage, ReplyFinish, ReplyStart
 
 from .mappers import conversation_from_row, conversation_to_row, message_from_row, message_to_row
 from .statements import StatementRunner
 from .tables import conversations, messages
 
-_conversation_columns = [c for c in conversations.c if not c.name.startswith("reply_claim")]
+# The entity's columns: the claim and the history version are the reply slot's bookkeeping.
+_conversation_columns = [
+    c for c in conversations.c if not c.name.startswith("reply_claim") and c.name != "history_version"
+]
 _message_columns = [c for c in messages.c if c.name != "seq"]
 
 
@@ -84,7 +86,12 @@ class PostgresConversationRepository:
         return list((await self._runner.execute(statement)).scalars().all())
 
     async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
-        await self._update(conversation_id, message_count=0, updated_at=now)
+        await self._update(
+            conversation_id,
+            message_count=0,
+            updated_at=now,
+            history_version=conversations.c.history_version + 1,
+        )
 
     async def start_reply(
         self,
@@ -111,30 +118,44 @@ class PostgresConversationRepository:
             "p_now": now,
             "p_until": until,
         }
-        if (await self._runner.execute(_START_REPLY, parameters)).scalar_one() == 1:
-            return "started"
+        version = (await self._runner.execute(_START_REPLY, parameters)).scalar_one_or_none()
+        if version is not None:
+            return ReplyStart("started", history_version=version)
         owned = select(conversations.c.id).where(
             conversations.c.id == conversation_id, conversations.c.user_id == owner_id
         )
-        return "busy" if (await self._runner.execute(owned)).first() is not None else "not_found"
+        return ReplyStart("busy" if (await self._runner.execute(owned)).first() is not None else "not_found")
 
     async def finish_reply(
-        self, conversation_id: UUID, *, claim_id: UUID, now: datetime, reply: Message
-    ) -> None:
-        """One statement: the INSERT rides along as a data-modifying CTE.
+        self, conversation_id: UUID, *, claim_id: UUID, history_version: int, now: datetime, reply: Message
+    ) -> ReplyFinish:
+        """One statement: the INSERT reads the row the UPDATE matched, so a reply lands only in the
+        history version it answers; only a refusal costs a second statement (discarded or gone?).
 
-        PostgreSQL runs such a CTE exactly once even though nothing reads it. Counted in SQL,
-        not read-modify-write; the slot is freed only by its holder. A conversation deleted
-        meanwhile fails the messages foreign key, as a separate INSERT would, and nothing changes.
+        Counted in SQL, not read-modify-write; the slot is freed only by its holder. The version
+        is checked on the row the UPDATE locks: a clear committed meanwhile is seen (READ
+        COMMITTED re-checks the condition on the newest row version).
         """
         _check_belongs(reply, conversation_id)
         parameters = {
             **_message_parameters(reply),
             "p_conversation_id": conversation_id,
             "p_claim_id": claim_id,
+            "p_history_version": history_version,
             "p_now": now,
         }
-        await self._runner.execute(_FINISH_REPLY, parameters)
+        if (await self._runner.execute(_FINISH_REPLY, parameters)).scalar_one() == 1:
+            return "stored"
+        exists = select(conversations.c.id).where(conversations.c.id == conversation_id)
+        return "discarded" if (await self._runner.execute(exists)).first() is not None else "gone"
+
+    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
+        statement = (
+            update(conversations)
+            .where(conversations.c.id == conversation_id, conversations.c.reply_claim_id == claim_id)
+            .values(reply_claim_id=None, reply_claim_expires_at=None)
+        )
+        await self._runner.execute(statement)
 
     async def _update(self, conversation_id: UUID, **values: object) -> None:
         statement = update(conversations).where(conversations.c.id == conversation_id).values(**values)
@@ -163,9 +184,10 @@ def _message_values() -> list[BindParameter[Any]]:
     return [bindparam(f"m_{name}", type_=messages.c[name].type) for name in _MESSAGE_COLUMNS]
 
 
-def _start_reply_statement() -> Select[int]:
-    """Claim (UPDATE ... RETURNING id) and ``INSERT INTO messages SELECT <m_*>, claimed.id
-    FROM claimed``: a message row only if a conversation row was claimed."""
+def _start_reply_statement() -> Select[tuple[int]]:
+    """Claim (``UPDATE ... RETURNING id, history_version``), then ``INSERT INTO messages SELECT
+    <m_*>, claimed.id FROM claimed``: a message row only if a conversation row was claimed.
+    Returns the claimed history version: one row if claimed, none otherwise."""
     now = bindparam("p_now", type_=conversations.c.updated_at.type)
     claimed = (
         update(conversations)
@@ -184,30 +206,32 @@ def _start_reply_statement() -> Select[int]:
             last_active_at=now,
             updated_at=now,
         )
-        .returning(conversations.c.id)
+        .returning(conversations.c.id, conversations.c.history_version)
         .cte("claimed")
     )
     stored = (
         insert(messages)
         .from_select([*_MESSAGE_COLUMNS, "conversation_id"], select(*_message_values(), claimed.c.id))
-        .returning(literal_column("1"))
         .cte("stored")
     )
-    return select(func.count()).select_from(stored)
+    # PostgreSQL runs a data-modifying CTE exactly once even though nothing reads it.
+    return select(claimed.c.history_version).add_cte(stored)
 
 
-def _finish_reply_statement() -> Update:
-    """``WITH stored AS (INSERT INTO messages ...) UPDATE conversations ...``."""
+def _finish_reply_statement() -> Select[int]:
+    """``UPDATE conversations ... WHERE history_version = <p> RETURNING id``, then the INSERT
+    reads that row: the reply is stored only if the version matched. Returns how many were stored."""
     now = bindparam("p_now", type_=conversations.c.updated_at.type)
-    conversation_id = bindparam("p_conversation_id", type_=conversations.c.id.type)
     holds = conversations.c.reply_claim_id == bindparam(
         "p_claim_id", type_=conversations.c.reply_claim_id.type
     )
-    row = dict(zip(_MESSAGE_COLUMNS, _message_values(), strict=True))
-    stored = insert(messages).values({**row, "conversation_id": conversation_id}).cte("stored")
-    return (
+    target = (
         update(conversations)
-        .where(conversations.c.id == conversation_id)
+        .where(
+            conversations.c.id == bindparam("p_conversation_id", type_=conversations.c.id.type),
+            conversations.c.history_version
+            == bindparam("p_history_version", type_=conversations.c.history_version.type),
+        )
         .values(
             message_count=conversations.c.message_count + 1,
             last_active_at=now,
@@ -215,8 +239,16 @@ def _finish_reply_statement() -> Update:
             reply_claim_id=case((holds, None), else_=conversations.c.reply_claim_id),
             reply_claim_expires_at=case((holds, None), else_=conversations.c.reply_claim_expires_at),
         )
-        .add_cte(stored)
+        .returning(conversations.c.id)
+        .cte("target")
     )
+    stored = (
+        insert(messages)
+        .from_select([*_MESSAGE_COLUMNS, "conversation_id"], select(*_message_values(), target.c.id))
+        .returning(literal_column("1"))
+        .cte("stored")
+    )
+    return select(func.count()).select_from(stored)
 
 
 _START_REPLY = _start_reply_statement()

@@ -4,7 +4,8 @@ Invariants the database guards itself (so a bug above cannot corrupt data):
 - one account per e-mail (``uq_users_email``; the domain stores addresses lower-cased);
 - deleting a user cascades to auth sessions, conversations and messages;
 - message roles/statuses are known values; counts are never negative;
-- a reply claim has both an id and an expiry, or neither.
+- a reply claim has both an id and an expiry, or neither;
+- a reply lands only in the history version its turn started in (``history_version``).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ conversations = Table(
     _timestamp("updated_at"),
     _timestamp("last_active_at"),
     Column("message_count", Integer(), nullable=False, server_default=text("0")),
+    # Bumped when the history is cleared: a reply is only stored into the version it answers.
+    Column("history_version", Integer(), nullable=False, server_default=text("0")),
     Column("reply_claim_id", Uuid(), nullable=True),
     _timestamp("reply_claim_expires_at", nullable=True),
     CheckConstraint(f"char_length(name) BETWEEN 1 AND {MAX_CONVERSATION_NAME_LENGTH}", name="name_length"),
