@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from parley import __version__
 from parley.adapters.inbound.http import routes_auth, routes_chat, routes_health, routes_users
+from parley.adapters.inbound.http.api_docs import install_api_docs
 from parley.adapters.inbound.http.errors import install_error_handlers
 from parley.adapters.inbound.http.metrics import MetricsMiddleware
 from parley.adapters.inbound.http.metrics_endpoint import install_metrics, release_process_gauges
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=_lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN; install_api_docs serves them offline
+        redoc_url=None,
     )
     app.state.container = container
     app.state.serving = serving
@@ -64,6 +67,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     install_metrics(app, registry=registry, read_pool=database_pool_reader(container), version=__version__)
     for router in (routes_health.router, routes_auth.router, routes_users.router, routes_chat.router):
         app.include_router(router)
+    install_api_docs(app)
     install_rate_limits(
         app,
         RateLimitConfig(
