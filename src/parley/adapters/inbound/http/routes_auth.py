@@ -81,7 +81,7 @@ async def login(request: Request, use_case: Annotated[LogIn, from_container("log
     return token_pair_out(pair)
 
 
-@router.post("/refresh", responses=errors(authenticated=False))
+@router.post("/refresh", responses=errors(unauthorized("Not authenticated"), authenticated=False))
 async def refresh(
     request: Request,
     body: RefreshRequest,
