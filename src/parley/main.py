@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from parley import __version__
 from parley.adapters.inbound.http import routes_auth, routes_chat, routes_health, routes_users
 from parley.adapters.inbound.http.errors import install_error_handlers
+from parley.adapters.inbound.http.json_response import NewlineJSONResponse
 from parley.adapters.inbound.http.metrics import MetricsMiddleware
 from parley.adapters.inbound.http.metrics_endpoint import install_metrics, release_process_gauges
 from parley.adapters.inbound.http.middleware import (
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=_lifespan,
+        default_response_class=NewlineJSONResponse,
     )
     app.state.container = container
     app.state.serving = serving

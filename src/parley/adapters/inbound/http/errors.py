@@ -19,11 +19,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
+from parley.adapters.inbound.http.json_response import NewlineJSONResponse
 from parley.adapters.inbound.http.rate_limits import RateLimited
 from parley.domain.errors import (
     ConversationNotFound,
@@ -156,25 +156,25 @@ def _body_parsing_failure(exc: StarletteHTTPException) -> BaseException | None:
     return None
 
 
-async def _on_request_validation(_: Request, exc: Exception) -> JSONResponse:
+async def _on_request_validation(_: Request, exc: Exception) -> NewlineJSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse(validation_body(problems_from_pydantic(exc.errors())), status_code=422)
+    return NewlineJSONResponse(validation_body(problems_from_pydantic(exc.errors())), status_code=422)
 
 
-async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_exception(request: Request, exc: Exception) -> NewlineJSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     failure = _body_parsing_failure(exc)
     if failure is not None:
         return await _on_request_validation(request, unparseable_body(failure))
     detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
-    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+    return NewlineJSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _on_known_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_known_error(request: Request, exc: Exception) -> NewlineJSONResponse:
     status, body, headers = error_body(exc)
     if status >= 500:
         logger.bind(path=request.url.path).warning("Request failed: {} ({})", type(exc).__name__, status)
-    return JSONResponse(body, status_code=status, headers=dict(headers))
+    return NewlineJSONResponse(body, status_code=status, headers=dict(headers))
 
 
 def install_error_handlers(app: FastAPI) -> None:
