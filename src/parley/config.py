@@ -19,6 +19,8 @@ from limits import parse_many
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from parley.domain.chat import DEFAULT_MAX_MESSAGE_LENGTH
+
 MIN_SECRET_BYTES = 32
 _PLACEHOLDER_SECRETS = frozenset(
     {"changeme", "change-me", "secret", "your-secret-key", "jwt-secret", "supersecret", "please-change-me"}
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
     log_json: bool | None = None  # None: JSON outside development
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    max_message_chars: int = Field(32_000, ge=1, le=1_000_000)
+    max_message_chars: int = Field(DEFAULT_MAX_MESSAGE_LENGTH, ge=1, le=1_000_000)
     sse_ping_seconds: float = Field(15.0, gt=0)  # ": ping" after this long without an event
 
     # Database

@@ -13,6 +13,7 @@ from parley import __version__
 from parley.adapters.inbound.http import routes_auth, routes_chat, routes_health, routes_users
 from parley.adapters.inbound.http.api_docs import install_api_docs
 from parley.adapters.inbound.http.errors import install_error_handlers
+from parley.adapters.inbound.http.json_response import NewlineJSONResponse
 from parley.adapters.inbound.http.metrics import MetricsMiddleware
 from parley.adapters.inbound.http.metrics_endpoint import install_metrics, release_process_gauges
 from parley.adapters.inbound.http.middleware import (
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         lifespan=_lifespan,
         docs_url=None,  # FastAPI's pages load from a CDN; install_api_docs serves them offline
         redoc_url=None,
+        default_response_class=NewlineJSONResponse,
     )
     app.state.container = container
     app.state.serving = serving

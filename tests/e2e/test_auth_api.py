@@ -64,6 +64,35 @@ async def test_register_twice_with_another_case_is_a_400(client: httpx.AsyncClie
     assert response.json() == {"detail": "Email already registered"}
 
 
+def full_width(text: str) -> str:
+    """The full-width look-alike of ASCII letters and digits (``a`` -> U+FF41)."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in text)
+
+
+async def test_a_look_alike_of_a_registered_email_is_that_email(client: httpx.AsyncClient) -> None:
+    email = new_email()
+    await register(client, email)
+
+    twin = await client.post("/api/v1/auth/register", json={"email": full_width(email), "password": PASSWORD})
+    login = await client.post("/api/v1/auth/login", json={"email": full_width(email), "password": PASSWORD})
+
+    assert twin.status_code == 400
+    assert twin.json() == {"detail": "Email already registered"}
+    assert login.status_code == 200
+
+
+@pytest.mark.parametrize("hidden", ["\u200b", "\u202e", "\x1b", "\x7f"])
+async def test_an_email_with_an_invisible_character_is_422(client: httpx.AsyncClient, hidden: str) -> None:
+    email = new_email()
+
+    response = await client.post(
+        "/api/v1/auth/register", json={"email": email.replace("@", f"{hidden}@"), "password": PASSWORD}
+    )
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["email"]
+
+
 @pytest.mark.parametrize(
     ("content", "field"),
     [(b"{not json", "body"), (b"", "body"), (b'{"email": "a@example.com"}', "password"), (b"[]", "body")],

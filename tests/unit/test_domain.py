@@ -10,7 +10,7 @@ import pytest
 from parley.domain.auth import AuthSession
 from parley.domain.chat import ConversationCursor, ConversationName, MessageContent
 from parley.domain.errors import ValidationFailed
-from parley.domain.users import Email, PasswordPolicy
+from parley.domain.users import Email, PasswordPolicy, normalise_email
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -33,6 +33,69 @@ def test_malformed_emails_are_refused(raw: str) -> None:
 def test_an_email_longer_than_254_characters_is_refused() -> None:
     with pytest.raises(ValidationFailed):
         Email.parse("a" * 250 + "@example.com")
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        "\uff41\uff44\uff41@example.com",  # full-width "ada"
+        "\uff21\uff24\uff21@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.\uff43\uff4f\uff4d",  # all full-width
+        "\u1d43d\u1d43@example.com",  # MODIFIER LETTER SMALL A
+        "ada@exampl\u212f.com",  # SCRIPT SMALL E
+        "\u00a0ada@example.com\u3000",  # no-break and ideographic spaces around it
+    ],
+)
+def test_look_alike_spellings_of_an_address_are_that_address(look_alike: str) -> None:
+    assert Email.parse(look_alike) == Email("ada@example.com")
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "\x00",  # NUL
+        "\x1b",  # ESC
+        "\x7f",  # DEL
+        "\u0085",  # NEL (C1 control)
+        "\u00ad",  # soft hyphen
+        "\u200b",  # zero-width space
+        "\u200d",  # zero-width joiner
+        "\u2060",  # word joiner
+        "\ufeff",  # byte-order mark
+        "\u202e",  # right-to-left override
+        "\u2066",  # left-to-right isolate
+        "\u2028",  # line separator
+        "\u1680",  # ogham space mark (a space NFKC keeps)
+        "\ue000",  # private use
+        "\U000e0001",  # language tag
+        "\u0378",  # unassigned
+        "\ud800",  # lone surrogate
+    ],
+)
+def test_control_and_invisible_characters_in_an_address_are_refused(hidden: str) -> None:
+    with pytest.raises(ValidationFailed) as failure:
+        Email.parse(f"a{hidden}da@example.com")
+
+    assert failure.value.problems[0].field == "email"
+    assert "invisible" in failure.value.problems[0].message
+
+
+@pytest.mark.parametrize(
+    "raw", ["Ada@Example.com", "\uff21da@example.com", "\u0130nci@example.com", "stra\u00dfe@example.com"]
+)
+def test_a_normalised_address_normalises_to_itself(raw: str) -> None:
+    once = Email.parse(raw)
+
+    assert Email.parse(once.value) == once
+    assert normalise_email(once.value) == once.value
+
+
+def test_the_length_limit_counts_the_normalised_address() -> None:
+    ligatures = "\ufb00" * 125 + "@example.com"  # 137 characters; each ligature becomes "ff": 262
+
+    with pytest.raises(ValidationFailed) as failure:
+        Email.parse(ligatures)
+
+    assert "254" in failure.value.problems[0].message
 
 
 def test_a_strong_password_breaks_no_rule() -> None:

@@ -125,6 +125,13 @@ def test_an_email_digest_is_stable_under_case_and_spaces_and_hides_the_address()
 
 
 @pytest.mark.parametrize(
+    "spelling", ["\uff21\uff24\uff21@example.com", " \uff41da@EXAMPLE.com\u3000", "\u1d43da@exampl\u212f.com"]
+)
+def test_every_spelling_the_domain_takes_for_an_address_has_its_digest(spelling: str) -> None:
+    assert email_digest(spelling) == email_digest("ada@example.com")
+
+
+@pytest.mark.parametrize(
     ("error", "outcome"),
     [
         (InvalidCredentials(), "invalid_credentials"),

@@ -34,7 +34,7 @@ from uuid import UUID
 
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.principal import Principal
-from parley.domain.chat import Message, MessageContent, MessageRole, MessageStatus
+from parley.domain.chat import DEFAULT_MAX_MESSAGE_LENGTH, Message, MessageContent, MessageRole, MessageStatus
 from parley.domain.errors import ConversationNotFound, HistoryCleared, ReplyInProgress
 from parley.ports.agent import (
     AgentError,
@@ -75,7 +75,7 @@ TurnEvent = TokenDelta | ToolCall | ReplyStored | ReplyFailed
 
 @dataclass(frozen=True, slots=True)
 class TurnPolicy:
-    max_message_chars: int = 32_000
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_LENGTH
     claim_ttl: timedelta = timedelta(minutes=5)  # longer than the model's total timeout
 
 

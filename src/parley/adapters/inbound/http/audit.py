@@ -35,6 +35,7 @@ from parley.domain.errors import (
     RefreshTokenReused,
     ValidationFailed,
 )
+from parley.domain.users import normalise_email
 from parley.log_setup import current_user_id
 from parley.ports.persistence import StorageUnavailable
 
@@ -57,9 +58,11 @@ def email_digest(email: str) -> str:
     """A stable pseudonym for an e-mail address: a prefix of the SHA-256 of its normalised form.
 
     Lets an operator correlate attempts on one address (and check a suspected address by
-    hashing it) without the log holding the address.
+    hashing it) without the log holding the address. The normalisation is the domain's
+    (:func:`normalise_email`), so every spelling the domain takes for one address (case,
+    full-width letters, surrounding spaces) has one digest, valid or not.
     """
-    normalised = email.strip().lower().encode("utf-8", "replace")
+    normalised = normalise_email(email).encode("utf-8", "replace")  # "replace": lone surrogates
     return hashlib.sha256(normalised).hexdigest()[:EMAIL_DIGEST_CHARS]
 
 

@@ -3,6 +3,12 @@
 Nothing below this layer raises ``HTTPException``; the core raises typed errors
 and this module maps each class once. Unknown exceptions become the fixed 500
 body, with the traceback in the log only.
+
+A body that cannot be parsed at all (not JSON, not UTF-8, nested too deeply, a number
+with too many digits, a malformed form) is a client mistake like any other invalid input:
+422 with ``{"field": "body"}`` (API.md), wherever it is noticed: :func:`unparseable_body`
+builds that error, and the ``HTTPException`` handler turns FastAPI's and Starlette's 400
+for such a body into it.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
+from parley.adapters.inbound.http.json_response import NewlineJSONResponse
 from parley.adapters.inbound.http.rate_limits import RateLimited
 from parley.domain.errors import (
     ConversationNotFound,
@@ -38,6 +45,9 @@ BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 INTERNAL_ERROR = "Internal server error"
 SERVICE_UNAVAILABLE = "Service unavailable"
 MODEL_UNAVAILABLE = "The language model is unavailable"
+FASTAPI_UNPARSEABLE_BODY = "There was an error parsing the body"
+"""The detail of the 400 that FastAPI raises, chained from the cause, when reading a body fails
+other than by a JSON syntax error (``fastapi.routing``; a tripwire test watches it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,22 +121,62 @@ def problems_from_pydantic(errors: Sequence[Any]) -> list[FieldProblem]:
     return problems
 
 
-async def _on_request_validation(_: Request, exc: Exception) -> JSONResponse:
+def unparseable_body(cause: BaseException) -> RequestValidationError:
+    """The 422 ``field: "body"`` error for a body that could not be parsed.
+
+    The message names the kind of failure; the exception's own text never reaches the client.
+    """
+    return RequestValidationError([{"type": "body_unparseable", "loc": ("body",), "msg": _why(cause)}])
+
+
+def _why(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "Request body is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "Request body is nested too deeply"
+    if isinstance(cause, MultiPartException):
+        return "Request body is not a valid form"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return "Request body has a number with too many digits"
+    if isinstance(cause, ValueError):  # json.JSONDecodeError among them
+        return "Request body is not valid JSON"
+    return "Request body could not be parsed"
+
+
+def _body_parsing_failure(exc: StarletteHTTPException) -> BaseException | None:
+    """What went wrong when ``exc`` is the 400 of a body that could not be read, else None.
+
+    FastAPI raises ``HTTPException(400, FASTAPI_UNPARSEABLE_BODY) from cause``; Starlette's
+    form parser raises ``HTTPException(400, ...)`` while handling a ``MultiPartException``.
+    """
+    if exc.status_code != 400:
+        return None
+    if exc.detail == FASTAPI_UNPARSEABLE_BODY:
+        return exc.__cause__ or exc
+    if isinstance(exc.__context__, MultiPartException):
+        return exc.__context__
+    return None
+
+
+async def _on_request_validation(_: Request, exc: Exception) -> NewlineJSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse(validation_body(problems_from_pydantic(exc.errors())), status_code=422)
+    return NewlineJSONResponse(validation_body(problems_from_pydantic(exc.errors())), status_code=422)
 
 
-async def _on_http_exception(_: Request, exc: Exception) -> JSONResponse:
+async def _on_http_exception(request: Request, exc: Exception) -> NewlineJSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    failure = _body_parsing_failure(exc)
+    if failure is not None:
+        return await _on_request_validation(request, unparseable_body(failure))
     detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
-    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+    return NewlineJSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _on_known_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_known_error(request: Request, exc: Exception) -> NewlineJSONResponse:
     status, body, headers = error_body(exc)
     if status >= 500:
         logger.bind(path=request.url.path).warning("Request failed: {} ({})", type(exc).__name__, status)
-    return JSONResponse(body, status_code=status, headers=dict(headers))
+    return NewlineJSONResponse(body, status_code=status, headers=dict(headers))
 
 
 def install_error_handlers(app: FastAPI) -> None:

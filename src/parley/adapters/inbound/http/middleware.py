@@ -7,13 +7,13 @@ and the per-request cost stays at a couple of function calls.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 
 from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.adapters.inbound.http.errors import INTERNAL_ERROR
+from parley.adapters.inbound.http.json_response import NewlineJSONResponse
 
 _TOO_LARGE = {"detail": "Request body too large"}
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -25,10 +25,10 @@ def is_sane_request_id(value: str) -> bool:
 
 
 async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
-    payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    """Answer from the middleware itself, rendered like every other JSON body."""
+    response = NewlineJSONResponse(body, status_code=status)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 class _BodyTooLarge(Exception):

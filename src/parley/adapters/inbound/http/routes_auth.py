@@ -7,9 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.adapters.inbound.http.audit import auth_attempt
 from parley.adapters.inbound.http.dependencies import CurrentPrincipal, from_container
+from parley.adapters.inbound.http.errors import unparseable_body
 from parley.adapters.inbound.http.rate_limits import RATE_LIMITED, RouteLimit, rate_limit
 from parley.adapters.inbound.http.responses import bad_request, errors, unauthorized
 from parley.adapters.inbound.http.schemas import (
@@ -81,7 +83,7 @@ async def login(request: Request, use_case: Annotated[LogIn, from_container("log
     return token_pair_out(pair)
 
 
-@router.post("/refresh", responses=errors(authenticated=False))
+@router.post("/refresh", responses=errors(unauthorized("Not authenticated"), authenticated=False))
 async def refresh(
     request: Request,
     body: RefreshRequest,
@@ -109,18 +111,20 @@ async def logout(
 
 
 async def _read_credentials(request: Request) -> LogInInput:
+    """The credentials of a login body, JSON or form; any unreadable body is a 422 on ``body``."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
-        form = await request.form()
+        try:
+            form = await request.form()
+        except StarletteHTTPException as malformed:  # Starlette's 400 for a malformed form
+            raise unparseable_body(malformed.__context__ or malformed) from None
         parsed = _parse(LoginForm, {key: value for key, value in form.items() if isinstance(value, str)})
         assert isinstance(parsed, LoginForm)
         return LogInInput(email=parsed.username, password=parsed.password)
     try:
         payload = await request.json()
-    except ValueError:
-        raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body",), "msg": "Invalid JSON"}]
-        ) from None
+    except (ValueError, RecursionError) as unreadable:  # not JSON or UTF-8, too deep, too many digits
+        raise unparseable_body(unreadable) from None
     parsed_json = _parse(LoginRequest, payload)
     assert isinstance(parsed_json, LoginRequest)
     return LogInInput(email=parsed_json.email, password=parsed_json.password)

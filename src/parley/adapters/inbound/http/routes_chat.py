@@ -20,6 +20,7 @@ from parley.adapters.inbound.http.schemas import (
     SendMessageRequest,
     SessionOut,
     SessionPageOut,
+    Text,
 )
 from parley.adapters.inbound.http.sse import DEFAULT_PING_SECONDS, stream_turn
 from parley.application.chat.conversations import (
@@ -61,7 +62,7 @@ async def list_sessions(
     principal: CurrentPrincipal,
     use_case: Annotated[ListConversations, from_container("list_conversations")],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[Text | None, Query(max_length=512)] = None,
 ) -> SessionPageOut:
     """The caller's sessions, most recently active first; pass `next_cursor` back as `cursor`."""
     page = await use_case.execute(principal, limit=limit, cursor=cursor)

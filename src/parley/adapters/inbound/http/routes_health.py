@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
+from parley.adapters.inbound.http.json_response import NewlineJSONResponse
 from parley.adapters.inbound.http.schemas import HealthOut
 from parley.ports.persistence import DatabaseProbe, StorageUnavailable
 
@@ -15,7 +15,7 @@ _PROBE_TIMEOUT_SECONDS = 2.0
 
 
 @router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
-async def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> NewlineJSONResponse:
     """200 when the database answers, 503 with the failing check marked otherwise."""
     container = request.app.state.container
     probe: DatabaseProbe = container.database_probe()
@@ -31,4 +31,4 @@ async def health(request: Request) -> JSONResponse:
         environment=container.settings().app_env.value,
         checks={"database": database},
     )
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    return NewlineJSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -2,21 +2,85 @@
 
 Business rules (password policy, e-mail normalisation, content rules) live in the
 domain; these models only check shape, so every rule is reported once, in one format.
+
+Two rules hold for every request model (and query parameter):
+- every string is a :data:`Text`: no NUL, no lone surrogate, whatever the field;
+- a length limit the domain enforces is documented here from the domain's own constant
+  (:func:`_domain_length`) but not checked here, so the domain reports it in its words,
+  together with the other rules it checks (a register lists every broken password rule).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
+from pydantic.fields import FieldInfo
 
-from parley.domain.chat import Conversation, Message
-from parley.domain.users import User
+from parley.domain.chat import (
+    DEFAULT_MAX_MESSAGE_LENGTH,
+    MAX_CONVERSATION_NAME_LENGTH,
+    Conversation,
+    Message,
+)
+from parley.domain.users import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, User
 
 _EMAIL = "ada@example.com"
 _PASSWORD = "Str0ng!Passw0rd"
+_MAX_TOKEN_LENGTH = 4096
+
+
+def refuse_unstorable_text(value: Any) -> Any:
+    """Refuse the strings no layer below can carry, with a 422 naming the field.
+
+    - NUL: PostgreSQL ``text`` cannot hold it (psycopg raises ``DataError``);
+    - a lone UTF-16 surrogate (``"\\ud800"`` in JSON): not encodable as UTF-8, so neither
+      PostgreSQL, bcrypt's input nor a log line can take it.
+
+    Anything that is not a string passes through to the type check.
+    """
+    if not isinstance(value, str):
+        return value
+    if "\x00" in value:
+        raise ValueError("Must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("Must not contain unpaired surrogate characters") from None
+    return value
+
+
+Text = Annotated[str, BeforeValidator(refuse_unstorable_text)]
+"""The type of every string a request carries: body fields, form fields, query parameters."""
+
+
+def _domain_length(*, max_length: int, min_length: int | None = None, description: str | None = None) -> Any:
+    """Document (``minLength``/``maxLength``) a length limit that the domain enforces."""
+    limits: dict[str, JsonValue] = {"maxLength": max_length}
+    if min_length is not None:
+        limits["minLength"] = min_length
+    field: FieldInfo = Field(json_schema_extra=limits, description=description)
+    return field
+
+
+EmailText = Annotated[Text, _domain_length(max_length=MAX_EMAIL_LENGTH)]
+NewPassword = Annotated[Text, _domain_length(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
+PresentedPassword = Annotated[Text, _domain_length(max_length=MAX_PASSWORD_LENGTH)]
+"""A password to check (login, current password): no valid one is longer than the policy allows."""
+SessionName = Annotated[Text, _domain_length(min_length=1, max_length=MAX_CONVERSATION_NAME_LENGTH)]
+MessageText = Annotated[
+    Text,
+    _domain_length(
+        min_length=1,
+        max_length=DEFAULT_MAX_MESSAGE_LENGTH,
+        description="At most MAX_MESSAGE_CHARS characters (default "
+        f"{DEFAULT_MAX_MESSAGE_LENGTH:,}); no control characters except tab, CR and LF.",
+    ),
+]
+TokenText = Annotated[Text, Field(max_length=_MAX_TOKEN_LENGTH)]
 
 
 class _Strict(BaseModel):
@@ -24,38 +88,38 @@ class _Strict(BaseModel):
 
 
 class RegisterRequest(_Strict):
-    email: str = Field(max_length=320, examples=[_EMAIL])
-    password: str = Field(max_length=1024, examples=[_PASSWORD])
+    email: EmailText = Field(examples=[_EMAIL])
+    password: NewPassword = Field(examples=[_PASSWORD])
 
 
 class LoginRequest(_Strict):
-    email: str = Field(max_length=320, examples=[_EMAIL])
-    password: str = Field(max_length=1024, examples=[_PASSWORD])
+    email: EmailText = Field(examples=[_EMAIL])
+    password: PresentedPassword = Field(examples=[_PASSWORD])
 
 
 class LoginForm(_Strict):
     """The OAuth2 password form (what Swagger's Authorize button sends)."""
 
-    username: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    username: EmailText
+    password: PresentedPassword
 
 
 class RefreshRequest(_Strict):
-    refresh_token: str = Field(min_length=1, max_length=4096)
+    refresh_token: TokenText = Field(min_length=1)
 
 
 class LogoutRequest(_Strict):
-    refresh_token: str | None = Field(None, max_length=4096)
+    refresh_token: TokenText | None = None
 
 
 class ChangeEmailRequest(_Strict):
-    email: str = Field(max_length=320, examples=["ada.lovelace@example.com"])
-    current_password: str = Field(max_length=1024, examples=[_PASSWORD])
+    email: EmailText = Field(examples=["ada.lovelace@example.com"])
+    current_password: PresentedPassword = Field(examples=[_PASSWORD])
 
 
 class ChangePasswordRequest(_Strict):
-    current_password: str = Field(max_length=1024, examples=[_PASSWORD])
-    new_password: str = Field(max_length=1024, examples=["An0ther!Passw0rd"])
+    current_password: PresentedPassword = Field(examples=[_PASSWORD])
+    new_password: NewPassword = Field(examples=["An0ther!Passw0rd"])
 
 
 class UserOut(BaseModel):
@@ -99,15 +163,15 @@ class HealthOut(BaseModel):
 
 
 class CreateSessionRequest(_Strict):
-    name: str | None = Field(None, max_length=1000, examples=["Trip to Lisbon"])
+    name: SessionName | None = Field(None, examples=["Trip to Lisbon"])
 
 
 class RenameSessionRequest(_Strict):
-    name: str = Field(max_length=1000, examples=["Trip to Porto"])
+    name: SessionName = Field(examples=["Trip to Porto"])
 
 
 class SendMessageRequest(_Strict):
-    content: str = Field(examples=["What is 17 * 23?"])
+    content: MessageText = Field(examples=["What is 17 * 23?"])
 
 
 class SessionOut(BaseModel):
