@@ -80,7 +80,10 @@ class Settings(BaseSettings):
     # concurrency above the pool size every checkout opened a new connection (turns benchmark:
     # 157 -> 186 turns/s without overflow). Size the pool instead.
     postgres_max_overflow: int = Field(0, ge=0)
-    postgres_pool_timeout: float = Field(5.0, gt=0)
+    # How long a request waits in line for a pooled connection before it is refused (503 with
+    # Retry-After). Long enough for a burst to drain: 1,000 streams opened at once on one core
+    # waited up to ~5 s (bench `slow`), so the former 5 s refused some of them.
+    postgres_pool_timeout: float = Field(30.0, gt=0)
     migrate_on_start: bool | None = None  # None: only for the embedded development database
 
     # Auth
@@ -88,6 +91,9 @@ class Settings(BaseSettings):
     jwt_algorithm: str = "HS256"
     jwt_access_token_expire_hours: float | None = Field(None, gt=0)  # None: 720 in development, 1 otherwise
     jwt_refresh_token_expire_days: float = Field(365, gt=0)
+    # How long a checked login (auth session) is trusted without reading it again: a revocation
+    # by another instance takes at most this long to count here; 0 reads it on every request.
+    auth_session_cache_seconds: float = Field(1.0, ge=0, le=60)
     bcrypt_rounds: int = Field(12, ge=4, le=31)
     bcrypt_workers: int = Field(4, ge=1)
 

@@ -39,6 +39,7 @@ from parley.application.chat.conversations import (
 from parley.application.chat.history import ClearMessages, ListMessages
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.chat.turns import TakeTurn, TurnPolicy, TurnServices
+from parley.application.session_cache import RecentAuthSessions
 from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
 from parley.config import ConfigurationError, Settings
@@ -79,7 +80,9 @@ def _chat_agent(settings: Settings, postgres_url: str | None) -> LangGraphChatAg
         model=model,
         limits=limits,
         pool_size=settings.postgres_pool_size,
-        pool_timeout=settings.postgres_pool_timeout,
+        # Turns queue for a checkpoint connection before the pool (see SettlingPostgresSaver):
+        # the pool itself only waits while its connections are re-made (the database is away).
+        pool_timeout=min(settings.postgres_pool_timeout, 5.0),
     )
 
 
@@ -146,21 +149,32 @@ class Container(containers.DeclarativeContainer):
     prometheus_tracer = providers.Singleton(PrometheusTracer, registry=metrics_registry)
     turn_tracer = providers.Singleton(CompositeTracer, providers.List(prometheus_tracer, tracer))
 
+    # Auth sessions read in the last second: the token check of a burst costs one read per login.
+    recent_auth_sessions = providers.Singleton(
+        RecentAuthSessions, ttl=settings.provided.auth_session_cache_seconds
+    )
+
     register_user = providers.Factory(RegisterUser, uow_factory, hasher, clock, ids)
     log_in = providers.Factory(LogIn, uow_factory, hasher, token_issuer, clock, ids)
-    refresh_tokens = providers.Factory(RefreshTokens, uow_factory, token_issuer, clock, ids)
-    authenticate = providers.Factory(Authenticate, uow_factory, token_issuer, clock)
-    log_out = providers.Factory(LogOut, uow_factory, token_issuer, clock)
+    refresh_tokens = providers.Factory(
+        RefreshTokens, uow_factory, token_issuer, clock, ids, sessions=recent_auth_sessions
+    )
+    authenticate = providers.Factory(Authenticate, uow_factory, token_issuer, clock, recent_auth_sessions)
+    log_out = providers.Factory(LogOut, uow_factory, token_issuer, clock, recent_auth_sessions)
 
     get_profile = providers.Factory(GetProfile, uow_factory)
     change_email = providers.Factory(ChangeEmail, uow_factory, hasher, clock)
-    change_password = providers.Factory(ChangePassword, uow_factory, hasher, clock)
+    change_password = providers.Factory(
+        ChangePassword, uow_factory, hasher, clock, sessions=recent_auth_sessions
+    )
     # The turns running in this process (delete and clear stop them first), and the writes
     # waiting for the database to come back.
     running_turns = providers.Singleton(RunningTurns)
     deferred_writes = providers.Singleton(DeferredWrites)
 
-    delete_account = providers.Factory(DeleteAccount, uow_factory, agent, running_turns)
+    delete_account = providers.Factory(
+        DeleteAccount, uow_factory, agent, running_turns, sessions=recent_auth_sessions
+    )
 
     create_conversation = providers.Factory(CreateConversation, uow_factory, clock, ids)
     list_conversations = providers.Factory(ListConversations, uow_factory)
@@ -218,7 +232,12 @@ async def running_resources(container: Container) -> AsyncIterator[None]:
         if migrate:
             await asyncio.to_thread(upgrade_to_head, url)
         stack.push_async_callback(_dispose_engine, container)
-        resources = (container.hasher(), container.turn_tracer(), container.agent())
+        resources = (
+            container.hasher(),
+            container.turn_tracer(),
+            container.agent(),
+            container.database_probe(),
+        )
         for resource in (*resources, container.deferred_writes()):
             await _start_and_register(stack, resource)
         yield

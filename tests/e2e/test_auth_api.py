@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +12,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.e2e.conftest import PASSWORD, TEST_SECRET, log_in, register, signed_up
+from tests.e2e.conftest import PASSWORD, TEST_SECRET, AppFactory, log_in, register, signed_up
 
 pytestmark = pytest.mark.e2e
 
@@ -230,3 +232,22 @@ async def test_logout_without_a_body_works(client: httpx.AsyncClient) -> None:
 
     assert (await client.post("/api/v1/auth/logout", headers=headers)).status_code == 204
     assert_not_authenticated(await client.get("/api/v1/users/me", headers=headers))
+
+
+async def test_a_logout_reaches_another_instance_within_the_session_cache_lifetime(
+    start_app: AppFactory,
+) -> None:
+    _, here = await start_app(auth_session_cache_seconds=0.5)
+    _, elsewhere = await start_app(auth_session_cache_seconds=0.5)
+    email = new_email()
+    await register(here, email)
+    headers = {"Authorization": f"Bearer {(await log_in(here, email))['access_token']}"}
+    assert (await elsewhere.get("/api/v1/users/me", headers=headers)).status_code == 200
+
+    assert (await here.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+    logged_out = time.monotonic()
+
+    assert (await here.get("/api/v1/users/me", headers=headers)).status_code == 401  # at once
+    while (await elsewhere.get("/api/v1/users/me", headers=headers)).status_code == 200:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    assert time.monotonic() - logged_out < 0.5 + 2.0  # the cache lifetime, plus a busy machine's slack

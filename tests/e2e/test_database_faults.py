@@ -79,3 +79,31 @@ async def test_an_outage_mid_stream_is_a_503_and_the_reply_is_stored_once_the_da
             statuses.append((await send(client, headers, session_id, "again")).status_code)
     assert statuses[-1] == 200
     assert 409 not in statuses
+
+
+async def test_a_request_that_waits_too_long_for_a_connection_is_a_503_with_retry_after(
+    start_app: AppFactory,
+) -> None:
+    app, client = await start_app(postgres_pool_size=1, postgres_pool_timeout=0.3)
+    headers = await signed_up(client, new_email())
+
+    async with app.state.container.uow_factory()():  # holds the only connection
+        response = await client.get(CHAT, headers=headers)
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Service unavailable"}
+    assert response.headers["retry-after"] == "5"
+    assert (await client.get(CHAT, headers=headers)).status_code == 200
+
+
+async def test_health_reports_the_database_up_while_every_pooled_connection_is_busy(
+    start_app: AppFactory,
+) -> None:
+    """A burst that keeps the pool busy must not make an orchestrator restart a healthy instance."""
+    app, client = await start_app(postgres_pool_size=1, postgres_pool_timeout=0.3)
+
+    async with app.state.container.uow_factory()():  # holds the pool's only connection
+        health = await client.get("/health")
+
+    assert health.status_code == 200
+    assert health.json()["checks"] == {"database": "ok"}

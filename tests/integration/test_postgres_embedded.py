@@ -14,11 +14,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.integration.probes import ping
 
 from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
 from parley.adapters.outbound.postgres.engine import create_engine
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
-from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
 from parley.ports.persistence import StorageUnavailable
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ async def test_starts_and_answers_through_the_async_engine(embedded: EmbeddedPos
     url = embedded.start()
     engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=2)
     try:
-        await PostgresDatabaseProbe(engine).ping()
+        await ping(engine)
     finally:
         await engine.dispose()
 
@@ -67,7 +67,7 @@ async def test_a_stopped_server_is_reported_unavailable(embedded: EmbeddedPostgr
     engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=2)
     try:
         with pytest.raises(StorageUnavailable):
-            await PostgresDatabaseProbe(engine).ping()
+            await ping(engine)
     finally:
         await engine.dispose()
 

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.integration.probes import ping
 
 from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker, to_async_url
 from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
@@ -323,7 +324,35 @@ async def test_the_schema_refuses_an_unknown_message_role(
 
 
 async def test_the_probe_answers_for_a_live_database(engine: AsyncEngine) -> None:
-    await PostgresDatabaseProbe(engine).ping()
+    await ping(engine)
+
+
+async def test_the_probe_answers_while_every_pooled_connection_is_in_use(migrated_database_url: str) -> None:
+    engine = create_engine(migrated_database_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    try:
+        async with engine.connect():  # the pool's only connection is busy
+            await ping(engine, timeout=2)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_first_probe_after_a_restart_reports_the_database_up(
+    engine: AsyncEngine, migrated_database_url: str
+) -> None:
+    probe = PostgresDatabaseProbe(engine)
+    try:
+        await probe.ping()  # its connection is open now
+        async with engine.connect() as admin:  # as a restart does: every other connection dies
+            await admin.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+
+        await probe.ping()
+    finally:
+        await probe.aclose()
 
 
 async def test_the_probe_reports_a_silent_server_within_its_timeout(black_hole: str) -> None:
@@ -331,7 +360,7 @@ async def test_the_probe_reports_a_silent_server_within_its_timeout(black_hole: 
     started = time.monotonic()
     try:
         with pytest.raises(StorageUnavailable):
-            await PostgresDatabaseProbe(engine, timeout=0.5).ping()
+            await ping(engine, timeout=0.5)
     finally:
         await engine.dispose()
 
@@ -342,7 +371,7 @@ async def test_the_probe_reports_a_closed_port() -> None:
     engine = create_engine(CLOSED_PORT_URL, pool_size=1, max_overflow=0, pool_timeout=1)
     try:
         with pytest.raises(StorageUnavailable):
-            await PostgresDatabaseProbe(engine).ping()
+            await ping(engine)
     finally:
         await engine.dispose()
 
@@ -354,7 +383,7 @@ async def test_every_accepted_url_scheme_reaches_the_database(
     url = scheme + migrated_database_url.removeprefix("postgresql")
     engine = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=1)
     try:
-        await PostgresDatabaseProbe(engine).ping()
+        await ping(engine)
     finally:
         await engine.dispose()
 

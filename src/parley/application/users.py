@@ -7,6 +7,7 @@ from uuid import UUID
 
 from parley.application.chat.running import RunningTurns
 from parley.application.principal import Principal
+from parley.application.session_cache import RecentAuthSessions
 from parley.domain.errors import (
     CurrentPasswordIncorrect,
     EmailAlreadyRegistered,
@@ -98,9 +99,11 @@ class ChangePassword:
         hasher: PasswordHasher,
         clock: Clock,
         policy: PasswordPolicy | None = None,
+        sessions: RecentAuthSessions | None = None,
     ) -> None:
         self._uow, self._hasher, self._clock = uow, hasher, clock
         self._policy = policy or PasswordPolicy()
+        self._sessions = sessions or RecentAuthSessions(ttl=0)
 
     async def execute(self, principal: Principal, data: ChangePasswordInput) -> None:
         self._policy.check(data.new_password, field="new_password")
@@ -113,6 +116,7 @@ class ChangePassword:
             await uow.users.update(user)
             await uow.auth_sessions.revoke_all_for_user(user.id, now, except_session_id=principal.session_id)
             await uow.commit()
+        self._sessions.forget_user(user.id)
 
 
 class DeleteAccount:
@@ -125,9 +129,16 @@ class DeleteAccount:
     when it finds its conversation gone).
     """
 
-    def __init__(self, uow: UnitOfWorkFactory, agent: ChatAgent, running: RunningTurns | None = None) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        agent: ChatAgent,
+        running: RunningTurns | None = None,
+        sessions: RecentAuthSessions | None = None,
+    ) -> None:
         self._uow, self._agent = uow, agent
         self._running = running or RunningTurns()
+        self._sessions = sessions or RecentAuthSessions(ttl=0)
 
     async def execute(self, principal: Principal) -> None:
         await self._running.interrupt_owner(principal.user_id, error=NotAuthenticated())
@@ -138,6 +149,7 @@ class DeleteAccount:
             conversation_ids = await uow.conversations.ids_for_owner(principal.user_id)
             await uow.users.delete(principal.user_id)
             await uow.commit()
+        self._sessions.forget_user(principal.user_id)
         await self._forget(conversation_ids)
 
     async def _forget(self, conversation_ids: list[UUID]) -> None:

@@ -7,7 +7,8 @@ Contracts shared by every adapter:
   :class:`UnitOfWorkFactory`);
 - entities come back fully loaded (no lazy loading after the transaction);
 - driver failures surface as :class:`StorageUnavailable` (connection lost, server
-  down) so the edge can answer 503; unique e-mail violations surface as
+  down; :class:`StorageBusy` when no pooled connection came free in time) so the edge
+  can answer 503; unique e-mail violations surface as
   :class:`parley.domain.errors.EmailAlreadyRegistered`, at the latest on commit.
 """
 
@@ -26,6 +27,11 @@ from parley.domain.users import Email, User
 
 class StorageUnavailable(Exception):
     """The database cannot be reached or refused the connection."""
+
+
+class StorageBusy(StorageUnavailable):
+    """Every database connection stayed in use for as long as a request may wait for one: the
+    service is overloaded (not down), so the caller should come back a little later."""
 
 
 class UserRepository(Protocol):
@@ -226,5 +232,6 @@ class UnitOfWorkFactory(Protocol):
 
 class DatabaseProbe(Protocol):
     async def ping(self) -> None:
-        """Return when the database answers a trivial query; raise :class:`StorageUnavailable` otherwise."""
+        """Return when the database answers a trivial query; raise :class:`StorageUnavailable`
+        otherwise, within a bounded time, whatever the rest of the app is doing."""
         ...

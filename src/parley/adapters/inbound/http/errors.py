@@ -39,12 +39,15 @@ from parley.domain.errors import (
     ValidationFailed,
 )
 from parley.ports.agent import AgentTimeout, AgentUnavailable
-from parley.ports.persistence import StorageUnavailable
+from parley.ports.persistence import StorageBusy, StorageUnavailable
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 INTERNAL_ERROR = "Internal server error"
 SERVICE_UNAVAILABLE = "Service unavailable"
 MODEL_UNAVAILABLE = "The language model is unavailable"
+# Overloaded (every database connection busy for POSTGRES_POOL_TIMEOUT): when to try again.
+BUSY_RETRY_AFTER_SECONDS = 5
+BUSY_HEADERS = {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)}
 FASTAPI_UNPARSEABLE_BODY = "There was an error parsing the body"
 """The detail of the 400 that FastAPI raises, chained from the cause, when reading a body fails
 other than by a JSON syntax error (``fastapi.routing``; a tripwire test watches it)."""
@@ -67,6 +70,9 @@ ERROR_TABLE: Mapping[type[Exception], ErrorAnswer] = {
     ReplyInProgress: ErrorAnswer(409),
     HistoryCleared: ErrorAnswer(409),
     RateLimited: ErrorAnswer(429),  # detail "Rate limit exceeded: ..." and Retry-After from the error
+    StorageBusy: ErrorAnswer(
+        503, SERVICE_UNAVAILABLE, headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)}
+    ),
     StorageUnavailable: ErrorAnswer(503, SERVICE_UNAVAILABLE),
     AgentUnavailable: ErrorAnswer(502, MODEL_UNAVAILABLE),
     AgentTimeout: ErrorAnswer(504, MODEL_UNAVAILABLE),

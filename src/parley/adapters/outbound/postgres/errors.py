@@ -4,8 +4,9 @@
   constraint it broke (``uq_users_email`` → :class:`EmailAlreadyRegistered`);
   unknown constraints stay as they are: they are bugs, not business outcomes;
 - anything meaning "the database cannot be reached or went away" (refused or
-  lost connections, pool exhaustion, socket errors, an invalidated connection)
-  becomes :class:`StorageUnavailable`, so the edge can answer 503.
+  lost connections, socket errors, an invalidated connection) becomes
+  :class:`StorageUnavailable`, so the edge can answer 503; an exhausted pool (no
+  connection came free within ``pool_timeout``) becomes :class:`StorageBusy`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import psycopg
 from sqlalchemy import exc as sa_exc
 
 from parley.domain.errors import DomainError, EmailAlreadyRegistered
-from parley.ports.persistence import StorageUnavailable
+from parley.ports.persistence import StorageBusy, StorageUnavailable
 
 from .tables import EMAIL_UNIQUE_CONSTRAINT
 
@@ -28,7 +29,6 @@ _CONSTRAINT_ERRORS: dict[str, type[DomainError]] = {
 _UNAVAILABLE = (
     sa_exc.OperationalError,  # wraps psycopg.OperationalError: refused, reset, server shut down
     sa_exc.InterfaceError,  # the connection is closed / unusable
-    sa_exc.TimeoutError,  # the pool had no connection to lend within pool_timeout
     psycopg.OperationalError,
     psycopg.InterfaceError,
     OSError,  # includes TimeoutError (asyncio's too, since 3.11)
@@ -47,6 +47,8 @@ def translate(error: BaseException) -> BaseException | None:
     if isinstance(error, sa_exc.IntegrityError):
         domain_error = _CONSTRAINT_ERRORS.get(constraint_name(error) or "")
         return domain_error() if domain_error is not None else None
+    if isinstance(error, sa_exc.TimeoutError):  # the pool had no connection to lend in time
+        return StorageBusy("every database connection stayed in use")
     if isinstance(error, _UNAVAILABLE):
         return StorageUnavailable(f"database unavailable: {type(error).__name__}")
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:

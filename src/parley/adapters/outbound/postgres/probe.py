@@ -1,29 +1,62 @@
-"""Readiness probe: does the database answer a trivial query, quickly?"""
+"""Readiness probe: does the database answer a trivial query, quickly?
+
+The probe has a connection of its own (a one-connection engine beside the app's pool), so it
+answers whatever the pool is doing: under a burst every pooled connection is busy, and a health
+check queued behind them timed out and reported a perfectly healthy database as down (an
+orchestrator would then restart the instance at the worst moment). One round trip on an open
+connection also keeps it cheap on a CPU-starved event loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from parley.ports.persistence import StorageUnavailable
 
+from .engine import DEFAULT_CONNECT_TIMEOUT_SECONDS
 from .errors import translated_errors
+
+DEFAULT_PROBE_TIMEOUT_SECONDS = 5.0
 
 
 class PostgresDatabaseProbe:
-    """:class:`parley.ports.persistence.DatabaseProbe`: ``SELECT 1`` within ``timeout`` seconds."""
+    """:class:`parley.ports.persistence.DatabaseProbe`: ``SELECT 1`` within ``timeout`` seconds.
 
-    def __init__(self, engine: AsyncEngine, *, timeout: float = 2.0) -> None:
-        self._engine = engine
+    - on its own connection (opened at the first ping, kept, re-opened when it broke);
+    - a connection found dead (the database restarted since) is replaced and the query tried
+      once more, so the first probe after a restart does not report an outage that is over;
+    - concurrent pings wait for the one connection (within their timeout);
+    - :meth:`aclose` closes the connection.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, timeout: float = DEFAULT_PROBE_TIMEOUT_SECONDS) -> None:
         self._timeout = timeout
+        connect_args = (
+            {}
+            if "connect_timeout" in engine.url.query
+            else {"connect_timeout": DEFAULT_CONNECT_TIMEOUT_SECONDS}
+        )
+        self._engine = create_async_engine(
+            engine.url, pool_size=1, max_overflow=0, pool_timeout=timeout, connect_args=connect_args
+        )
 
     async def ping(self) -> None:
         try:
             async with asyncio.timeout(self._timeout):
-                with translated_errors():
-                    async with self._engine.connect() as connection:
-                        await connection.execute(text("SELECT 1"))
+                try:
+                    await self._select_one()
+                except StorageUnavailable:
+                    await self._select_one()  # a stale connection was dropped: one fresh try
         except TimeoutError as error:
             raise StorageUnavailable(f"database did not answer within {self._timeout}s") from error
+
+    async def _select_one(self) -> None:
+        with translated_errors():
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
