@@ -9,6 +9,7 @@ that use them. ``tests/integration/test_cli.py`` holds it to that.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -25,6 +26,7 @@ app = typer.Typer(help="Parley: a chat-agent backend.", no_args_is_help=True, ad
 # a worker's start-up on a loaded machine without cached bytecode, where workers were
 # killed and restarted in a loop.
 WORKER_HEALTHCHECK_SECONDS = 60
+SHUTDOWN_MARGIN_SECONDS = 5
 
 
 def _show_version(value: bool) -> None:
@@ -79,7 +81,8 @@ def serve(
         log_config=None,
         access_log=False,  # the app writes its own access line, with the request id
         proxy_headers=False,
-        timeout_graceful_shutdown=10,
+        # Streams drain for SHUTDOWN_GRACE_SECONDS, then need a moment to store and say so.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds) + SHUTDOWN_MARGIN_SECONDS,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_message_chars: int = Field(DEFAULT_MAX_MESSAGE_LENGTH, ge=1, le=1_000_000)
     sse_ping_seconds: float = Field(15.0, gt=0)  # ": ping" after this long without an event
+    # On SIGTERM, replies being streamed may go on this long before they are stopped (with an
+    # `error` event). The server stops within about this plus 5 s: keep it under the
+    # orchestrator's grace period (Kubernetes: 30 s by default).
+    shutdown_grace_seconds: float = Field(20.0, ge=0, le=3600)
 
     # Database
     postgres_url: SecretStr | None = Field(

@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     app.state.container = container
     app.state.serving = serving
     app.state.sse_ping_seconds = settings.sse_ping_seconds
+    app.state.shutdown_grace_seconds = settings.shutdown_grace_seconds
     install_error_handlers(app)
     registry = container.metrics_registry()
     install_metrics(app, registry=registry, read_pool=database_pool_reader(container), version=__version__)

@@ -53,6 +53,12 @@ FASTAPI_UNPARSEABLE_BODY = "There was an error parsing the body"
 other than by a JSON syntax error (``fastapi.routing``; a tripwire test watches it)."""
 
 
+class ServerShuttingDown(Exception):
+    """The server is stopping and a reply could not be finished within its drain time."""
+
+    detail = "The server is shutting down"
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorAnswer:
     status: int
@@ -70,9 +76,8 @@ ERROR_TABLE: Mapping[type[Exception], ErrorAnswer] = {
     ReplyInProgress: ErrorAnswer(409),
     HistoryCleared: ErrorAnswer(409),
     RateLimited: ErrorAnswer(429),  # detail "Rate limit exceeded: ..." and Retry-After from the error
-    StorageBusy: ErrorAnswer(
-        503, SERVICE_UNAVAILABLE, headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)}
-    ),
+    StorageBusy: ErrorAnswer(503, SERVICE_UNAVAILABLE, headers=BUSY_HEADERS),
+    ServerShuttingDown: ErrorAnswer(503),
     StorageUnavailable: ErrorAnswer(503, SERVICE_UNAVAILABLE),
     AgentUnavailable: ErrorAnswer(502, MODEL_UNAVAILABLE),
     AgentTimeout: ErrorAnswer(504, MODEL_UNAVAILABLE),

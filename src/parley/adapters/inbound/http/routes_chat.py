@@ -22,7 +22,7 @@ from parley.adapters.inbound.http.schemas import (
     SessionPageOut,
     Text,
 )
-from parley.adapters.inbound.http.sse import DEFAULT_PING_SECONDS, stream_turn
+from parley.adapters.inbound.http.sse import DEFAULT_DRAIN_SECONDS, DEFAULT_PING_SECONDS, stream_turn
 from parley.application.chat.conversations import (
     CreateConversation,
     DeleteConversation,
@@ -160,6 +160,9 @@ async def stream_message(
 ) -> EventSourceResponse:
     """Send a message and stream the reply as Server-Sent Events."""
     turn = await use_case.execute(principal, session_id, body.content)
+    state = request.app.state
     return stream_turn(
-        turn, ping_seconds=getattr(request.app.state, "sse_ping_seconds", DEFAULT_PING_SECONDS)
+        turn,
+        ping_seconds=getattr(state, "sse_ping_seconds", DEFAULT_PING_SECONDS),
+        drain_seconds=getattr(state, "shutdown_grace_seconds", DEFAULT_DRAIN_SECONDS),
     )

@@ -4,10 +4,17 @@
 exactly one ``done`` or ``error``. A ``: ping`` comment goes out after 15 s of
 silence. When the client goes away, the turn's generator is closed, which
 cancels the agent and stores the partial reply as ``incomplete``.
+
+When the server is told to stop (SIGTERM), streams in flight are drained: they go on
+for up to ``drain_seconds`` and end with their normal ``done``; one still running then
+is stopped, its reply stored as ``incomplete``, and it ends with an ``error`` event
+(``The server is shutting down``). sse-starlette notices the shutdown (it watches
+uvicorn) and, left to itself, would cut every stream at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -20,13 +27,17 @@ from starlette.background import BackgroundTask
 from starlette.types import Message as AsgiMessage
 from starlette.types import Send
 
-from parley.adapters.inbound.http.errors import error_body
+from parley.adapters.inbound.http.errors import ServerShuttingDown, error_body
 from parley.adapters.inbound.http.schemas import MessageOut
 from parley.application.chat.turns import ReplyFailed, ReplyStored, Turn
 from parley.domain.chat import Message
 from parley.ports.agent import TokenDelta, ToolCall
 
 DEFAULT_PING_SECONDS = 15.0
+DEFAULT_DRAIN_SECONDS = 20.0
+# After the drain time, stopping a turn (agent cancelled, reply stored, error event sent)
+# takes a moment: sse-starlette cuts the stream only this much later.
+STOP_MARGIN_SECONDS = 3.0
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -37,8 +48,24 @@ def _event(name: str, data: dict[str, Any]) -> ServerSentEvent:
     return ServerSentEvent(event=name, data=json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
 
-async def _frames(turn: Turn) -> AsyncIterator[ServerSentEvent]:
+def _error_event(error: Exception) -> ServerSentEvent:
+    """The ``error`` event for ``error``, as the error table answers it; a bug is logged once."""
+    status, body, _ = error_body(error)
+    if status == 500:
+        logger.opt(exception=error).error("Unhandled error while streaming a reply")
+    return _event("error", body)
+
+
+async def _stop_when_drained(turn: Turn, shutdown: anyio.Event, drain_seconds: float) -> None:
+    """Once the server is stopping, give the turn ``drain_seconds`` to end by itself."""
+    await shutdown.wait()
+    await asyncio.sleep(drain_seconds)
+    await turn.interrupt(ServerShuttingDown())
+
+
+async def _frames(turn: Turn, shutdown: anyio.Event, drain_seconds: float) -> AsyncIterator[ServerSentEvent]:
     yield _event("message", {"message": _message(turn.user_message)})
+    drain = asyncio.ensure_future(_stop_when_drained(turn, shutdown, drain_seconds))
     try:
         async with aclosing(turn.events()) as events:
             async for event in events:
@@ -55,13 +82,11 @@ async def _frames(turn: Turn) -> AsyncIterator[ServerSentEvent]:
                     }
                     yield _event("done", {"message": _message(event.message), "usage": usage})
                 elif isinstance(event, ReplyFailed):
-                    yield _event("error", error_body(event.error)[1])
-    except Exception as exc:  # e.g. the database went away while storing the reply
-        status, body, _ = error_body(exc)
-        if status == 500:
-            logger.opt(exception=exc).error("Unhandled error while streaming a reply")
-        yield _event("error", body)
+                    yield _error_event(event.error)
+    except Exception as exc:  # a bug below: the turn stored what it could
+        yield _error_event(exc)
     finally:
+        drain.cancel()
         # The client may have left: anyio cancels this generator, and would cancel any
         # await here too; the shield lets the partial reply be stored before we return.
         with anyio.CancelScope(shield=True):
@@ -83,14 +108,20 @@ class EventStream(EventSourceResponse):
             await super()._send_with_timeout(send, message)
 
 
-def stream_turn(turn: Turn, *, ping_seconds: float = DEFAULT_PING_SECONDS) -> EventSourceResponse:
+def stream_turn(
+    turn: Turn, *, ping_seconds: float = DEFAULT_PING_SECONDS, drain_seconds: float = DEFAULT_DRAIN_SECONDS
+) -> EventSourceResponse:
     """An SSE response for ``turn``; ``turn.aclose()`` runs even if streaming never starts.
 
     A ``: ping`` comment goes out after ``ping_seconds`` without an event (keeps proxies from
-    closing an idle connection while the model thinks).
+    closing an idle connection while the model thinks). On shutdown the stream may go on for
+    ``drain_seconds`` (see the module docstring).
     """
+    shutdown = anyio.Event()
     return EventStream(
-        _frames(turn),
+        _frames(turn, shutdown, drain_seconds),
+        shutdown_event=shutdown,
+        shutdown_grace_period=drain_seconds + STOP_MARGIN_SECONDS,
         ping=ping_seconds,
         sep="\n",
         ping_message_factory=lambda: ServerSentEvent(comment="ping"),
