@@ -2,7 +2,8 @@
 
 Limits are overridden small ("2 per minute") so each test exhausts one budget in a few calls.
 Budgets are per route, so the calls that set a test up (register, log in, open a session)
-do not eat into the budget of the route under test.
+do not eat into the budget of the route under test; where a test spends an address's
+login budget, its set-up logs in from another address (:func:`from_address`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ pytestmark = pytest.mark.e2e
 
 ME = "/api/v1/users/me"
 ME_TEMPLATE = "/api/v1/users/me"
+REGISTER = "/api/v1/auth/register"
+LOGIN = "/api/v1/auth/login"
+REFRESH = "/api/v1/auth/refresh"
+WRONG_PASSWORD = "Wr0ng!Passw0rd"
 LIMITS = ("default", "chat", "chat_stream", "register", "login")
 EXEMPT = ("/health", "/metrics", "/openapi.json", "/docs")
 AddressClient = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -209,6 +214,49 @@ async def test_forwarded_addresses_are_believed_only_from_trusted_proxies(start_
     assert [a.status_code for a in via_proxy_a] == [401, 401, 429]
     assert via_proxy_b.status_code == 401
     assert [a.status_code for a in direct] == [401, 401, 429]
+
+
+CredentialBody = Callable[[], dict[str, str]]
+
+
+@pytest.mark.parametrize(
+    ("url", "limit", "body", "status"),
+    [
+        pytest.param(
+            REGISTER,
+            "rate_limit_register",
+            lambda: {"email": new_email(), "password": PASSWORD},
+            201,
+            id="register",
+        ),
+        pytest.param(
+            LOGIN,
+            "rate_limit_login",
+            lambda: {"email": new_email(), "password": WRONG_PASSWORD},
+            401,
+            id="login",
+        ),
+        pytest.param(
+            REFRESH, "rate_limit_default", lambda: {"refresh_token": "not-a-refresh-token"}, 401, id="refresh"
+        ),
+    ],
+)
+async def test_an_access_token_buys_no_credential_attempts_past_the_address_budget(
+    start_app: AppFactory, url: str, limit: str, body: CredentialBody, status: int
+) -> None:
+    app, _ = await limited_app(start_app, **{limit: "2 per minute"})
+    client_from = from_address(app)
+    async with client_from("198.51.100.1") as elsewhere:
+        tokens = [await signed_up(elsewhere, new_email()) for _ in range(2)]
+
+    async with client_from("203.0.113.7") as attacker:
+        spent = [await attacker.post(url, json=body()) for _ in range(2)]
+        with_tokens = [await attacker.post(url, json=body(), headers=token) for token in tokens]
+
+    assert [a.status_code for a in spent] == [status, status]
+    for answer in with_tokens:
+        assert_refused(answer, "2 per 1 minute", 60)
+    assert rejections(app, url) == 2
 
 
 async def test_every_api_operation_is_limited(start_app: AppFactory) -> None:

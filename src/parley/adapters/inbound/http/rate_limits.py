@@ -5,8 +5,10 @@ Contract (API.md, "Rate limits"):
   default limits, or against its own limit when marked with :func:`rate_limit`; each route
   has its own budget. Routes without the dependency (``/health``, ``/metrics``, the docs)
   are never limited;
-- the budget belongs to the user of a genuine access token (signature checked, no
-  database), else to the client address (see :mod:`.client_identity`);
+- who pays (see :mod:`.client_identity`): on a route that requires a bearer token (chat,
+  users, log out), the user of a genuine access token (signature checked, no database),
+  else the client address; on every other route (register, log in, refresh) the client
+  address, whatever ``Authorization`` header is sent;
 - a refused request raises :class:`RateLimited`, answered by the error table as 429 with
   ``{"detail": "Rate limit exceeded: 30 per 1 minute"}`` and ``Retry-After`` (seconds);
 - with a shared (Redis) storage, an unreachable storage never fails a request: the check

@@ -1,4 +1,9 @@
-"""``/api/v1/auth``: register, log in (JSON or OAuth2 form), refresh, log out."""
+"""``/api/v1/auth``: register, log in (JSON or OAuth2 form), refresh, log out.
+
+Rate limits: register, log in and refresh take credentials, not a bearer token, so their
+budgets are the client address's whatever ``Authorization`` header comes along (see
+:mod:`.client_identity`); log out is keyed by its user.
+"""
 
 from __future__ import annotations
 
