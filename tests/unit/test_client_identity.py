@@ -1,4 +1,4 @@
-"""Rate-limit keys: which user or address a request counts against."""
+"""Rate-limit keys: which user, address or account a request counts against."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 
 from parley.adapters.inbound.http import routes_auth, routes_chat, routes_health, routes_users
-from parley.adapters.inbound.http.client_identity import ClientIdentity, authenticates, is_authenticated_route
+from parley.adapters.inbound.http.audit import email_digest
+from parley.adapters.inbound.http.client_identity import (
+    ClientIdentity,
+    account_key,
+    authenticates,
+    is_authenticated_route,
+)
 from parley.domain.auth import TokenClaims, TokenType
 from parley.ports.security import InvalidToken
 
@@ -113,6 +119,19 @@ def test_the_routes_that_take_credentials_are_the_only_api_routes_keyed_by_addre
 
     assert anonymous == CREDENTIAL_ROUTES | {"/health"}  # /health is never limited
     assert "/api/v1/auth/logout" in {route.path for route in routes if is_authenticated_route(route)}
+
+
+def test_an_accounts_key_is_one_per_address_and_never_shows_it() -> None:
+    ada = account_key(email_digest("ada@example.com"))
+
+    assert (
+        ada
+        == account_key(email_digest("  ADA@Example.com "))
+        == account_key(email_digest("\uff41da@example.com"))
+    )
+    assert ada != account_key(email_digest("bob@example.com"))
+    assert ada.startswith("account:")
+    assert "ada" not in ada
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Who a request counts against for rate limiting: a user, or a client address.
+"""Who a request counts against for rate limiting: a user, a client address, or an account.
 
 Contract:
 - only on an *authenticated route* (one that depends, directly or not, on a dependency
@@ -14,7 +14,9 @@ Contract:
 - the address is the direct peer's, unless the peer is a trusted proxy: then
   ``X-Forwarded-For`` is read from the right, skipping trusted proxies, and the first
   address that is not one is the client (the left part of the header is the client's own
-  claim and is never believed past an untrusted hop).
+  claim and is never believed past an untrusted hop);
+- a route that knows which account an attempt targets (log in, once its body is read) also
+  counts it against ``account:<pseudonym>`` (:func:`account_key`), whoever sends it.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ def _requires_bearer(dependant: Dependant) -> bool:
         getattr(dependency.call, _AUTHENTICATES, False) or _requires_bearer(dependency)
         for dependency in dependant.dependencies
     )
+
+
+def account_key(pseudonym: str) -> str:
+    """The key of one target account's budget; ``pseudonym`` names the account without
+    revealing it (the login route passes ``audit.email_digest`` of the e-mail tried, so every
+    spelling the domain takes for one address, registered or not, shares one budget)."""
+    return f"account:{pseudonym}"
 
 
 class ClientIdentity:
