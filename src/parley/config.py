@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     rate_limit_chat_stream: str = "20 per minute"
     rate_limit_register: str = "10 per hour"
     rate_limit_login: str = "20 per minute"
+    # Login attempts on one account from every address together (why these numbers:
+    # RateLimitConfig.login_account); spent, even the right password waits for the window.
+    rate_limit_login_account: str = "10 per minute;100 per day"
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Evaluation CLI
@@ -157,6 +160,7 @@ class Settings(BaseSettings):
         "rate_limit_chat_stream",
         "rate_limit_register",
         "rate_limit_login",
+        "rate_limit_login_account",
     )
     @classmethod
     def _parseable_limit(cls, value: str) -> str:

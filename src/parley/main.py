@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
             chat_stream=settings.rate_limit_chat_stream,
             register=settings.rate_limit_register,
             login=settings.rate_limit_login,
+            login_account=settings.rate_limit_login_account,
             storage_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
             trusted_proxies=settings.trusted_proxies,
         ),

@@ -2,7 +2,8 @@
 
 Limits are overridden small ("2 per minute") so each test exhausts one budget in a few calls.
 Budgets are per route, so the calls that set a test up (register, log in, open a session)
-do not eat into the budget of the route under test.
+do not eat into the budget of the route under test; where a test spends an address's
+login budget, its set-up logs in from another address (:func:`from_address`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ from tests.e2e.conftest import PASSWORD, AppFactory, make_settings, register, si
 from tests.e2e.sse_client import parse_events
 from tests.e2e.test_auth_api import new_email
 from tests.e2e.test_chat_api import CHAT, new_session, send
+from tests.fakes.security import FakePasswordHasher
 
 pytestmark = pytest.mark.e2e
 
 ME = "/api/v1/users/me"
 ME_TEMPLATE = "/api/v1/users/me"
-LIMITS = ("default", "chat", "chat_stream", "register", "login")
+REGISTER = "/api/v1/auth/register"
+LOGIN = "/api/v1/auth/login"
+REFRESH = "/api/v1/auth/refresh"
+WRONG_PASSWORD = "Wr0ng!Passw0rd"
+LIMITS = ("default", "chat", "chat_stream", "register", "login", "login_account")
 EXEMPT = ("/health", "/metrics", "/openapi.json", "/docs")
 AddressClient = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -211,6 +217,139 @@ async def test_forwarded_addresses_are_believed_only_from_trusted_proxies(start_
     assert [a.status_code for a in direct] == [401, 401, 429]
 
 
+CredentialBody = Callable[[], dict[str, str]]
+
+
+@pytest.mark.parametrize(
+    ("url", "limit", "body", "status"),
+    [
+        pytest.param(
+            REGISTER,
+            "rate_limit_register",
+            lambda: {"email": new_email(), "password": PASSWORD},
+            201,
+            id="register",
+        ),
+        pytest.param(
+            LOGIN,
+            "rate_limit_login",
+            lambda: {"email": new_email(), "password": WRONG_PASSWORD},
+            401,
+            id="login",
+        ),
+        pytest.param(
+            REFRESH, "rate_limit_default", lambda: {"refresh_token": "not-a-refresh-token"}, 401, id="refresh"
+        ),
+    ],
+)
+async def test_an_access_token_buys_no_credential_attempts_past_the_address_budget(
+    start_app: AppFactory, url: str, limit: str, body: CredentialBody, status: int
+) -> None:
+    app, _ = await limited_app(start_app, **{limit: "2 per minute"})
+    client_from = from_address(app)
+    async with client_from("198.51.100.1") as elsewhere:
+        tokens = [await signed_up(elsewhere, new_email()) for _ in range(2)]
+
+    async with client_from("203.0.113.7") as attacker:
+        spent = [await attacker.post(url, json=body()) for _ in range(2)]
+        with_tokens = [await attacker.post(url, json=body(), headers=token) for token in tokens]
+
+    assert [a.status_code for a in spent] == [status, status]
+    for answer in with_tokens:
+        assert_refused(answer, "2 per 1 minute", 60)
+    assert rejections(app, url) == 2
+
+
+async def test_one_accounts_login_budget_holds_across_addresses_and_spellings(start_app: AppFactory) -> None:
+    app, client = await limited_app(start_app, rate_limit_login_account="3 per minute")
+    email, other = new_email(), new_email()
+    await register(client, email)
+    await register(client, other)
+    client_from = from_address(app)
+
+    guesses = []
+    for n, spelling in enumerate((email, email.upper(), f"  {email} ", email)):
+        async with client_from(f"203.0.113.{n + 1}") as attacker:
+            if n == 1:  # the OAuth2 form draws on the same budget as JSON
+                guess = await attacker.post(LOGIN, data={"username": spelling, "password": WRONG_PASSWORD})
+            else:
+                guess = await attacker.post(LOGIN, json={"email": spelling, "password": WRONG_PASSWORD})
+            guesses.append(guess)
+    async with client_from("198.51.100.9") as somewhere_else:
+        others_login = await somewhere_else.post(LOGIN, json={"email": other, "password": PASSWORD})
+
+    assert [g.status_code for g in guesses[:3]] == [401, 401, 401]
+    assert_refused(guesses[3], "3 per 1 minute", 60)
+    assert others_login.status_code == 200  # the budget is the account's, not the route's
+    assert rejections(app, LOGIN) == 1
+    registry = app.state.container.metrics_registry()
+    audited = {"action": "login", "outcome": "rate_limited"}
+    assert registry.get_sample_value("parley_auth_attempts_total", audited) == 1
+
+
+async def test_a_refused_login_looks_the_same_for_a_registered_and_an_unknown_email(
+    start_app: AppFactory,
+) -> None:
+    _, client = await limited_app(start_app, rate_limit_login_account="2 per minute")
+    registered = new_email()
+    await register(client, registered)
+
+    answers = {
+        email: [await client.post(LOGIN, json={"email": email, "password": WRONG_PASSWORD}) for _ in range(3)]
+        for email in (registered, new_email())
+    }
+
+    known, unknown = answers.values()
+    for answer in (known[2], unknown[2]):
+        assert_refused(answer, "2 per 1 minute", 60)
+    assert [(a.status_code, a.content, sorted(a.headers)) for a in known] == [
+        (a.status_code, a.content, sorted(a.headers)) for a in unknown
+    ]
+
+
+async def test_a_login_refused_by_the_account_budget_never_reaches_the_password_hasher(
+    start_app: AppFactory,
+) -> None:
+    hasher = FakePasswordHasher()
+    _, client = await limited_app(
+        start_app, rate_limit_login_account="2 per minute", overrides={"hasher": hasher}
+    )
+    email = new_email()
+    await register(client, email)
+
+    spent = [await client.post(LOGIN, json={"email": email, "password": WRONG_PASSWORD}) for _ in range(2)]
+    checked_while_spending = hasher.verifications
+    refused = [
+        await client.post(LOGIN, json={"email": email, "password": password})
+        for password in (WRONG_PASSWORD, PASSWORD, "x")
+    ]
+
+    assert [a.status_code for a in spent] == [401, 401]
+    assert checked_while_spending == 2
+    assert [a.status_code for a in refused] == [429, 429, 429]
+    assert hasher.verifications == 2  # no password check, hence no bcrypt, for a refused attempt
+
+
+async def test_the_owner_logs_in_until_attempts_have_spent_the_account_budget(start_app: AppFactory) -> None:
+    """The known trade-off of a per-account budget: whoever knows an address can spend it."""
+    app, client = await limited_app(start_app, rate_limit_login_account="3 per minute")
+    email = new_email()
+    await register(client, email)
+    wrong, right = {"email": email, "password": WRONG_PASSWORD}, {"email": email, "password": PASSWORD}
+    client_from = from_address(app)
+
+    async with client_from("203.0.113.5") as attacker, client_from("198.51.100.20") as owner:
+        guesses = [await attacker.post(LOGIN, json=wrong) for _ in range(2)]
+        owners_first = await owner.post(LOGIN, json=right)
+        last_guess = await attacker.post(LOGIN, json=wrong)
+        owners_second = await owner.post(LOGIN, json=right)
+
+    assert [g.status_code for g in guesses] == [401, 401]
+    assert owners_first.status_code == 200
+    assert_refused(last_guess, "3 per 1 minute", 60)
+    assert_refused(owners_second, "3 per 1 minute", 60)
+
+
 async def test_every_api_operation_is_limited(start_app: AppFactory) -> None:
     """Guards against a router that forgets ``dependencies=[RATE_LIMITED]``."""
     app, client = await limited_app(start_app, **{f"rate_limit_{name}": "1 per minute" for name in LIMITS})
@@ -261,3 +400,5 @@ def test_an_unreadable_limit_is_refused_by_settings_and_by_the_limiter(
             register="10 per hour",
             login="20 per minute",
         )
+    with pytest.raises(ValueError, match="invalid rate limit login_account='lots'"):
+        RateLimitConfig(login_account="lots")

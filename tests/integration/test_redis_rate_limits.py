@@ -2,7 +2,8 @@
 
 Most tests build small apps on the HTTP adapter alone (a limited router, the error table,
 ``install_rate_limits``), each with its own key prefix so runs never collide; one builds
-two full apps with ``create_app`` to show that ``REDIS_URL`` reaches the limiter.
+two full apps with ``create_app`` to show that ``REDIS_URL`` reaches the limiter. Per-account
+budgets (``enforce_account_limit``, what log in uses) go through the same storage path.
 """
 
 from __future__ import annotations
@@ -19,18 +20,25 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry
 from tests.fakes.tcp_proxy import CuttableProxy
 
 from parley.adapters.inbound.http.errors import install_error_handlers
-from parley.adapters.inbound.http.rate_limits import RATE_LIMITED, RateLimitConfig, install_rate_limits
+from parley.adapters.inbound.http.rate_limits import (
+    RATE_LIMITED,
+    AccountLimit,
+    RateLimitConfig,
+    enforce_account_limit,
+    install_rate_limits,
+)
 from parley.config import Settings
 from parley.main import create_app
 
 pytestmark = pytest.mark.integration
 
 PING = "/ping"
+ATTEMPT = "/accounts/{account}/attempts"
 AppClient = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, CollectorRegistry]]]
 
 
@@ -41,6 +49,11 @@ def small_app(config: RateLimitConfig, registry: CollectorRegistry) -> FastAPI:
     async def ping() -> dict[str, str]:
         return {"pong": "ok"}
 
+    @router.post(ATTEMPT)
+    async def attempt(request: Request, account: str) -> dict[str, str]:
+        await enforce_account_limit(request, AccountLimit.LOGIN, account)
+        return {"attempt": "counted"}
+
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
@@ -50,13 +63,17 @@ def small_app(config: RateLimitConfig, registry: CollectorRegistry) -> FastAPI:
 
 @pytest.fixture
 def app_client() -> AppClient:
-    """``async with app_client(storage_url=..., key_prefix=...) as (client, registry)``: a small app."""
+    """``async with app_client(storage_url=..., key_prefix=...) as (client, registry)``: a small app
+    (its client's address: ``address=...``, else httpx's default)."""
 
     @asynccontextmanager
-    async def open_client(**config: Any) -> AsyncIterator[tuple[httpx.AsyncClient, CollectorRegistry]]:
+    async def open_client(
+        *, address: str = "127.0.0.1", **config: Any
+    ) -> AsyncIterator[tuple[httpx.AsyncClient, CollectorRegistry]]:
         registry = CollectorRegistry()
-        app = small_app(RateLimitConfig(default="3 per minute", **config), registry)
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        config = {"default": "3 per minute", "login_account": "2 per minute"} | config
+        app = small_app(RateLimitConfig(**config), registry)
+        transport = httpx.ASGITransport(app=app, client=(address, 40000), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client, registry
 
@@ -136,6 +153,45 @@ async def test_limits_are_shared_again_once_redis_is_back(
     assert during == [200]
     assert errors_during == 1
     assert after == [429]
+
+
+async def test_instances_share_an_accounts_budget_across_addresses(
+    app_client: AppClient, redis_url: str, key_prefix: str
+) -> None:
+    config = {"storage_url": redis_url, "key_prefix": key_prefix, "default": "10 per minute"}
+    async with (
+        app_client(address="203.0.113.1", **config) as (first, _),
+        app_client(address="198.51.100.2", **config) as (second, registry),
+    ):
+        early = [
+            (await client.post(f"/accounts/{account}/attempts")).status_code
+            for account in ("ada", "bob")
+            for client in (first, second)
+        ]
+        refused = await second.post("/accounts/ada/attempts")
+
+    assert early == [200, 200, 200, 200]
+    assert refused.status_code == 429
+    assert refused.json() == {"detail": "Rate limit exceeded: 2 per 1 minute"}  # the account's limit
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert registry.get_sample_value("parley_rate_limit_rejections_total", {"endpoint": ATTEMPT}) == 1
+
+
+async def test_an_unreachable_redis_still_limits_accounts_in_memory(
+    app_client: AppClient, key_prefix: str
+) -> None:
+    unreachable = f"redis://127.0.0.1:{closed_port()}/0"
+    async with app_client(storage_url=unreachable, key_prefix=key_prefix, default="10 per minute") as (
+        client,
+        registry,
+    ):
+        answers = [
+            await client.post(f"/accounts/{account}/attempts") for account in ("ada", "ada", "bob", "ada")
+        ]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[3].json() == {"detail": "Rate limit exceeded: 2 per 1 minute"}
+    assert storage_errors(registry) == 1
 
 
 async def test_redis_url_setting_makes_full_apps_share_a_budget(

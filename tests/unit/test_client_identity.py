@@ -1,15 +1,25 @@
-"""Rate-limit keys: which user or address a request counts against."""
+"""Rate-limit keys: which user, address or account a request counts against."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Annotated
 from uuid import UUID, uuid4
 
 import pytest
+from fastapi import APIRouter, Depends
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 
-from parley.adapters.inbound.http.client_identity import ClientIdentity
+from parley.adapters.inbound.http import routes_auth, routes_chat, routes_health, routes_users
+from parley.adapters.inbound.http.audit import email_digest
+from parley.adapters.inbound.http.client_identity import (
+    ClientIdentity,
+    account_key,
+    authenticates,
+    is_authenticated_route,
+)
 from parley.domain.auth import TokenClaims, TokenType
 from parley.ports.security import InvalidToken
 
@@ -35,7 +45,30 @@ class OneTokenIssuer:
         )
 
 
-def request(peer: str | None, *headers: tuple[str, str]) -> Request:
+@authenticates
+async def principal() -> str:
+    """Stands for the bearer principal: the dependency that requires an access token."""
+    return "alice"
+
+
+async def owned_thing(user: Annotated[str, Depends(principal)]) -> str:
+    return f"{user}'s thing"
+
+
+async def read_thing(thing: Annotated[str, Depends(owned_thing)]) -> str:
+    return thing
+
+
+async def take_credentials(email: str) -> str:
+    return email
+
+
+AUTHENTICATED = APIRoute("/me", read_thing)  # needs the principal through another dependency
+ANONYMOUS = APIRoute("/login", take_credentials)
+CREDENTIAL_ROUTES = {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"}
+
+
+def request(peer: str | None, *headers: tuple[str, str], route: APIRoute | None = AUTHENTICATED) -> Request:
     container = SimpleNamespace(token_issuer=OneTokenIssuer)
     return Request(
         {
@@ -43,18 +76,62 @@ def request(peer: str | None, *headers: tuple[str, str]) -> Request:
             "app": SimpleNamespace(state=SimpleNamespace(container=container)),
             "client": (peer, 40000) if peer else None,
             "headers": [(name.lower().encode(), value.encode()) for name, value in headers],
+            "route": route,
         }
     )
 
 
-def key(peer: str | None, *headers: tuple[str, str]) -> str:
-    return ClientIdentity(PROXIES).key(request(peer, *headers))
+def key(peer: str | None, *headers: tuple[str, str], route: APIRoute | None = AUTHENTICATED) -> str:
+    return ClientIdentity(PROXIES).key(request(peer, *headers, route=route))
 
 
 def test_a_genuine_access_token_names_its_user_from_any_address() -> None:
     bearer = ("Authorization", "Bearer alice-access")
 
     assert key("198.51.100.1", bearer) == key("203.0.113.9", bearer) == f"user:{ALICE}"
+
+
+@pytest.mark.parametrize("route", [ANONYMOUS, None], ids=["credentials route", "no route"])
+def test_off_authenticated_routes_a_genuine_access_token_is_ignored(route: APIRoute | None) -> None:
+    bearer = ("Authorization", "Bearer alice-access")
+
+    assert key("198.51.100.1", bearer, route=route) == "address:198.51.100.1"
+    assert key("10.1.2.3", bearer, ("X-Forwarded-For", "203.0.113.5"), route=route) == "address:203.0.113.5"
+
+
+def test_a_route_is_authenticated_by_the_principal_at_any_depth_or_from_its_router() -> None:
+    router = APIRouter(dependencies=[Depends(principal)])
+    router.add_api_route("/anything", take_credentials)
+    (from_router,) = router.routes
+    assert isinstance(from_router, APIRoute)
+
+    assert is_authenticated_route(AUTHENTICATED)
+    assert is_authenticated_route(APIRoute("/direct", owned_thing))
+    assert is_authenticated_route(from_router)
+    assert not is_authenticated_route(ANONYMOUS)
+
+
+def test_the_routes_that_take_credentials_are_the_only_api_routes_keyed_by_address() -> None:
+    routers = (routes_auth.router, routes_users.router, routes_chat.router, routes_health.router)
+    routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
+
+    anonymous = {route.path for route in routes if not is_authenticated_route(route)}
+
+    assert anonymous == CREDENTIAL_ROUTES | {"/health"}  # /health is never limited
+    assert "/api/v1/auth/logout" in {route.path for route in routes if is_authenticated_route(route)}
+
+
+def test_an_accounts_key_is_one_per_address_and_never_shows_it() -> None:
+    ada = account_key(email_digest("ada@example.com"))
+
+    assert (
+        ada
+        == account_key(email_digest("  ADA@Example.com "))
+        == account_key(email_digest("\uff41da@example.com"))
+    )
+    assert ada != account_key(email_digest("bob@example.com"))
+    assert ada.startswith("account:")
+    assert "ada" not in ada
 
 
 @pytest.mark.parametrize(

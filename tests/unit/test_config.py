@@ -105,6 +105,7 @@ def test_app_env_selects_its_env_file_and_real_variables_win(
     ("overrides", "variable"),
     [
         ({"rate_limit_chat": "lots"}, "RATE_LIMIT_CHAT"),
+        ({"rate_limit_login_account": "10 per fortnight"}, "RATE_LIMIT_LOGIN_ACCOUNT"),
         ({"trusted_proxies": "10.0.0.0/8,nope"}, "TRUSTED_PROXIES"),
     ],
 )

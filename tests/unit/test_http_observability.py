@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from limits import parse
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.routing import Route
 from parley.adapters.inbound.http.audit import email_digest, outcome_of
 from parley.adapters.inbound.http.metrics import UNMATCHED, HttpMetrics, MetricsMiddleware
 from parley.adapters.inbound.http.metrics_endpoint import multiprocess_dir, release_process_gauges
+from parley.adapters.inbound.http.rate_limits import RateLimited
 from parley.domain.errors import EmailAlreadyRegistered, InvalidCredentials, NotAuthenticated
 from parley.ports.persistence import StorageUnavailable
 
@@ -138,6 +140,7 @@ def test_every_spelling_the_domain_takes_for_an_address_has_its_digest(spelling:
         (EmailAlreadyRegistered(), "email_taken"),
         (NotAuthenticated(), "invalid_token"),
         (StorageUnavailable(), "unavailable"),
+        (RateLimited(parse("10 per minute"), retry_after=30), "rate_limited"),
         (RuntimeError("bug"), "error"),
     ],
 )

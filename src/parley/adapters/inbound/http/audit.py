@@ -28,6 +28,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from loguru import logger
 
+from parley.adapters.inbound.http.rate_limits import RateLimited
 from parley.domain.errors import (
     EmailAlreadyRegistered,
     InvalidCredentials,
@@ -51,6 +52,7 @@ _OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
     (ValidationFailed, "invalid_input"),
     (RequestValidationError, "invalid_input"),
     (StorageUnavailable, "unavailable"),
+    (RateLimited, "rate_limited"),  # a budget checked inside the attempt (one account's logins)
 )
 
 

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from parley.adapters.inbound.http.audit import auth_attempt
+from parley.adapters.inbound.http.client_identity import authenticates
 from parley.application.accounts import Authenticate
 from parley.application.principal import Principal
 from parley.domain.errors import NotAuthenticated
@@ -32,6 +33,7 @@ def from_container(attribute: str) -> Any:
     return Depends(provide)
 
 
+@authenticates  # routes that depend on it are rate limited per user, not per address
 async def current_principal(
     request: Request,
     token: Annotated[str | None, Depends(_bearer)],

@@ -5,10 +5,16 @@ Contract (API.md, "Rate limits"):
   default limits, or against its own limit when marked with :func:`rate_limit`; each route
   has its own budget. Routes without the dependency (``/health``, ``/metrics``, the docs)
   are never limited;
-- the budget belongs to the user of a genuine access token (signature checked, no
-  database), else to the client address (see :mod:`.client_identity`);
+- who pays (see :mod:`.client_identity`): on a route that requires a bearer token (chat,
+  users, log out), the user of a genuine access token (signature checked, no database),
+  else the client address; on every other route (register, log in, refresh) the client
+  address, whatever ``Authorization`` header is sent;
+- a route that learns which account an attempt targets counts it, before doing any work
+  for it, against that account's own budget with :func:`enforce_account_limit` (log in:
+  :attr:`AccountLimit.LOGIN`, keyed by the hashed, normalised e-mail, whoever sends it);
 - a refused request raises :class:`RateLimited`, answered by the error table as 429 with
-  ``{"detail": "Rate limit exceeded: 30 per 1 minute"}`` and ``Retry-After`` (seconds);
+  ``{"detail": "Rate limit exceeded: 30 per 1 minute"}`` and ``Retry-After`` (seconds), and
+  counted in ``parley_rate_limit_rejections_total{endpoint=<route template>}``;
 - with a shared (Redis) storage, an unreachable storage never fails a request: the check
   falls back to this instance's memory (same limits), logs a warning, counts
   ``parley_rate_limit_storage_errors_total``, and tries the shared storage again after
@@ -43,7 +49,7 @@ from redis.retry import Retry
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 
-from parley.adapters.inbound.http.client_identity import ClientIdentity
+from parley.adapters.inbound.http.client_identity import ClientIdentity, account_key
 
 _MARK = "__parley_rate_limit__"
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
@@ -56,6 +62,13 @@ class RouteLimit(StrEnum):
     CHAT_STREAM = "chat_stream"
     REGISTER = "register"
     LOGIN = "login"
+
+
+class AccountLimit(StrEnum):
+    """Budgets per target account, counted by a route once it knows the account
+    (:func:`enforce_account_limit`), on top of its route's budget."""
+
+    LOGIN = "login_account"
 
 
 def rate_limit(route_limit: RouteLimit) -> Callable[[_Endpoint], _Endpoint]:
@@ -96,6 +109,15 @@ class RateLimitConfig:
     chat_stream: str = "20 per minute"
     register: str = "10 per hour"
     login: str = "20 per minute"
+    # Login attempts on one account, from every address together (AccountLimit.LOGIN). 100 a
+    # day is NIST SP 800-63B's ceiling on consecutive failed attempts per account (5.2.2): an
+    # online guesser gets at most 36,500 guesses a year at any one password, however many
+    # addresses or proxies it spreads them over; 10 a minute stops a burst from spending the
+    # day at once and is more than a person typing. The price: anyone who knows an address
+    # can spend its budget and lock its owner out of *new* logins until the window ends
+    # (logins already open keep refreshing); a shorter window trades guesses for a shorter
+    # lock-out.
+    login_account: str = "10 per minute;100 per day"
     storage_url: str | None = None  # None: this process's memory; redis://...: shared by instances
     trusted_proxies: Sequence[str] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
     key_prefix: str = "parley"
@@ -103,15 +125,15 @@ class RateLimitConfig:
     storage_retry_seconds: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("default", *RouteLimit):
+        for name in ("default", *RouteLimit, *AccountLimit):
             value = getattr(self, name)
             try:
                 parse_many(value)
             except ValueError:
                 raise ValueError(f"invalid rate limit {name}={value!r} (e.g. '30 per minute')") from None
 
-    def limit_for(self, route_limit: RouteLimit) -> str:
-        return str(getattr(self, route_limit.value))
+    def limit_for(self, limit: RouteLimit | AccountLimit) -> str:
+        return str(getattr(self, limit.value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +186,20 @@ RATE_LIMITED = Depends(enforce_rate_limits)
 """For ``APIRouter(dependencies=[RATE_LIMITED])``: every route of the router is limited."""
 
 
+async def enforce_account_limit(request: Request, limit: AccountLimit, account: str) -> None:
+    """Count one attempt on ``account`` against its ``limit`` (nothing when the app has limits off).
+
+    Call it as soon as the account is known and before any work on it (a database read, a
+    password hash), so a refused attempt costs nothing and looks the same whether or not the
+    account exists. ``account`` is a pseudonym (``audit.email_digest``), never the address
+    itself: it ends up in the storage's keys. Storage, fallback, 429 answer and rejection
+    counter (labelled with the route's template) are the route limits'.
+    """
+    gate: RateLimitGate | None = getattr(request.app.state, "rate_limit_gate", None)
+    if gate is not None:
+        await gate.check_account(request, limit, account)
+
+
 def _limiter(config: RateLimitConfig, storage_url: str) -> Limiter:
     options: dict[str, Any] = {"wrap_exceptions": True}  # storage failures become StorageError
     if storage_url.startswith("redis"):
@@ -185,8 +221,23 @@ def _limiter(config: RateLimitConfig, storage_url: str) -> Limiter:
 
 
 def _request_key(request: Request) -> str:
-    # Computed once per request, on the event loop, by RateLimitGate.check.
+    # Set on the event loop by RateLimitGate before each check (the route's, then an account's).
     return str(request.state.rate_limit_key)
+
+
+def _account_budget(limit: AccountLimit) -> Callable[[Request], None]:
+    """A stand-in endpoint naming ``limit`` in the limiter (slowapi keys limits by function name)."""
+
+    def budget(request: Request) -> None:  # never called
+        raise NotImplementedError
+
+    budget.__name__ = budget.__qualname__ = f"{limit.value}_budget"
+    return budget
+
+
+_ACCOUNT_BUDGETS: Mapping[AccountLimit, Callable[[Request], None]] = {
+    limit: _account_budget(limit) for limit in AccountLimit
+}
 
 
 class RateLimitGate:
@@ -199,12 +250,21 @@ class RateLimitGate:
         self._registered: set[Callable[..., Any]] = set()
         self._retry_shared_at = 0.0  # time.monotonic() before which the shared storage is skipped
         self._shared_down = False
+        for limit, budget in _ACCOUNT_BUDGETS.items():
+            self._register(budget, limit)
 
     async def check(self, request: Request) -> None:
-        """Count this request; raise :class:`RateLimited` when a limit is exhausted."""
+        """Count this request against its route's budget; raise :class:`RateLimited` when spent."""
         endpoint: Callable[..., Any] = request.scope["endpoint"]
-        self._register(endpoint)
-        request.state.rate_limit_key = self._identity.key(request)
+        self._register(endpoint, getattr(endpoint, _MARK, None))
+        await self._count(request, endpoint, self._identity.key(request))
+
+    async def check_account(self, request: Request, limit: AccountLimit, account: str) -> None:
+        """Count an attempt on ``account`` against ``limit``; raise :class:`RateLimited` when spent."""
+        await self._count(request, _ACCOUNT_BUDGETS[limit], account_key(account))
+
+    async def _count(self, request: Request, endpoint: Callable[..., Any], key: str) -> None:
+        request.state.rate_limit_key = key  # read by _request_key, for this check only
         try:
             if self._fallback is None:
                 _evaluate(self.shared, request, endpoint)
@@ -215,14 +275,13 @@ class RateLimitGate:
             self._metrics.rejections.labels(endpoint=request.scope["route"].path).inc()
             raise
 
-    def _register(self, endpoint: Callable[..., Any]) -> None:
-        """Give a marked endpoint its own limit, once, in every limiter of this app."""
-        route_limit = getattr(endpoint, _MARK, None)
-        if route_limit is None or endpoint in self._registered:
+    def _register(self, endpoint: Callable[..., Any], limit: RouteLimit | AccountLimit | None) -> None:
+        """Give ``endpoint`` its own ``limit``, once, in every limiter of this app (None: the defaults)."""
+        if limit is None or endpoint in self._registered:
             return
         for limiter in filter(None, (self.shared, self._fallback)):
             # Registration only (the wrapper is dropped): slowapi keys it by qualified name.
-            limiter.limit(self._config.limit_for(route_limit))(endpoint)
+            limiter.limit(self._config.limit_for(limit))(endpoint)
         self._registered.add(endpoint)
 
     def _check_shared_or_memory(self, request: Request, endpoint: Callable[..., Any]) -> None:

@@ -1,4 +1,12 @@
-"""``/api/v1/auth``: register, log in (JSON or OAuth2 form), refresh, log out."""
+"""``/api/v1/auth``: register, log in (JSON or OAuth2 form), refresh, log out.
+
+Rate limits: register, log in and refresh take credentials, not a bearer token, so their
+budgets are the client address's whatever ``Authorization`` header comes along (see
+:mod:`.client_identity`); log out is keyed by its user. Log in also counts each attempt
+against the target account's budget (:attr:`AccountLimit.LOGIN`, keyed by the hashed,
+normalised e-mail) as soon as the body is read: before the user is looked up or any
+password is hashed, and identically for registered and unknown e-mails.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,16 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from parley.adapters.inbound.http.audit import auth_attempt
+from parley.adapters.inbound.http.audit import auth_attempt, email_digest
 from parley.adapters.inbound.http.dependencies import CurrentPrincipal, from_container
 from parley.adapters.inbound.http.errors import unparseable_body
-from parley.adapters.inbound.http.rate_limits import RATE_LIMITED, RouteLimit, rate_limit
+from parley.adapters.inbound.http.rate_limits import (
+    RATE_LIMITED,
+    AccountLimit,
+    RouteLimit,
+    enforce_account_limit,
+    rate_limit,
+)
 from parley.adapters.inbound.http.responses import bad_request, errors, unauthorized
 from parley.adapters.inbound.http.schemas import (
     LoginForm,
@@ -78,6 +92,7 @@ async def login(request: Request, use_case: Annotated[LogIn, from_container("log
     async with auth_attempt(request, "login") as attempt:
         credentials = await _read_credentials(request)
         attempt.note_email(credentials.email)
+        await enforce_account_limit(request, AccountLimit.LOGIN, email_digest(credentials.email))
         user, pair = await use_case.execute(credentials)
         attempt.identify(user.id)
     return token_pair_out(pair)
