@@ -9,7 +9,10 @@ that use them. ``tests/integration/test_cli.py`` holds it to that.
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -45,6 +48,18 @@ def main(
     """Parley: a chat-agent backend."""
 
 
+@contextmanager
+def _stop_if_database_unreachable() -> Iterator[None]:
+    """Stop with one line naming the database (no password) when it cannot be reached."""
+    from parley.ports.persistence import StorageUnavailable
+
+    try:
+        yield
+    except StorageUnavailable as unreachable:
+        typer.secho(str(unreachable), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+
+
 def _settings() -> Settings:
     from parley.config import ConfigurationError, load_settings
 
@@ -67,10 +82,13 @@ def serve(
     """Serve the API. With no database URL in development, an embedded PostgreSQL is started."""
     import uvicorn
 
+    from parley.container import check_database
     from parley.log_setup import configure_logging
 
     settings = _settings()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    with _stop_if_database_unreachable():
+        asyncio.run(check_database(settings))
     uvicorn.run(
         "parley.main:create_served_app",  # sets up logging in each worker process too
         factory=True,
@@ -93,14 +111,13 @@ def migrate() -> None:
 
     To step back, use Alembic directly: uv run alembic downgrade -1
     """
-    import asyncio
-
     from parley.container import migrate_database
     from parley.log_setup import configure_logging
 
     settings = _settings()
     configure_logging(level=settings.log_level, json_lines=settings.json_logs)
-    asyncio.run(migrate_database(settings))
+    with _stop_if_database_unreachable():
+        asyncio.run(migrate_database(settings))
     typer.echo("Database migrated to the newest revision.")
 
 

@@ -24,7 +24,7 @@ from parley.adapters.outbound.jwt import PyJwtTokenIssuer
 from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
 from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
-from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
+from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe, ensure_reachable
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
 from parley.adapters.outbound.prometheus import PrometheusTracer
 from parley.adapters.outbound.system import SystemClock, Uuid4Generator
@@ -227,6 +227,7 @@ async def running_resources(container: Container) -> AsyncIterator[None]:
     settings: Settings = container.settings()
     async with AsyncExitStack() as stack:
         url, embedded = await _database_url(settings, stack)
+        await ensure_reachable(url)
         container.database_url.override(providers.Object(url))
         migrate = settings.migrate_on_start if settings.migrate_on_start is not None else embedded
         if migrate:
@@ -251,7 +252,15 @@ async def migrate_database(settings: Settings) -> None:
     """``parley migrate``: bring the configured (or embedded) database to the newest schema."""
     async with AsyncExitStack() as stack:
         url, _ = await _database_url(settings, stack)
+        await ensure_reachable(url)
         await asyncio.to_thread(upgrade_to_head, url)
+
+
+async def check_database(settings: Settings) -> None:
+    """``parley serve``'s first step: a configured database that cannot be reached stops the
+    command with one clear line (:class:`StorageUnavailable`), before any worker starts."""
+    if settings.postgres_url is not None:
+        await ensure_reachable(settings.postgres_url.get_secret_value())
 
 
 def database_pool_reader(container: Container) -> PoolReader:

@@ -30,7 +30,10 @@ _HUMAN_FORMAT = (
     "<cyan>{extra[request_id]}</cyan> <level>{message}</level> {extra[fields]}"
 )
 # Loggers with handlers of their own (uvicorn installs some): make them go through loguru.
-_ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy", "httpx", "httpcore")
+_ROUTED_LOGGERS = ("uvicorn", "uvicorn.error", "sqlalchemy", "httpx", "httpcore")
+# Parley writes one access line per request itself (with the request id and route template);
+# uvicorn writes its own only when this logger has a handler, which it must not have.
+_SILENCED_LOGGERS = ("uvicorn.access",)
 # Below WARNING these log SQL parameters (password hashes), request bodies (messages,
 # tokens) or every HTTP request to the model, whatever LOG_LEVEL says.
 _CAPPED_LOGGERS = (
@@ -43,6 +46,7 @@ _CAPPED_LOGGERS = (
     "urllib3",
     "pgserver",  # the embedded database echoes whole initdb/pg_ctl outputs at INFO
     "slowapi",  # a WARNING per rejected request, with its key; we count and log those ourselves
+    "alembic.runtime.plugins",  # a line per Alembic plugin at every start-up
 )
 
 
@@ -153,3 +157,7 @@ def configure_logging(*, level: str = "INFO", json_lines: bool = False, stream: 
         std_logger.propagate = False
     for name in _CAPPED_LOGGERS:
         logging.getLogger(name).setLevel(max(threshold, logging.WARNING))
+    for name in _SILENCED_LOGGERS:
+        silenced = logging.getLogger(name)
+        silenced.handlers = []
+        silenced.propagate = False

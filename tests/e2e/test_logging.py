@@ -6,9 +6,11 @@ the logging set-up afterwards, so other tests keep the defaults.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import socket
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import uvicorn
 from loguru import logger
 
 from parley.adapters.inbound.http.audit import email_digest
@@ -195,3 +198,30 @@ async def test_a_crash_is_one_json_line_with_its_traceback_and_request_id(
     assert crash[0]["request_id"] == response.headers["X-Request-ID"]
     assert "a bug deep down" in crash[0]["exception"]
     assert "Traceback" in crash[0]["exception"]
+
+
+async def test_a_served_request_has_exactly_one_access_line(
+    capture_logs: Capture, start_app: AppFactory
+) -> None:
+    """Through a real uvicorn server set up as ``parley serve`` does (uvicorn configures its
+    logging first, then the app's factory configures ours)."""
+    app, _ = await start_app()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(app, port=port, log_config=None, access_log=False, lifespan="off")
+    buffer = capture_logs(json_lines=True)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+    finally:
+        server.should_exit = True
+        await serving
+
+    messages = [json.loads(line)["message"] for line in buffer.getvalue().splitlines() if line]
+    assert [m for m in messages if "/health" in m] == [m for m in messages if m.startswith("GET /health 200")]
+    assert len([m for m in messages if "/health" in m]) == 1

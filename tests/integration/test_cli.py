@@ -77,3 +77,19 @@ def test_building_the_app_does_not_import_the_agent_or_tracing_libraries(tmp_pat
     )
 
     assert set(_modules_loaded_by(code)) & {"langgraph", "langchain_core", "openai", "langfuse"} == set()
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_an_unreachable_database_stops_the_command_with_one_line_naming_it(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSTGRES_URL", "postgresql://parley:s3cret-pw@127.0.0.1:1/parley")
+
+    result = CliRunner().invoke(app, [command])
+
+    assert result.exit_code == 1
+    output = result.output.strip()
+    assert output.startswith("Cannot reach the database at postgresql://parley:***@127.0.0.1:1/parley: ")
+    assert "\n" not in output
+    assert "s3cret-pw" not in result.output
+    assert "Traceback" not in result.output

@@ -7,7 +7,10 @@ each pytest session (ours or a concurrent one) resets ``/tmp/pytest-of-root`` to
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +85,27 @@ def test_a_data_folder_too_deep_for_a_unix_socket_still_works(scratch_dir: Path)
             assert connection.execute("SELECT 1").fetchone() == (1,)
     finally:
         server.stop()
+
+
+def test_starting_without_xdg_runtime_dir_warns_about_nothing(scratch_dir: Path) -> None:
+    """Containers and CI have no XDG_RUNTIME_DIR; the fallback folder is right, so no warning."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres\n"
+        "server = EmbeddedPostgres(Path(sys.argv[1]))\n"
+        "server.start()\n"
+        "server.stop()\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code, str(scratch_dir / "pgdata")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    assert "Warning" not in result.stderr, result.stderr

@@ -39,14 +39,15 @@ class EmbeddedPostgres:
         Blocking (initdb + pg_ctl take about a second): call it off the event loop.
         """
         if self._server is None:
-            # Imported lazily: the module creates lock files and looks up users on import.
-            from pgserver.postgres_server import get_server
-
             self._data_dir.mkdir(parents=True, exist_ok=True)
             with warnings.catch_warnings():
                 # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls
-                # back to /tmp/runtime-<uid>, which is exactly right for the socket folder.
+                # back to /tmp/runtime-<uid>, which is exactly right for the socket folder. It
+                # warns as pgserver is imported, too: hence the import in here.
                 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+                # Imported lazily: the module creates lock files and looks up users on import.
+                from pgserver.postgres_server import get_server
+
                 self._server = get_server(self._data_dir, cleanup_mode="stop")
         return self._server.get_uri()
 

@@ -23,6 +23,11 @@ def to_async_url(url: str | URL) -> URL:
     return parsed.set(drivername=ASYNC_DRIVER)
 
 
+def shown_url(url: str | URL) -> str:
+    """``url`` fit for messages and logs: ``postgresql://user:***@host:5432/db``."""
+    return to_async_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
+
+
 def create_engine(
     url: str,
     *,

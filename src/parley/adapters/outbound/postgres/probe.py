@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from parley.ports.persistence import StorageUnavailable
 
-from .engine import DEFAULT_CONNECT_TIMEOUT_SECONDS
+from .engine import DEFAULT_CONNECT_TIMEOUT_SECONDS, shown_url, to_async_url
 from .errors import translated_errors
 
 DEFAULT_PROBE_TIMEOUT_SECONDS = 5.0
@@ -60,3 +61,24 @@ class PostgresDatabaseProbe:
 
     async def aclose(self) -> None:
         await self._engine.dispose()
+
+
+async def ensure_reachable(url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS) -> None:
+    """Connect to ``url`` once, or raise :class:`StorageUnavailable` saying which database (its
+    URL without the password) could not be reached, and why, in one line.
+
+    Run before anything else opens pools: an unreachable database at start-up used to produce
+    dozens of pool warnings and a traceback before the process gave up.
+    """
+    libpq = to_async_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        async with asyncio.timeout(timeout + 1):
+            connection = await psycopg.AsyncConnection.connect(libpq, connect_timeout=max(1, round(timeout)))
+        await connection.close()
+    except (psycopg.Error, OSError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise StorageUnavailable(f"Cannot reach the database at {shown_url(url)}: {reason}") from None
+    except TimeoutError:
+        raise StorageUnavailable(
+            f"Cannot reach the database at {shown_url(url)}: no answer within {timeout:.0f}s"
+        ) from None
