@@ -364,3 +364,29 @@ async def test_a_silent_stream_sends_ping_comments(start_app: AppFactory) -> Non
 
     assert ": ping" in response.text.split("event: token")[0]  # pings while the model was silent
     assert [name for name, _ in parse_events(response.text)] == ["message", "token", "done"]
+
+
+async def test_a_model_reply_with_nul_or_lone_surrogates_is_stored_and_streamed_alike(
+    start_app: AppFactory,
+) -> None:
+    """A model's output cannot be refused like a user's input: what PostgreSQL or UTF-8 cannot
+    hold becomes U+FFFD, the same in the stream, the stored reply and the whole reply."""
+    with FakeOpenAIServer() as model:
+        model.script(FakeReply(text="bad\x00 byte and \ud800 half"), FakeReply(text="x\x00y"))
+        _, client = await start_app(llm_api_key="test-key", llm_base_url=model.base_url, llm_model="fake")
+        headers = await signed_up(client, new_email())
+        session_id = (await new_session(client, headers))["id"]
+
+        streamed = await client.post(
+            f"{CHAT}/{session_id}/messages/stream", headers=headers, json={"content": "go"}
+        )
+        whole = await send(client, headers, session_id, "again")
+
+    events = parse_events(streamed.text)
+    assert events[-1][0] == "done"
+    deltas = "".join(data["delta"] for name, data in events if name == "token")
+    assert deltas == events[-1][1]["message"]["content"] == "bad\ufffd byte and \ufffd half"
+    assert whole.status_code == 200
+    assert whole.json()["reply"]["content"] == "x\ufffdy"
+    stored = (await client.get(f"{CHAT}/{session_id}/messages", headers=headers)).json()["items"]
+    assert [m["content"] for m in stored if m["role"] == "assistant"] == [deltas, "x\ufffdy"]

@@ -8,7 +8,7 @@ from uuid import UUID
 import pytest
 
 from parley.domain.auth import AuthSession
-from parley.domain.chat import ConversationCursor, ConversationName, MessageContent
+from parley.domain.chat import ConversationCursor, ConversationName, MessageContent, storable_text
 from parley.domain.errors import ValidationFailed
 from parley.domain.users import Email, PasswordPolicy, normalise_email
 
@@ -202,3 +202,17 @@ def test_conversation_cursor_round_trips() -> None:
 def test_a_forged_cursor_is_a_validation_error(token: str) -> None:
     with pytest.raises(ValidationFailed):
         ConversationCursor.decode(token)
+
+
+@pytest.mark.parametrize(
+    ("raw", "storable"),
+    [
+        ("plain text, accents: é, emoji: 🙂", "plain text, accents: é, emoji: 🙂"),
+        ("nul\x00inside", "nul\ufffdinside"),
+        ("lone \ud800 and \udfff halves", "lone \ufffd and \ufffd halves"),
+        ("tabs\tand\nnewlines stay", "tabs\tand\nnewlines stay"),
+    ],
+)
+def test_model_text_is_made_storable_without_losing_anything_else(raw: str, storable: str) -> None:
+    assert storable_text(raw) == storable
+    storable_text(raw).encode("utf-8")  # never raises

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -15,6 +16,9 @@ DEFAULT_CONVERSATION_NAME = "New chat"
 MAX_CONVERSATION_NAME_LENGTH = 200
 DEFAULT_MAX_MESSAGE_LENGTH = 32_000
 _ALLOWED_CONTROL_CHARACTERS = frozenset("\t\r\n")
+# What a text column cannot hold (NUL) or UTF-8 cannot encode (a lone UTF-16 surrogate).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
 class MessageRole(StrEnum):
@@ -32,6 +36,16 @@ def _is_refused_control(char: str) -> bool:
     code = ord(char)
     is_control = code < 0x20 or 0x7F <= code < 0xA0
     return is_control and char not in _ALLOWED_CONTROL_CHARACTERS
+
+
+def storable_text(text: str) -> str:
+    """Text from outside the service (a model's reply, a tool's result) made storable and
+    sendable: NUL and lone surrogates become U+FFFD; everything else is kept as it is.
+
+    Users' own input is refused instead (:class:`MessageContent`); a model's output cannot be
+    refused, and one stray NUL made storing the reply fail.
+    """
+    return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text) if _UNSTORABLE.search(text) else text
 
 
 @dataclass(frozen=True, slots=True)

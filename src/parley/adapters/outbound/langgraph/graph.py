@@ -15,6 +15,7 @@ to every token. The model node announces retries and usage itself:
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from langgraph.types import Command
 
 from parley.adapters.outbound.langgraph.context import build_context
 from parley.adapters.outbound.langgraph.failures import RetryPolicy, failure_summary, retry_reason
+from parley.domain.chat import storable_text
 from parley.ports.agent import (
     AgentEvent,
     AgentUnavailable,
@@ -95,7 +97,7 @@ class ModelStep:
         """Stream one model call, forwarding text as it comes; ``streamed`` collects it."""
         chunks: list[AIMessageChunk] = []
         async for chunk in self.model.astream(prompt):
-            text = chunk.text
+            text = storable_text(chunk.text)
             if text:
                 streamed.append(text)
                 emit(TokenDelta(text))
@@ -105,12 +107,12 @@ class ModelStep:
             return AIMessage(content="")
         # One merge at the end: merging chunk by chunk is quadratic (~55 us/token at 2k tokens).
         message = message_chunk_to_message(add_ai_message_chunks(chunks[0], *chunks[1:]))
-        return message if isinstance(message, AIMessage) else AIMessage(content=message.text)
+        return _storable(message if isinstance(message, AIMessage) else AIMessage(content=message.text))
 
     async def _call_whole(self, prompt: list[BaseMessage], emit: EventSink) -> AIMessage:
         """One non-streamed model call; its text goes out as a single delta."""
         message = await self.model.ainvoke(prompt)
-        reply = message if isinstance(message, AIMessage) else AIMessage(content=message.text)
+        reply = _storable(message if isinstance(message, AIMessage) else AIMessage(content=message.text))
         if reply.text:
             emit(TokenDelta(reply.text))
         return reply
@@ -142,8 +144,20 @@ async def report_tool_call(
     if isinstance(result, ToolMessage):
         call = request.tool_call
         emit = _sink(request.runtime.config.get("configurable", {}))
-        emit(ToolCall(name=call["name"], arguments=dict(call["args"]), result=result.text))
+        # Lone surrogates in the model's arguments could not be sent as UTF-8 (JSON escapes NUL).
+        arguments = json.loads(storable_text(json.dumps(call["args"], ensure_ascii=False)))
+        emit(ToolCall(name=call["name"], arguments=arguments, result=storable_text(result.text)))
     return result
+
+
+def _storable(reply: AIMessage) -> AIMessage:
+    """The reply with storable text (see :func:`storable_text`), as the deltas were sent, so the
+    agent's memory, the stored reply and the stream agree."""
+    if isinstance(reply.content, str):
+        clean = storable_text(reply.content)
+        if clean is not reply.content:
+            reply.content = clean
+    return reply
 
 
 def _sink(configurable: dict[str, Any]) -> EventSink:
