@@ -133,11 +133,6 @@ class Settings(BaseSettings):
     rate_limit_login_account: str = "10 per minute;100 per day"
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    # Evaluation CLI
-    evaluation_llm: str = "gpt-4o-mini"
-    evaluation_api_key: SecretStr | None = None
-    evaluation_base_url: str | None = None
-
     @model_validator(mode="before")
     @classmethod
     def _empty_means_unset(cls, data: Any) -> Any:
