@@ -109,7 +109,8 @@ def serve(
 def migrate() -> None:
     """Upgrade the database (POSTGRES_URL/DATABASE_URL, else the embedded one) to the newest schema.
 
-    To step back, use Alembic directly: uv run alembic downgrade -1
+    To step back a revision, run Alembic with the database's URL:
+    DATABASE_URL=postgresql://... uv run alembic downgrade -1
     """
     from parley.container import migrate_database
     from parley.log_setup import configure_logging

@@ -93,3 +93,11 @@ def test_an_unreachable_database_stops_the_command_with_one_line_naming_it(
     assert "\n" not in output
     assert "s3cret-pw" not in result.output
     assert "Traceback" not in result.output
+
+
+def test_migrate_help_shows_plain_text_and_a_command_that_exists() -> None:
+    result = CliRunner().invoke(app, ["migrate", "--help"])
+
+    assert result.exit_code == 0
+    assert "``" not in result.output
+    assert "uv run alembic downgrade -1" in result.output
