@@ -62,6 +62,18 @@ async def start_streaming(
     return stream
 
 
+async def streaming_on_another_instance(
+    start_app: AppFactory,
+) -> tuple[httpx.AsyncClient, dict[str, str], str, asyncio.Task[httpx.Response]]:
+    """Two instances on one database; a reply streams on the first. Returns the second instance,
+    the user's headers, the session and the stream."""
+    _, streaming_instance = await start_app(**SLOW_TOKENS)
+    _, other_instance = await start_app()
+    headers = await signed_up(streaming_instance, new_email())
+    session_id = (await new_session(streaming_instance, headers))["id"]
+    return other_instance, headers, session_id, await start_streaming(streaming_instance, headers, session_id)
+
+
 def last_event(response: httpx.Response) -> tuple[str, dict[str, Any]]:
     assert response.status_code == 200, response.text
     return parse_events(response.text)[-1]
@@ -113,11 +125,7 @@ async def test_clearing_history_while_a_reply_streams_stops_it_and_forgets_every
 async def test_a_clear_by_another_instance_discards_the_reply_being_generated(
     start_app: AppFactory, e2e_database_url: str
 ) -> None:
-    _, streaming_instance = await start_app(**SLOW_TOKENS)
-    _, other_instance = await start_app()
-    headers = await signed_up(streaming_instance, new_email())
-    session_id = (await new_session(streaming_instance, headers))["id"]
-    stream = await start_streaming(streaming_instance, headers, session_id)
+    other_instance, headers, session_id, stream = await streaming_on_another_instance(start_app)
 
     cleared = await other_instance.delete(f"{CHAT}/{session_id}/messages", headers=headers)
     busy = await send(other_instance, headers, session_id, "too early")
@@ -137,11 +145,7 @@ async def test_a_clear_by_another_instance_discards_the_reply_being_generated(
 async def test_a_delete_by_another_instance_leaves_no_agent_memory_behind(
     start_app: AppFactory, e2e_database_url: str
 ) -> None:
-    _, streaming_instance = await start_app(**SLOW_TOKENS)
-    _, other_instance = await start_app()
-    headers = await signed_up(streaming_instance, new_email())
-    session_id = (await new_session(streaming_instance, headers))["id"]
-    stream = await start_streaming(streaming_instance, headers, session_id)
+    other_instance, headers, session_id, stream = await streaming_on_another_instance(start_app)
 
     assert (await other_instance.delete(f"{CHAT}/{session_id}", headers=headers)).status_code == 204
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
 
 from parley.application.chat.conversations import (
-    CreateConversation,
     DeleteConversation,
     GetConversation,
     ListConversations,
@@ -21,70 +19,20 @@ from parley.application.chat.history import ClearMessages, ListMessages
 from parley.application.chat.turns import (
     ReplyFailed,
     ReplyStored,
-    TakeTurn,
-    TurnPolicy,
-    TurnServices,
     complete_turn,
 )
-from parley.application.principal import Principal
 from parley.domain.chat import MessageRole, MessageStatus
 from parley.domain.errors import ConversationNotFound, ReplyInProgress, ValidationFailed
-from parley.domain.users import Email, User
 from parley.ports.agent import AgentTimeout, AgentUnavailable, ModelRetry, TokenDelta, ToolCall, Usage
-from tests.fakes.agent import ScriptedChatAgent, ScriptedTurn
-from tests.fakes.persistence import InMemoryDatabase
-from tests.fakes.system import FakeClock, SequentialIdGenerator
-from tests.fakes.tracing import RecordingTracer
+from tests.fakes.agent import ScriptedTurn
+from tests.unit.chat_world import ALICE, BOB, Chat, chat_world
 
 pytestmark = pytest.mark.unit
-
-ALICE = Principal(user_id=UUID(int=1001), session_id=UUID(int=2001))
-BOB = Principal(user_id=UUID(int=1002), session_id=UUID(int=2002))
-
-
-@dataclass
-class Chat:
-    db: InMemoryDatabase = field(default_factory=InMemoryDatabase)
-    agent: ScriptedChatAgent = field(default_factory=ScriptedChatAgent)
-    tracer: RecordingTracer = field(default_factory=RecordingTracer)
-    clock: FakeClock = field(default_factory=FakeClock)
-    ids: SequentialIdGenerator = field(default_factory=SequentialIdGenerator)
-
-    def take_turn(self, **policy: object) -> TakeTurn:
-        services = TurnServices(
-            self.db.unit_of_work,
-            self.agent,
-            self.tracer,
-            self.clock,
-            self.ids,
-            TurnPolicy(**policy),  # type: ignore[arg-type]
-        )
-        return TakeTurn(services)
-
-    async def conversation(self, principal: Principal = ALICE, name: str | None = None) -> UUID:
-        created = await CreateConversation(self.db.unit_of_work, self.clock, self.ids).execute(
-            principal, name
-        )
-        return created.id
-
-    async def messages(
-        self, conversation_id: UUID, principal: Principal = ALICE
-    ) -> list[tuple[str, str, str]]:
-        page = await ListMessages(self.db.unit_of_work).execute(principal, conversation_id, limit=200)
-        return [(m.role.value, m.content, m.status.value) for m in page.items]
 
 
 @pytest.fixture
 async def chat() -> Chat:
-    world = Chat()
-    async with world.db.unit_of_work() as uow:
-        for principal in (ALICE, BOB):
-            now = world.clock.now()
-            email = Email(f"{principal.user_id.int}@example.com")
-            user = User(id=principal.user_id, email=email, password_hash="x", created_at=now, updated_at=now)
-            await uow.users.add(user)
-        await uow.commit()
-    return world
+    return await chat_world()
 
 
 async def test_create_defaults_the_name_and_lists_newest_activity_first(chat: Chat) -> None:

@@ -9,84 +9,37 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from uuid import UUID
 
 import pytest
 
-from parley.application.chat.conversations import CreateConversation, DeleteConversation
-from parley.application.chat.history import ClearMessages, ListMessages
+from parley.application.chat.conversations import DeleteConversation
+from parley.application.chat.history import ClearMessages
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.chat.turns import (
     ReplyFailed,
     ReplyStored,
-    TakeTurn,
     Turn,
     TurnEvent,
-    TurnServices,
     complete_turn,
 )
-from parley.application.principal import Principal
 from parley.application.users import DeleteAccount
 from parley.domain.errors import ConversationNotFound, HistoryCleared, NotAuthenticated
-from parley.domain.users import Email, User
 from parley.ports.agent import TokenDelta
 from parley.ports.persistence import StorageUnavailable
-from tests.fakes.agent import ScriptedChatAgent, ScriptedTurn
-from tests.fakes.persistence import InMemoryDatabase
-from tests.fakes.system import FakeClock, SequentialIdGenerator
-from tests.fakes.tracing import RecordingTracer
+from tests.fakes.agent import ScriptedTurn
+from tests.unit.chat_world import ALICE, BOB, Chat, chat_world
 
 pytestmark = pytest.mark.unit
 
-ALICE = Principal(user_id=UUID(int=1001), session_id=UUID(int=2001))
-BOB = Principal(user_id=UUID(int=1002), session_id=UUID(int=2002))
-
-
-@dataclass
-class World:
-    db: InMemoryDatabase = field(default_factory=InMemoryDatabase)
-    agent: ScriptedChatAgent = field(default_factory=ScriptedChatAgent)
-    clock: FakeClock = field(default_factory=FakeClock)
-    ids: SequentialIdGenerator = field(default_factory=SequentialIdGenerator)
-    running: RunningTurns = field(default_factory=RunningTurns)
-    deferred: DeferredWrites = field(default_factory=lambda: DeferredWrites(first_delay=0.01, max_delay=0.02))
-
-    def services(self) -> TurnServices:
-        return TurnServices(
-            self.db.unit_of_work,
-            self.agent,
-            RecordingTracer(),
-            self.clock,
-            self.ids,
-            running=self.running,
-            deferred=self.deferred,
-        )
-
-    async def conversation(self, principal: Principal = ALICE) -> UUID:
-        created = await CreateConversation(self.db.unit_of_work, self.clock, self.ids).execute(principal)
-        return created.id
-
-    async def start(self, conversation_id: UUID, content: str = "hello") -> Turn:
-        return await TakeTurn(self.services()).execute(ALICE, conversation_id, content)
-
-    async def history(self, conversation_id: UUID) -> list[tuple[str, str, str]]:
-        page = await ListMessages(self.db.unit_of_work).execute(ALICE, conversation_id, limit=50)
-        return [(m.role.value, m.content, m.status.value) for m in page.items]
-
 
 @pytest.fixture
-async def world() -> World:
-    made = World()
-    async with made.db.unit_of_work() as uow:
-        for principal in (ALICE, BOB):
-            now = made.clock.now()
-            email = Email(f"{principal.user_id.int}@example.com")
-            await uow.users.add(
-                User(id=principal.user_id, email=email, password_hash="x", created_at=now, updated_at=now)
-            )
-        await uow.commit()
-    return made
+async def world() -> Chat:
+    return await chat_world()
+
+
+async def start_turn(world: Chat, conversation_id: UUID, content: str = "hello") -> Turn:
+    return await world.take_turn().execute(ALICE, conversation_id, content)
 
 
 async def collect(turn: Turn) -> list[TurnEvent]:
@@ -99,7 +52,7 @@ def hanging_reply() -> ScriptedTurn:
     return ScriptedTurn(events=[TokenDelta("Once")], hang=True)
 
 
-async def until_streaming(world: World) -> None:
+async def until_streaming(world: Chat) -> None:
     while not world.agent.streams or not world.agent.streams[-1].yielded:  # noqa: ASYNC110 - a fake
         await asyncio.sleep(0)
 
@@ -107,10 +60,10 @@ async def until_streaming(world: World) -> None:
 # ---------------------------------------------------------------- delete / clear in this process
 
 
-async def test_clearing_in_this_process_stops_the_turn_and_keeps_nothing_of_it(world: World) -> None:
+async def test_clearing_in_this_process_stops_the_turn_and_keeps_nothing_of_it(world: Chat) -> None:
     conversation_id = await world.conversation()
     world.agent.script(hanging_reply())
-    turn = await world.start(conversation_id)
+    turn = await start_turn(world, conversation_id)
     events = asyncio.create_task(collect(turn))
     await until_streaming(world)
 
@@ -123,16 +76,16 @@ async def test_clearing_in_this_process_stops_the_turn_and_keeps_nothing_of_it(w
     assert isinstance(last, ReplyFailed)
     assert isinstance(last.error, HistoryCleared)
     assert world.agent.closed_early  # the model call was stopped, not left to finish
-    assert await world.history(conversation_id) == []
+    assert await world.messages(conversation_id) == []
     assert world.agent.remembered(conversation_id) == []
     assert world.db.reply_claim(conversation_id) is None
     assert len(world.running) == 0
 
 
-async def test_deleting_in_this_process_stops_the_turn_and_keeps_nothing_of_it(world: World) -> None:
+async def test_deleting_in_this_process_stops_the_turn_and_keeps_nothing_of_it(world: Chat) -> None:
     conversation_id = await world.conversation()
     world.agent.script(hanging_reply())
-    turn = await world.start(conversation_id)
+    turn = await start_turn(world, conversation_id)
     events = asyncio.create_task(collect(turn))
     await until_streaming(world)
 
@@ -147,10 +100,10 @@ async def test_deleting_in_this_process_stops_the_turn_and_keeps_nothing_of_it(w
     assert world.db.messages == []
 
 
-async def test_deleting_the_account_stops_its_turns_and_keeps_nothing(world: World) -> None:
+async def test_deleting_the_account_stops_its_turns_and_keeps_nothing(world: Chat) -> None:
     conversation_id = await world.conversation()
     world.agent.script(hanging_reply())
-    turn = await world.start(conversation_id)
+    turn = await start_turn(world, conversation_id)
     events = asyncio.create_task(collect(turn))
     await until_streaming(world)
 
@@ -163,10 +116,10 @@ async def test_deleting_the_account_stops_its_turns_and_keeps_nothing(world: Wor
     assert world.db.messages == []
 
 
-async def test_another_users_turn_is_never_interrupted(world: World) -> None:
+async def test_another_users_turn_is_never_interrupted(world: Chat) -> None:
     conversation_id = await world.conversation()
     world.agent.script(ScriptedTurn.reply("fine", delay=0.01))
-    turn = await world.start(conversation_id)
+    turn = await start_turn(world, conversation_id)
     events = asyncio.create_task(collect(turn))
 
     await world.running.interrupt([conversation_id], owner_id=BOB.user_id, error=HistoryCleared())
@@ -177,10 +130,10 @@ async def test_another_users_turn_is_never_interrupted(world: World) -> None:
 # ---------------------------------------------------------------- delete / clear elsewhere
 
 
-async def test_a_clear_elsewhere_discards_the_reply_and_what_the_agent_remembered(world: World) -> None:
+async def test_a_clear_elsewhere_discards_the_reply_and_what_the_agent_remembered(world: Chat) -> None:
     conversation_id = await world.conversation()
     world.agent.script(ScriptedTurn.reply("late answer", delay=0.05))
-    turn = await world.start(conversation_id)
+    turn = await start_turn(world, conversation_id)
     events = asyncio.create_task(collect(turn))
     await until_streaming(world)
 
@@ -192,15 +145,15 @@ async def test_a_clear_elsewhere_discards_the_reply_and_what_the_agent_remembere
     assert isinstance(last, ReplyFailed)
     assert isinstance(last.error, HistoryCleared)
     assert not world.agent.closed_early  # not reachable from elsewhere: it ran to its end
-    assert await world.history(conversation_id) == []  # no orphan reply
+    assert await world.messages(conversation_id) == []  # no orphan reply
     assert world.agent.remembered(conversation_id) == []  # its end-of-run memory was forgotten
     assert world.db.reply_claim(conversation_id) is None  # released after forgetting
 
 
-async def test_a_delete_elsewhere_leaves_no_agent_memory(world: World) -> None:
+async def test_a_delete_elsewhere_leaves_no_agent_memory(world: Chat) -> None:
     conversation_id = await world.conversation()
     world.agent.script(ScriptedTurn.reply("late answer", delay=0.05))
-    turn = await world.start(conversation_id)
+    turn = await start_turn(world, conversation_id)
     events = asyncio.create_task(collect(turn))
     await until_streaming(world)
 
@@ -217,11 +170,11 @@ async def test_a_delete_elsewhere_leaves_no_agent_memory(world: World) -> None:
 
 
 async def test_an_outage_before_the_reply_is_stored_ends_the_turn_and_stores_it_once_back(
-    world: World,
+    world: Chat,
 ) -> None:
     conversation_id = await world.conversation()
     world.agent.script(ScriptedTurn.reply("the answer", delay=0.01))
-    turn = await world.start(conversation_id)
+    turn = await start_turn(world, conversation_id)
     world.db.fail_with_unavailable = True
 
     last = (await collect(turn))[-1]
@@ -232,31 +185,31 @@ async def test_an_outage_before_the_reply_is_stored_ends_the_turn_and_stores_it_
     assert len(world.deferred) == 1
     world.db.fail_with_unavailable = False
     await asyncio.wait_for(world.deferred.idle(), timeout=5)
-    assert await world.history(conversation_id) == [
+    assert await world.messages(conversation_id) == [
         ("user", "hello", "complete"),
         ("assistant", "the answer", "failed"),  # the caller saw the turn fail
     ]
     assert world.db.reply_claim(conversation_id) is None  # the conversation is free again
 
 
-async def test_an_unreachable_agent_memory_fails_the_turn_as_a_storage_error(world: World) -> None:
+async def test_an_unreachable_agent_memory_fails_the_turn_as_a_storage_error(world: Chat) -> None:
     conversation_id = await world.conversation()
     world.agent.script(ScriptedTurn.failing(StorageUnavailable("checkpoints"), events=[TokenDelta("par")]))
-    turn = await world.start(conversation_id)
+    turn = await start_turn(world, conversation_id)
 
     with pytest.raises(StorageUnavailable):
         await complete_turn(turn)
 
-    assert await world.history(conversation_id) == [
+    assert await world.messages(conversation_id) == [
         ("user", "hello", "complete"),
         ("assistant", "par", "failed"),
     ]
 
 
-async def test_a_client_leaving_during_an_outage_has_its_reply_stored_once_back(world: World) -> None:
+async def test_a_client_leaving_during_an_outage_has_its_reply_stored_once_back(world: Chat) -> None:
     conversation_id = await world.conversation()
     world.agent.script(hanging_reply())
-    turn = await world.start(conversation_id)
+    turn = await start_turn(world, conversation_id)
     await until_streaming(world)
     world.db.fail_with_unavailable = True
 
@@ -264,7 +217,7 @@ async def test_a_client_leaving_during_an_outage_has_its_reply_stored_once_back(
 
     world.db.fail_with_unavailable = False
     await asyncio.wait_for(world.deferred.idle(), timeout=5)
-    assert await world.history(conversation_id) == [
+    assert await world.messages(conversation_id) == [
         ("user", "hello", "complete"),
         ("assistant", "", "incomplete"),
     ]
