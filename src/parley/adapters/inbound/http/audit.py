@@ -27,7 +27,9 @@ from uuid import UUID
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from loguru import logger
+from starlette.requests import ClientDisconnect
 
+from parley.adapters.inbound.http.middleware import BodyRefused
 from parley.domain.errors import (
     EmailAlreadyRegistered,
     InvalidCredentials,
@@ -51,6 +53,9 @@ _OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
     (ValidationFailed, "invalid_input"),
     (RequestValidationError, "invalid_input"),
     (StorageUnavailable, "unavailable"),
+    # The body never arrived whole: the client left, or a size/time limit refused it.
+    (ClientDisconnect, "client_left"),
+    (BodyRefused, "body_refused"),
 )
 
 

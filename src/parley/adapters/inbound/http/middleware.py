@@ -2,6 +2,11 @@
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so streamed responses pass through untouched
 and the per-request cost stays at a couple of function calls.
+
+A request can end early without anything being broken: the client leaves mid-body
+(Starlette's ``ClientDisconnect``), or a limit refuses its body and answers for it
+(:class:`BodyRefused`). The last-resort guard tells those from bugs: only a bug is
+logged as "Unhandled error" and answered with the fixed 500.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import contextlib
 import re
 
 from loguru import logger
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.adapters.inbound.http.errors import INTERNAL_ERROR
@@ -31,7 +37,17 @@ async def _send_json(send: Send, status: int, body: dict[str, str]) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-class _BodyTooLarge(Exception):
+class BodyRefused(Exception):
+    """A limit refused the request body and has already answered for it (413, 408).
+
+    Raised from the limit's ``receive`` so the app stops waiting for a body it will not
+    get. The middleware that refused swallows it on its way out; every layer in between
+    (the auth audit, the last-resort guard) must let it pass as what it is: the client
+    sent too much or too slowly, not a bug.
+    """
+
+
+class _BodyTooLarge(BodyRefused):
     pass
 
 
@@ -81,6 +97,14 @@ class UnhandledErrorMiddleware:
 
     The traceback is logged once (with the request id); the client sees nothing of it.
     Sits inside the request-id middleware so the 500 still carries ``X-Request-ID``.
+
+    Two exceptions are not bugs and are neither logged nor answered here:
+
+    - ``ClientDisconnect``: the client left (Starlette raises it when the app reads a body
+      the client stopped sending). There is nobody to answer; ``MetricsMiddleware``
+      counts the request as 499 and its access line is the one trace.
+    - :class:`BodyRefused`: a limit has answered (413, 408); it is re-raised to that
+      limit's middleware, which ends the request, whichever side of this guard it sits.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -99,6 +123,10 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            return
+        except BodyRefused:
+            raise
         except Exception as exc:
             logger.opt(exception=exc).error(
                 "Unhandled error on {} {}", scope.get("method"), scope.get("path")
