@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_message_chars: int = Field(DEFAULT_MAX_MESSAGE_LENGTH, ge=1, le=1_000_000)
     sse_ping_seconds: float = Field(15.0, gt=0)  # ": ping" after this long without an event
+    # Slow clients (README "Slow clients"): the longest pause within a request body before the
+    # request ends with 408. 30 s: between Apache's 20 s (mod_reqtimeout) and nginx's 60 s
+    # (client_body_timeout); a phone changing networks resumes well within it, and bodies are
+    # small (MAX_BODY_BYTES), so a legitimate upload never pauses that long.
+    http_body_timeout_seconds: float = Field(30.0, gt=0)
 
     # Database
     postgres_url: SecretStr | None = Field(

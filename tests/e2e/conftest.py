@@ -102,6 +102,10 @@ async def signed_up(client: httpx.AsyncClient, email: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
+def _to_current_stderr(message: str) -> None:
+    sys.stderr.write(message)  # whatever stderr is by then (pytest swaps it per test)
+
+
 @pytest.fixture
 def capture_logs() -> Iterator[Capture]:
     """``capture_logs(json_lines=...)`` -> the buffer all log output goes to from now on."""
@@ -119,7 +123,7 @@ def capture_logs() -> Iterator[Capture]:
 
     yield capture
     logger.remove()
-    logger.add(lambda message: sys.stderr.write(message))  # whatever stderr is by then
+    logger.add(_to_current_stderr)
     logging.root.handlers = root[0]
     logging.root.setLevel(root[1])  # setLevel, not .level: it clears the enabled-for caches
     for name, std_logger in list(logging.root.manager.loggerDict.items()):

@@ -43,6 +43,7 @@ from parley.ports.persistence import StorageUnavailable
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 INTERNAL_ERROR = "Internal server error"
+REQUEST_TIMEOUT = "Request timeout"
 SERVICE_UNAVAILABLE = "Service unavailable"
 MODEL_UNAVAILABLE = "The language model is unavailable"
 FASTAPI_UNPARSEABLE_BODY = "There was an error parsing the body"
