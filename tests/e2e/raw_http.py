@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,21 +20,20 @@ from fastapi import FastAPI
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI, *, keep_alive_seconds: int = 5) -> AsyncIterator[str]:
-    """Serve ``app`` (not started yet) on 127.0.0.1 with the options ``parley serve`` gives
-    uvicorn; yields the base URL. The server runs the app's lifespan, as in production."""
+async def serving(
+    app: FastAPI, options: Mapping[str, Any], *, keep_alive_seconds: int = 5
+) -> AsyncIterator[str]:
+    """Serve ``app`` (not started yet) on 127.0.0.1 with uvicorn ``options`` (``parley serve``'s:
+    ``cli.server_options``); yields the base URL. The server runs the app's lifespan, as in
+    production, and waits at most 1 s for connections when it stops."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     config = uvicorn.Config(
         app,
-        http="httptools",
+        **{**options, "timeout_graceful_shutdown": 1},
         lifespan="on",
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
         timeout_keep_alive=keep_alive_seconds,
-        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))
@@ -72,17 +71,23 @@ class RawConnection:
         self._writer.write(data)
         await self._writer.drain()
 
+    async def read_until_closed(self, seconds: float) -> bytes:
+        """Everything the server sends until it closes the connection, which must happen
+        within ``seconds`` (else ``TimeoutError``)."""
+        received = bytearray()
+        async with asyncio.timeout(seconds):
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := await self.reader.read(65536):
+                    received += chunk
+        return bytes(received)
+
     async def closed_within(self, seconds: float) -> bool:
         """Whether the server closes the connection within ``seconds`` (whatever it sends
         before closing is read and discarded)."""
         try:
-            async with asyncio.timeout(seconds):
-                while await self.reader.read(65536):
-                    pass
+            await self.read_until_closed(seconds)
         except TimeoutError:
             return False
-        except ConnectionResetError:
-            pass
         return True
 
 

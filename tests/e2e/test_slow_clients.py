@@ -1,4 +1,6 @@
-"""Slow clients: a request whose body stalls is ended with 408; a slow but steady one is served.
+"""Slow clients: a connection that stalls (or trickles) its request head is closed, a request
+whose body stalls is ended with 408, a slow but steady client is served, and an idle
+keep-alive connection is still closed by uvicorn's keep-alive.
 
 The first tests drive the ASGI app with hand-written ``receive`` callables; the others talk
 raw HTTP/1.1 over sockets to a real uvicorn server on 127.0.0.1, built as ``parley serve``
@@ -9,6 +11,7 @@ machine is busy), never by loosening the production defaults.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -21,6 +24,7 @@ import httpx
 import pytest
 from starlette.types import Message
 
+from parley.cli import server_options
 from parley.main import create_app
 from tests.e2e.conftest import PASSWORD, AppFactory, Capture, make_settings, signed_up
 from tests.e2e.raw_http import RawConnection, read_response, serving
@@ -41,10 +45,12 @@ Served = Callable[..., AbstractAsyncContextManager[str]]
 
 @pytest.fixture
 def served(e2e_database_url: str, tmp_path: Path) -> Served:
-    """``async with served(**settings) as base_url``: ``create_app`` behind a real server."""
+    """``async with served(**settings) as base_url``: ``create_app`` behind a real server, as
+    ``parley serve`` runs it (its uvicorn options, its HTTP protocol)."""
 
-    def serve(**overrides: Any) -> AbstractAsyncContextManager[str]:
-        return serving(create_app(make_settings(e2e_database_url, tmp_path, **overrides)))
+    def serve(*, keep_alive_seconds: int = 5, **overrides: Any) -> AbstractAsyncContextManager[str]:
+        settings = make_settings(e2e_database_url, tmp_path, **overrides)
+        return serving(create_app(settings), server_options(settings), keep_alive_seconds=keep_alive_seconds)
 
     return serve
 
@@ -149,7 +155,10 @@ async def test_a_real_server_serves_a_slow_but_steady_client(served: Served) -> 
         f"POST {REGISTER} HTTP/1.1\r\nHost: parley\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
-    async with served(http_body_timeout_seconds=1.0) as base_url, RawConnection(base_url) as connection:
+    async with (
+        served(http_header_timeout_seconds=1.0, http_body_timeout_seconds=1.0) as base_url,
+        RawConnection(base_url) as connection,
+    ):
         began = time.monotonic()
         for start in range(0, len(head), len(head) // 3 + 1):
             await connection.send(head[start : start + len(head) // 3 + 1])
@@ -166,3 +175,84 @@ async def test_a_real_server_serves_a_slow_but_steady_client(served: Served) -> 
     assert status == 201, answer
     assert json.loads(answer)["email"] == email
     assert again == 200
+
+
+HALF_HEADS = [
+    b"",  # connects and sends nothing
+    b"GET /hea",  # half a request line
+    b"GET /health HTTP/1.1\r\nHost: parley\r\nAccept: appl",  # half the headers
+]
+
+
+@pytest.mark.parametrize("sent", HALF_HEADS, ids=["nothing", "half-request-line", "half-headers"])
+async def test_a_connection_that_stalls_before_its_head_is_complete_is_closed(
+    served: Served, sent: bytes
+) -> None:
+    async with served(http_header_timeout_seconds=SHORT) as base_url, RawConnection(base_url) as connection:
+        began = time.monotonic()
+        await connection.send(sent)
+
+        answer = await connection.read_until_closed(SHORT + MARGIN)
+
+        assert SHORT * 0.8 <= time.monotonic() - began <= SHORT + MARGIN
+    if sent:
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert b"\r\nconnection: close\r\n" in answer
+        assert answer.endswith(b"\r\n\r\n" + TIMED_OUT_BODY)
+    else:
+        assert answer == b""  # nothing asked, nothing answered
+
+
+async def test_a_head_trickled_a_byte_at_a_time_is_bounded_like_a_stall(served: Served) -> None:
+    head = b"GET /health HTTP/1.1\r\nHost: parley\r\n" + b"X-Padding: " + b"x" * 200 + b"\r\n\r\n"
+    async with served(http_header_timeout_seconds=SHORT) as base_url, RawConnection(base_url) as connection:
+
+        async def trickle() -> None:
+            with contextlib.suppress(OSError):
+                for byte in head:  # 0.05 s apart: the whole head would take 12 s
+                    await connection.send(bytes([byte]))
+                    await asyncio.sleep(0.05)
+
+        trickling = asyncio.create_task(trickle())
+        began = time.monotonic()
+        try:
+            answer = await connection.read_until_closed(SHORT + MARGIN)
+            elapsed = time.monotonic() - began
+        finally:
+            trickling.cancel()
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert SHORT * 0.8 <= elapsed <= SHORT + MARGIN
+
+
+async def test_a_kept_alive_connection_that_stalls_in_its_next_head_is_closed(served: Served) -> None:
+    """uvicorn's keep-alive timer stops at the next request's first byte; the head bound,
+    counted from the previous response, still closes the connection."""
+    async with served(http_header_timeout_seconds=SHORT) as base_url, RawConnection(base_url) as connection:
+        await connection.send(b"GET /health HTTP/1.1\r\nHost: parley\r\n\r\n")
+        status, _, _ = await read_response(connection.reader, timeout=MARGIN)
+        began = time.monotonic()
+        await connection.send(b"GET /health HTTP/1.1\r\nHo")
+
+        answer = await connection.read_until_closed(SHORT + MARGIN)
+
+        assert time.monotonic() - began <= SHORT + MARGIN
+    assert status == 200
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_an_idle_kept_alive_connection_is_still_closed_by_uvicorns_keep_alive(served: Served) -> None:
+    """The head bound (30 s here) leaves idle connections to uvicorn's keep-alive (1 s here)."""
+    async with (
+        served(http_header_timeout_seconds=30.0, keep_alive_seconds=1) as base_url,
+        RawConnection(base_url) as connection,
+    ):
+        await connection.send(b"GET /health HTTP/1.1\r\nHost: parley\r\n\r\n")
+        status, _, _ = await read_response(connection.reader, timeout=MARGIN)
+        began = time.monotonic()
+
+        answer = await connection.read_until_closed(1 + MARGIN)
+
+        assert 0.8 <= time.monotonic() - began <= 1 + MARGIN
+    assert status == 200
+    assert answer == b""

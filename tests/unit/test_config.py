@@ -106,6 +106,7 @@ def test_app_env_selects_its_env_file_and_real_variables_win(
     [
         ({"rate_limit_chat": "lots"}, "RATE_LIMIT_CHAT"),
         ({"trusted_proxies": "10.0.0.0/8,nope"}, "TRUSTED_PROXIES"),
+        ({"http_header_timeout_seconds": "-1"}, "HTTP_HEADER_TIMEOUT_SECONDS"),
         ({"http_body_timeout_seconds": "0"}, "HTTP_BODY_TIMEOUT_SECONDS"),
     ],
 )
