@@ -13,7 +13,7 @@ import asyncio
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -70,6 +70,27 @@ def _settings() -> Settings:
         raise typer.Exit(code=2) from None
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn options that shape how ``parley serve`` handles each connection.
+
+    The HTTP protocol is always uvicorn's httptools one, with a bound on request heads
+    (:mod:`parley.adapters.inbound.http.server_protocol`): ``--http`` is not offered, since
+    the bound exists only there. The end-to-end tests serve the app with these options.
+    """
+    from parley.adapters.inbound.http.server_protocol import header_timeout_protocol
+
+    protocol = header_timeout_protocol(settings.http_header_timeout_seconds)
+    return {
+        # uvicorn's annotation asks for a class; it only ever calls it (server.py, create_protocol).
+        "http": cast("type[asyncio.Protocol]", protocol),
+        "log_config": None,
+        "access_log": False,  # the app writes its own access line, with the request id
+        "proxy_headers": False,
+        # Streams drain for SHUTDOWN_GRACE_SECONDS, then need a moment to store and say so.
+        "timeout_graceful_shutdown": math.ceil(settings.shutdown_grace_seconds) + SHUTDOWN_MARGIN_SECONDS,
+    }
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: HOST or 127.0.0.1)")] = None,
@@ -96,12 +117,8 @@ def serve(
         port=port or settings.port,
         reload=reload,
         workers=workers,
-        log_config=None,
-        access_log=False,  # the app writes its own access line, with the request id
-        proxy_headers=False,
-        # Streams drain for SHUTDOWN_GRACE_SECONDS, then need a moment to store and say so.
-        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds) + SHUTDOWN_MARGIN_SECONDS,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        **server_options(settings),
     )
 
 

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     # `error` event). The server stops within about this plus 5 s: keep it under the
     # orchestrator's grace period (Kubernetes: 30 s by default).
     shutdown_grace_seconds: float = Field(20.0, ge=0, le=3600)
+    # Slow clients (README "Slow clients").
+    # The time a connection has to deliver a whole request head (from connecting, or from the
+    # previous response). A real client sends its head in one packet, at once: 10 s covers a
+    # mobile link's retransmissions, is longer than uvicorn's 5 s keep-alive (which still closes
+    # idle connections first), and holds a slowloris connection 10 s instead of forever
+    # (nginx's client_header_timeout is 60 s, Go servers commonly set ReadHeaderTimeout to 5-10 s).
+    http_header_timeout_seconds: float = Field(10.0, gt=0)
+    # The longest pause within a request body before the request ends with 408. 30 s: between
+    # Apache's 20 s (mod_reqtimeout) and nginx's 60 s (client_body_timeout); a phone changing
+    # networks resumes well within it, and bodies are small (MAX_BODY_BYTES).
+    http_body_timeout_seconds: float = Field(30.0, gt=0)
 
     # Database
     postgres_url: SecretStr | None = Field(

@@ -18,6 +18,7 @@ from parley.adapters.inbound.http.metrics import MetricsMiddleware
 from parley.adapters.inbound.http.metrics_endpoint import install_metrics, release_process_gauges
 from parley.adapters.inbound.http.middleware import (
     BodyLimitMiddleware,
+    BodyTimeoutMiddleware,
     UnhandledErrorMiddleware,
     is_sane_request_id,
 )
@@ -102,6 +103,9 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # Starlette wraps in reverse order: the last added runs first (outermost).
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outside the size limit, which counts what this one lets through; both answer through
+    # CORS and metrics, so browsers can read their 413/408 and both are counted.
+    app.add_middleware(BodyTimeoutMiddleware, timeout_seconds=settings.http_body_timeout_seconds)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

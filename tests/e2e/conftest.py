@@ -3,7 +3,10 @@ driven through httpx's ASGI transport, lifespan included."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import io
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -11,15 +14,18 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from loguru import logger
 
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
 from parley.config import Settings
+from parley.log_setup import configure_logging
 from parley.main import create_app
 
 PASSWORD = "Str0ng!Passw0rd"
 TEST_SECRET = "e2e-test-secret-" + "x" * 40
 
 AppFactory = Callable[..., Awaitable[tuple[FastAPI, httpx.AsyncClient]]]
+Capture = Callable[..., io.StringIO]
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +100,34 @@ async def signed_up(client: httpx.AsyncClient, email: str) -> dict[str, str]:
     await register(client, email)
     tokens = await log_in(client, email)
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def _to_current_stderr(message: str) -> None:
+    sys.stderr.write(message)  # whatever stderr is by then (pytest swaps it per test)
+
+
+@pytest.fixture
+def capture_logs() -> Iterator[Capture]:
+    """``capture_logs(json_lines=...)`` -> the buffer all log output goes to from now on."""
+    saved = {
+        name: (lg.handlers[:], lg.propagate, lg.level)
+        for name, lg in logging.root.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    root = (logging.root.handlers[:], logging.root.level)
+
+    def capture(*, json_lines: bool) -> io.StringIO:
+        buffer = io.StringIO()
+        configure_logging(level="DEBUG", json_lines=json_lines, stream=buffer)
+        return buffer
+
+    yield capture
+    logger.remove()
+    logger.add(_to_current_stderr)
+    logging.root.handlers = root[0]
+    logging.root.setLevel(root[1])  # setLevel, not .level: it clears the enabled-for caches
+    for name, std_logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(std_logger, logging.Logger):  # loggers made meanwhile get the defaults
+            handlers, propagate, level = saved.get(name, ([], True, logging.NOTSET))
+            std_logger.handlers, std_logger.propagate = handlers, propagate
+            std_logger.setLevel(level)

@@ -1,62 +1,29 @@
 """What the logs say about requests: request ids, user ids, the auth audit, and no secrets.
 
-Each test sends all output through ``configure_logging`` into a buffer and restores
-the logging set-up afterwards, so other tests keep the defaults.
+Each test sends all output through ``configure_logging`` into a buffer (the ``capture_logs``
+fixture of ``conftest.py``), which restores the logging set-up afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import socket
-import sys
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 import uvicorn
-from loguru import logger
 
 from parley.adapters.inbound.http.audit import email_digest
-from parley.log_setup import configure_logging
-from tests.e2e.conftest import PASSWORD, AppFactory
+from tests.e2e.conftest import PASSWORD, AppFactory, Capture
 
 pytestmark = pytest.mark.e2e
 
 MESSAGE_BODY = "Confidential plan 7c1f: what is 17 * 23?"
-Capture = Callable[..., io.StringIO]
-
-
-@pytest.fixture
-def capture_logs() -> Iterator[Capture]:
-    """``capture_logs(json_lines=...)`` -> the buffer all log output goes to from now on."""
-    saved = {
-        name: (lg.handlers[:], lg.propagate, lg.level)
-        for name, lg in logging.root.manager.loggerDict.items()
-        if isinstance(lg, logging.Logger)
-    }
-    root = (logging.root.handlers[:], logging.root.level)
-
-    def capture(*, json_lines: bool) -> io.StringIO:
-        buffer = io.StringIO()
-        configure_logging(level="DEBUG", json_lines=json_lines, stream=buffer)
-        return buffer
-
-    yield capture
-    logger.remove()
-    logger.add(lambda message: sys.stderr.write(message))  # whatever stderr is by then
-    logging.root.handlers = root[0]
-    logging.root.setLevel(root[1])  # setLevel, not .level: it clears the enabled-for caches
-    for name, std_logger in list(logging.root.manager.loggerDict.items()):
-        if isinstance(std_logger, logging.Logger):  # loggers made meanwhile get the defaults
-            handlers, propagate, level = saved.get(name, ([], True, logging.NOTSET))
-            std_logger.handlers, std_logger.propagate = handlers, propagate
-            std_logger.setLevel(level)
 
 
 async def _auth_and_chat(client: httpx.AsyncClient, email: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ Rules:
   (e-mail 254, session name 1..200, message content 1..32,000 by default, new passwords
   8..128); a string field without a documented maximum is a failure;
 - every route documents every status it can answer: 422 when it takes any input, 413
-  when it takes a body, 401 when it needs a token, 429 and 503 under ``/api/v1``, 404 when
+  and 408 when it takes a body, 401 when it needs a token, 429 and 503 under ``/api/v1``, 404 when
   it names a session, plus the business answers of :data:`BUSINESS_STATUSES`;
 - every documented 422 has API.md's ``{detail, errors: [{field, message}]}`` shape;
 - the documented content limit is the default of ``MAX_MESSAGE_CHARS``.
@@ -126,7 +126,7 @@ def _statuses_implied(spec: dict[str, Any], method: str, path: str) -> set[str]:
     if operation.get("parameters") or operation.get("requestBody"):
         implied.add("422")
     if operation.get("requestBody"):
-        implied.add("413")
+        implied |= {"413", "408"}
     if operation.get("security"):
         implied.add("401")
     if path.startswith("/api/v1/"):

@@ -1,17 +1,22 @@
-"""The ``parley`` command: migrate a real database; refuse bad configuration clearly."""
+"""The ``parley`` command: migrate a real database; refuse bad configuration clearly; serve
+with the HTTP protocol that bounds request heads."""
 
 from __future__ import annotations
 
+import asyncio
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from typer.testing import CliRunner
 
 from parley import __version__
+from parley.adapters.inbound.http.server_protocol import HeaderTimeoutHttpToolsProtocol
 from parley.cli import app
 
 pytestmark = pytest.mark.integration
@@ -44,6 +49,40 @@ def test_a_refused_configuration_exits_with_its_message(monkeypatch: pytest.Monk
     assert result.exit_code == 2
     assert "JWT_SECRET_KEY is required" in result.output
     assert "Traceback" not in result.output
+
+
+async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("not called")
+
+
+def test_serve_gives_uvicorn_the_header_bound_protocol_every_worker_can_rebuild(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    options: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **given: options.update(given, target=target))
+    monkeypatch.setattr("parley.log_setup.configure_logging", lambda **_: None)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HTTP_HEADER_TIMEOUT_SECONDS", "7.5")
+
+    result = CliRunner().invoke(app, ["serve", "--workers", "2"])
+
+    assert result.exit_code == 0, result.output
+    assert options["workers"] == 2
+    # Each worker process gets uvicorn's config pickled; the protocol must survive that.
+    factory = pickle.loads(pickle.dumps(options["http"]))
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = factory(
+            config=uvicorn.Config(app=_no_app), server_state=ServerState(), app_state={}, _loop=loop
+        )
+    finally:
+        loop.close()
+    assert isinstance(protocol, HeaderTimeoutHttpToolsProtocol)
+    assert protocol.header_timeout == 7.5
 
 
 def test_version_option_prints_the_version() -> None:

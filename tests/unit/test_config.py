@@ -107,6 +107,8 @@ def test_app_env_selects_its_env_file_and_real_variables_win(
         ({"rate_limit_chat": "lots"}, "RATE_LIMIT_CHAT"),
         ({"rate_limit_login_account": "10 per fortnight"}, "RATE_LIMIT_LOGIN_ACCOUNT"),
         ({"trusted_proxies": "10.0.0.0/8,nope"}, "TRUSTED_PROXIES"),
+        ({"http_header_timeout_seconds": "-1"}, "HTTP_HEADER_TIMEOUT_SECONDS"),
+        ({"http_body_timeout_seconds": "0"}, "HTTP_BODY_TIMEOUT_SECONDS"),
     ],
 )
 def test_malformed_operational_values_are_refused_at_start(overrides: dict[str, str], variable: str) -> None:

@@ -27,7 +27,9 @@ from uuid import UUID
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from loguru import logger
+from starlette.requests import ClientDisconnect
 
+from parley.adapters.inbound.http.middleware import BodyRefused
 from parley.adapters.inbound.http.rate_limits import RateLimited
 from parley.domain.errors import (
     EmailAlreadyRegistered,
@@ -53,6 +55,9 @@ _OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
     (RequestValidationError, "invalid_input"),
     (StorageUnavailable, "unavailable"),
     (RateLimited, "rate_limited"),  # a budget checked inside the attempt (one account's logins)
+    # The body never arrived whole: the client left, or a size/time limit refused it.
+    (ClientDisconnect, "client_left"),
+    (BodyRefused, "body_refused"),
 )
 
 

@@ -43,6 +43,7 @@ from parley.ports.persistence import StorageBusy, StorageUnavailable
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 INTERNAL_ERROR = "Internal server error"
+REQUEST_TIMEOUT = "Request timeout"
 SERVICE_UNAVAILABLE = "Service unavailable"
 MODEL_UNAVAILABLE = "The language model is unavailable"
 # Overloaded (every database connection busy for POSTGRES_POOL_TIMEOUT): when to try again.

@@ -79,9 +79,14 @@ class MetricsMiddleware:
     """Count and time every HTTP request and write one access-log line for it.
 
     Must sit inside the request-id middleware (so the line carries the request id)
-    and outside everything else (so 413s and last-resort 500s are counted too).
+    and outside everything else (so 413s, 408s and last-resort 500s are counted too).
     Each request starts with no user id in the log context; routes set it once the
     caller is known, and the access line (written last) carries it.
+
+    The status is the one the response started with, except that a client gone before
+    any response started is 499, as nginx logs it: the server told the app so
+    (``http.disconnect``), or cancelled it. Whatever the app answered after that went
+    nowhere, and no answer at all is then not a 500.
     """
 
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
@@ -94,6 +99,7 @@ class MetricsMiddleware:
         user_token = current_user_id.set(None)
         started = time.perf_counter()
         status: int | None = None
+        left_unanswered = False
 
         async def observing_send(message: Message) -> None:
             nonlocal status
@@ -101,15 +107,24 @@ class MetricsMiddleware:
                 status = int(message["status"])
             await send(message)
 
+        async def observing_receive() -> Message:
+            nonlocal left_unanswered
+            message = await receive()
+            if message["type"] == "http.disconnect" and status is None:
+                left_unanswered = True
+            return message
+
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, observing_send)
+            await self.app(scope, observing_receive, observing_send)
         except asyncio.CancelledError:
-            status = status or CLIENT_CLOSED_REQUEST
+            left_unanswered = left_unanswered or status is None
             raise
         finally:
             self.metrics.in_flight.dec()
-            # No response started and no cancellation: the app raised, the server answers 500.
+            if left_unanswered:
+                status = CLIENT_CLOSED_REQUEST
+            # No response started and the client still there: the app raised, the server answers 500.
             self._record(scope, status or 500, time.perf_counter() - started)
             current_user_id.reset(user_token)
 

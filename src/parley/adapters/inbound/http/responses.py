@@ -26,12 +26,15 @@ UNAUTHENTICATED: Responses = {
 }
 UNAVAILABLE: Responses = {503: _error("The database is unreachable", "Service unavailable")}
 TOO_LARGE: Responses = {413: _error("Body larger than the configured maximum", "Request body too large")}
+TIMED_OUT: Responses = {
+    408: _error("The body stopped arriving for longer than the configured pause", "Request timeout")
+}
 RATE_LIMITED: Responses = {429: _error("Rate limit exceeded", "Rate limit exceeded: 30 per 1 minute")}
 
 
 def errors(*extra: Responses, authenticated: bool = True) -> Responses:
     """The common error responses of a route, plus route-specific ones."""
-    merged: Responses = {**VALIDATION, **UNAVAILABLE, **TOO_LARGE, **RATE_LIMITED}
+    merged: Responses = {**VALIDATION, **UNAVAILABLE, **TOO_LARGE, **TIMED_OUT, **RATE_LIMITED}
     if authenticated:
         merged.update(UNAUTHENTICATED)
     for fragment in extra:
