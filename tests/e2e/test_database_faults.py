@@ -50,6 +50,23 @@ async def test_no_chat_turn_fails_after_the_database_restarts(
     assert statuses == [200] * 16
 
 
+async def test_clearing_and_deleting_right_after_a_database_restart_work(
+    start_app: AppFactory, proxy: CuttableProxy
+) -> None:
+    """The agent's first checkpoint operation after a restart may be a forget, not a turn."""
+    _, client = await start_app(postgres_url=proxy.url, postgres_pool_size=2)
+    headers = await signed_up(client, new_email())
+    sessions = [(await new_session(client, headers))["id"] for _ in range(2)]
+    for response in await asyncio.gather(*(send(client, headers, s, "before") for s in sessions)):
+        assert response.status_code == 200, response.text
+
+    await proxy.cut()
+    await proxy.restore()
+
+    assert (await client.delete(f"{CHAT}/{sessions[0]}/messages", headers=headers)).status_code == 204
+    assert (await client.delete(f"{CHAT}/{sessions[1]}", headers=headers)).status_code == 204
+
+
 async def test_an_outage_mid_stream_is_a_503_and_the_reply_is_stored_once_the_database_is_back(
     start_app: AppFactory, proxy: CuttableProxy
 ) -> None:

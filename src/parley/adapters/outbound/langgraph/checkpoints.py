@@ -112,14 +112,12 @@ def postgres_pool(
 
     Autocommit (``setup()`` creates indexes concurrently), no server-side prepared
     statements (safe behind PgBouncer), dict rows (the saver reads columns by name).
-    Each connection is checked before it is lent (one empty query): after a database restart
-    every pooled connection is dead, and without the check the next turns failed one by one.
     A connection is waited for at most ``timeout`` seconds (psycopg_pool's default, 30 s, held
-    a turn that long when the database was down).
+    a turn that long when the database was down). Connections are not checked as they are lent
+    (see ``LangGraphChatAgent._drop_dead_connections`` for what happens after a restart).
     """
     return AsyncConnectionPool(
         libpq_url(url),
-        check=AsyncConnectionPool.check_connection,
         timeout=timeout,
         # Fixed size: psycopg_pool opens missing connections one at a time, so a burst of
         # turns on a pool that starts small queues behind its growth for seconds.
