@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import AppFactory, signed_up
+from tests.e2e.raw_asgi import post_scope
 from tests.e2e.test_auth_api import new_email
 from tests.e2e.test_chat_api import CHAT, new_session
 from tests.fakes.openai_server import FakeOpenAIServer, FakeReply
@@ -24,24 +25,9 @@ pytestmark = pytest.mark.e2e
 async def _stream_then_leave(app: Any, path: str, headers: dict[str, str], content: str) -> list[bytes]:
     """POST to ``path``, read until two token events went out, then disconnect."""
     body = json.dumps({"content": content}).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *[(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        ],
-        "client": ("127.0.0.1", 5555),
-        "server": ("testserver", 80),
-    }
+    extra = [(b"content-length", str(len(body)).encode())]
+    extra += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    scope = post_scope(path, headers=extra)
     chunks: list[bytes] = []
     leave = asyncio.Event()
     sent_body = False

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import AppFactory, Capture, signed_up
+from tests.e2e.raw_asgi import post_scope
 from tests.e2e.test_auth_api import new_email
 from tests.e2e.test_metrics import _samples, _value
 
@@ -40,23 +41,6 @@ BODY_STARTS: dict[str, bytes] = {
 }
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-
-
-def _scope(path: str, content_type: str) -> dict[str, Any]:
-    """A POST without Content-Length: the body arrives in chunks, as a slow upload's would."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"content-type", content_type.encode())],
-        "client": ("127.0.0.1", 5555),
-        "server": ("testserver", 80),
-    }
 
 
 def _receiving(*messages: dict[str, Any]) -> Receive:
@@ -98,7 +82,9 @@ async def test_a_client_leaving_mid_body_is_counted_499_and_logged_as_no_error(
     app, client = await start_app(max_body_bytes=LIMIT)
     first_chunk = {"type": "http.request", "body": BODY_STARTS[content_type], "more_body": True}
 
-    await _call(app, _scope(path, content_type), _receiving(first_chunk, {"type": "http.disconnect"}))
+    await _call(
+        app, post_scope(path, content_type=content_type), _receiving(first_chunk, {"type": "http.disconnect"})
+    )
 
     assert await _requests_counted(client, path, 499) == 1
     assert await _requests_counted(client, path, 500) == 0
@@ -121,7 +107,7 @@ async def test_an_oversized_login_body_is_a_413_and_logged_as_no_error(
         {"type": "http.request", "body": b"", "more_body": False},
     )
 
-    sent = await _call(app, _scope(LOGIN, content_type), receive)
+    sent = await _call(app, post_scope(LOGIN, content_type=content_type), receive)
 
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [413]
     assert [m["body"] for m in sent if m["type"] == "http.response.body"] == [
@@ -139,8 +125,10 @@ async def test_an_abandoned_login_is_audited_as_such_not_as_an_error(
     content_type = "application/json"
     chunk = {"type": "http.request", "body": BODY_STARTS[content_type], "more_body": True}
 
-    await _call(app, _scope(LOGIN, content_type), _receiving(chunk, {"type": "http.disconnect"}))
-    await _call(app, _scope(LOGIN, content_type), _receiving(chunk, chunk))
+    await _call(
+        app, post_scope(LOGIN, content_type=content_type), _receiving(chunk, {"type": "http.disconnect"})
+    )
+    await _call(app, post_scope(LOGIN, content_type=content_type), _receiving(chunk, chunk))
 
     samples = _samples((await client.get("/metrics")).text)
     attempts = {

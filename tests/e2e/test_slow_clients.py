@@ -27,6 +27,7 @@ from starlette.types import Message
 from parley.cli import server_options
 from parley.main import create_app
 from tests.e2e.conftest import PASSWORD, AppFactory, Capture, make_settings, signed_up
+from tests.e2e.raw_asgi import post_scope
 from tests.e2e.raw_http import RawConnection, read_response, serving
 from tests.e2e.test_chat_api import CHAT, new_session
 from tests.e2e.test_metrics import _samples, _value
@@ -55,22 +56,6 @@ def served(e2e_database_url: str, tmp_path: Path) -> Served:
     return serve
 
 
-def _post_scope(path: str, content_type: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"content-type", content_type.encode())],
-        "client": ("127.0.0.1", 5555),
-        "server": ("testserver", 80),
-    }
-
-
 @pytest.mark.parametrize(
     ("path", "content_type", "first_chunk"),
     [
@@ -96,7 +81,9 @@ async def test_a_body_that_stalls_is_ended_with_408_and_connection_close(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await asyncio.wait_for(app(_post_scope(path, content_type), stalling_receive, send), timeout=10)
+    await asyncio.wait_for(
+        app(post_scope(path, content_type=content_type), stalling_receive, send), timeout=10
+    )
 
     starts = [m for m in sent if m["type"] == "http.response.start"]
     assert [m["status"] for m in starts] == [408]

@@ -43,6 +43,30 @@ async def _send_json(
     await send({"type": "http.response.body", "body": response.body})
 
 
+class _Answer:
+    """The response side of one request, as a middleware sees it: whether the app has started
+    answering, and whether the middleware already answered for it (413, 408), after which
+    whatever the app still sends is dropped."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = self.refused = False
+
+    async def send(self, message: Message) -> None:
+        if self.refused:
+            return
+        self.started = self.started or message["type"] == "http.response.start"
+        await self._send(message)
+
+    async def refuse(
+        self, status: int, body: dict[str, str], headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Answer in the app's place, once, unless the app has started answering itself."""
+        if not self.started and not self.refused:
+            self.refused = True
+            await _send_json(self._send, status, body, headers)
+
+
 class BodyRefused(Exception):
     """A limit refused the request body and has already answered for it (413, 408).
 
@@ -72,30 +96,21 @@ class BodyLimitMiddleware:
             await _send_json(send, 413, _TOO_LARGE)
             return
         received = 0
-        started = refused = False
+        answer = _Answer(send)
 
         async def limited_receive() -> Message:
-            nonlocal received, refused
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     # Answer now: frameworks may turn the exception below into their own 400.
-                    if not started and not refused:
-                        refused = True
-                        await _send_json(send, 413, _TOO_LARGE)
+                    await answer.refuse(413, _TOO_LARGE)
                     raise _BodyTooLarge
             return message
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return  # the 413 is already out; drop whatever the app answers
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         with contextlib.suppress(_BodyTooLarge):
-            await self.app(scope, limited_receive, guarded_send)
+            await self.app(scope, limited_receive, answer.send)
 
 
 class _BodyTimedOut(BodyRefused):
@@ -129,33 +144,26 @@ class BodyTimeoutMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body_complete = started = refused = False
+        body_complete = False
+        answer = _Answer(send)
 
         async def timed_receive() -> Message:
-            nonlocal body_complete, refused
-            if body_complete or started:
+            nonlocal body_complete
+            if body_complete or answer.started:
                 return await receive()
             try:
                 async with asyncio.timeout(self.timeout):
                     message = await receive()
             except TimeoutError:
-                if started:  # the app answered meanwhile (from another task): nothing to refuse
+                if answer.started:  # the app answered meanwhile (from another task): nothing to refuse
                     return await receive()
-                refused = True
-                await _send_json(send, 408, _TIMED_OUT, _CLOSE)
+                await answer.refuse(408, _TIMED_OUT, _CLOSE)
                 raise _BodyTimedOut from None
             body_complete = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return  # the 408 is already out; drop whatever the app answers
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         with contextlib.suppress(_BodyTimedOut):
-            await self.app(scope, timed_receive, guarded_send)
+            await self.app(scope, timed_receive, answer.send)
 
 
 class UnhandledErrorMiddleware:
@@ -180,15 +188,9 @@ class UnhandledErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        answer = _Answer(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, answer.send)
         except ClientDisconnect:
             return
         except BodyRefused:
@@ -197,5 +199,4 @@ class UnhandledErrorMiddleware:
             logger.opt(exception=exc).error(
                 "Unhandled error on {} {}", scope.get("method"), scope.get("path")
             )
-            if not started:
-                await _send_json(send, 500, {"detail": INTERNAL_ERROR})
+            await answer.refuse(500, {"detail": INTERNAL_ERROR})
