@@ -21,7 +21,13 @@ from parley.domain.auth import AuthSession
 from parley.domain.chat import Conversation, ConversationCursor, Message, MessageRole, MessageStatus
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
-from parley.ports.persistence import ReplyFinish, StorageUnavailable, UnitOfWork, UnitOfWorkFactory
+from parley.ports.persistence import (
+    ReplyFinish,
+    ReplyStart,
+    StorageUnavailable,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from tests.fakes.persistence import InMemoryDatabase
 
 pytestmark = pytest.mark.contract
@@ -548,26 +554,36 @@ async def test_starting_a_reply_counts_the_message_and_moves_the_activity(
     assert (loaded.message_count, loaded.last_active_at, loaded.updated_at) == (1, later, later)
 
 
-async def test_reset_messages_sets_the_count_to_zero(uow_factory: UnitOfWorkFactory) -> None:
+async def test_clearing_the_history_deletes_its_messages_and_sets_the_count_to_zero(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     claim_id = uuid.uuid4()
     assert await start(uow_factory, conversation, claim_id, T0) == "started"
-    async with uow_factory() as uow:
-        await uow.conversations.finish_reply(
-            conversation.id,
-            claim_id=claim_id,
-            history_version=0,
-            now=T0,
-            reply=new_reply(conversation, "answer"),
-        )
-        await uow.conversations.reset_messages(conversation.id, T0 + timedelta(minutes=1))
-        await uow.commit()
+    assert await finish(uow_factory, conversation, claim_id, T0) == "stored"
+    later = T0 + timedelta(minutes=1)
+
+    await clear_history(uow_factory, conversation, later)
 
     loaded = await load_conversation(uow_factory, conversation)
     assert loaded is not None
-    assert loaded.message_count == 0
+    assert (loaded.message_count, loaded.updated_at) == (0, later)
+    assert await history(uow_factory, conversation) == []
+
+
+async def test_clearing_one_history_leaves_the_others(uow_factory: UnitOfWorkFactory) -> None:
+    cleared = await stored_conversation(uow_factory, ["a", "b"])
+    kept = await stored_conversation(uow_factory, ["c"])
+
+    async with uow_factory() as uow:
+        await uow.conversations.clear_history(cleared[0].conversation_id, T0)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        assert (await uow.messages.page(cleared[0].conversation_id, limit=5, before=None)).items == []
+        assert (await uow.messages.page(kept[0].conversation_id, limit=5, before=None)).items == kept
 
 
 async def test_deleting_a_conversation_removes_its_messages(uow_factory: UnitOfWorkFactory) -> None:
@@ -638,10 +654,8 @@ async def finish(
 
 
 async def clear_history(uow_factory: UnitOfWorkFactory, conversation: Conversation, now: datetime) -> None:
-    """What ClearMessages does: delete the messages and start a new history version."""
     async with uow_factory() as uow:
-        await uow.messages.delete_all(conversation.id)
-        await uow.conversations.reset_messages(conversation.id, now)
+        await uow.conversations.clear_history(conversation.id, now)
         await uow.commit()
 
 
@@ -868,8 +882,8 @@ async def test_releasing_frees_only_the_holders_claim_and_stores_nothing(
 async def test_a_clear_racing_a_finishing_reply_never_leaves_an_orphan_reply(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    """The clear holds the conversation's row while the reply is being stored: whichever order
-    the store serialises them in, the cleared history holds no reply afterwards."""
+    """The clear holds the conversation while the reply is being stored: whichever order the
+    store serialises them in, the cleared history holds no reply afterwards."""
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
@@ -877,14 +891,59 @@ async def test_a_clear_racing_a_finishing_reply_never_leaves_an_orphan_reply(
     assert await start(uow_factory, conversation, claim_id, T0) == "started"
 
     async with uow_factory() as clearing:
-        await clearing.messages.delete_all(conversation.id)
-        await clearing.conversations.reset_messages(conversation.id, T0)
+        await clearing.conversations.clear_history(conversation.id, T0)
         finishing = asyncio.create_task(finish(uow_factory, conversation, claim_id, T0))
         await asyncio.sleep(0.05)  # let the finish reach the store (on PostgreSQL: wait on the row lock)
         await clearing.commit()
     await finishing
 
     assert await history(uow_factory, conversation) == []
+
+
+async def test_a_clear_racing_a_starting_turn_never_leaves_half_a_history(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    """A user message stored while the history is being cleared is either cleared with it or
+    the first message of the new history, which its reply then answers: never a message of the
+    old history left in the new one. On PostgreSQL a third transaction holds the conversation
+    while the start and then the clear queue up behind it, so the start is stored while the
+    clear is under way."""
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation, new_message(conversation, "old"))
+    question = new_message(conversation, "new question")
+
+    async with uow_factory() as holder:
+        await holder.conversations.rename(conversation.id, "held", T0)
+        starting = asyncio.create_task(start_reply_of(uow_factory, conversation, question))
+        await asyncio.sleep(0.05)
+        clearing = asyncio.create_task(clear_history(uow_factory, conversation, T0))
+        await asyncio.sleep(0.05)
+        await holder.commit()
+    started, _ = await asyncio.gather(starting, clearing)
+
+    remaining = await history(uow_factory, conversation)
+    if remaining:  # stored after the clear: the first message of the new history
+        assert remaining == [question]
+        assert (started.outcome, started.history_version) == ("started", 1)
+    else:  # stored before the clear, and cleared with the old history
+        assert started.history_version == 0
+
+
+async def start_reply_of(
+    uow_factory: UnitOfWorkFactory, conversation: Conversation, message: Message
+) -> ReplyStart:
+    async with uow_factory(single_write=True) as uow:
+        started = await uow.conversations.start_reply(
+            conversation.id,
+            owner_id=conversation.user_id,
+            claim_id=uuid.uuid4(),
+            now=T0,
+            until=T0 + timedelta(minutes=2),
+            user_message=message,
+        )
+        await uow.commit()
+        return started
 
 
 async def test_a_message_of_another_conversation_is_refused_by_start_and_finish(
@@ -962,19 +1021,6 @@ async def test_message_update_persists_content_and_status(uow_factory: UnitOfWor
     async with uow_factory() as uow:
         page = await uow.messages.page(message.conversation_id, limit=1, before=None)
     assert page.items == [message]
-
-
-async def test_delete_all_clears_only_that_conversation(uow_factory: UnitOfWorkFactory) -> None:
-    cleared = await stored_conversation(uow_factory, ["a", "b"])
-    kept = await stored_conversation(uow_factory, ["c"])
-
-    async with uow_factory() as uow:
-        await uow.messages.delete_all(cleared[0].conversation_id)
-        await uow.commit()
-
-    async with uow_factory() as uow:
-        assert (await uow.messages.page(cleared[0].conversation_id, limit=5, before=None)).items == []
-        assert (await uow.messages.page(kept[0].conversation_id, limit=5, before=None)).items == kept
 
 
 # ---------------------------------------------------------------- storage down

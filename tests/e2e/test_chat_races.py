@@ -56,7 +56,7 @@ async def start_streaming(
         client.post(f"{CHAT}/{session_id}/messages/stream", headers=headers, json={"content": LONG_QUESTION})
     )
     async with asyncio.timeout(30):
-        while not await messages_of(client, headers, session_id):
+        while LONG_QUESTION not in [m["content"] for m in await messages_of(client, headers, session_id)]:
             assert not stream.done(), stream.result().text
             await asyncio.sleep(0.02)
     return stream

@@ -396,14 +396,15 @@ class InMemoryConversationRepository:
     async def ids_for_owner(self, owner_id: UUID) -> list[UUID]:
         return [c.id for c in self._owned_newest_first(owner_id)]
 
-    async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
-        def change(state: _State) -> None:
+    async def clear_history(self, conversation_id: UUID, now: datetime) -> None:
+        def clear(state: _State) -> None:
             row = state.conversations.get(conversation_id)
             if row is not None:
                 row.conversation.message_count, row.conversation.updated_at = 0, now
                 row.history_version += 1
+            _delete_messages(state, conversation_id)
 
-        self._tx.write(change)
+        self._tx.write(clear)
 
     async def start_reply(
         self,
@@ -512,9 +513,6 @@ class InMemoryMessageRepository:
         return MessagePage(
             items=[_clone(row.message) for row in newest], has_older=len(history) > len(newest)
         )
-
-    async def delete_all(self, conversation_id: UUID) -> None:
-        self._tx.write(lambda state: _delete_messages(state, conversation_id))
 
 
 # ---------------------------------------------------------------- unit of work

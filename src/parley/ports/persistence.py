@@ -121,9 +121,15 @@ class ConversationRepository(Protocol):
 
     async def ids_for_owner(self, owner_id: UUID) -> list[UUID]: ...
 
-    async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
-        """Set ``message_count`` to zero after the history is cleared, and start a new history
-        version: a reply being generated for the old history will not be stored."""
+    async def clear_history(self, conversation_id: UUID, now: datetime) -> None:
+        """Delete every message of the conversation, set ``message_count`` to zero and
+        ``updated_at`` to ``now``, and start a new history version: a reply being generated for
+        the old history will not be stored (see :meth:`finish_reply`).
+
+        Serialised with :meth:`start_reply` and :meth:`finish_reply` on the conversation: a user
+        message stored concurrently either was stored first (and is deleted) or lands in the
+        new history, never in between.
+        """
         ...
 
     async def start_reply(
@@ -185,8 +191,6 @@ class MessageRepository(Protocol):
         Order is insertion order; an unknown ``before`` yields an empty page.
         """
         ...
-
-    async def delete_all(self, conversation_id: UUID) -> None: ...
 
 
 class UnitOfWork(Protocol):

@@ -62,7 +62,6 @@ class ClearMessages:
         await self._agent.forget(conversation_id)
         async with self._uow() as uow:
             await load_owned(uow, principal, conversation_id)
-            await uow.messages.delete_all(conversation_id)
-            await uow.conversations.reset_messages(conversation_id, self._clock.now())
+            await uow.conversations.clear_history(conversation_id, self._clock.now())
             await uow.commit()
         await self._agent.forget(conversation_id)

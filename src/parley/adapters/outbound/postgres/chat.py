@@ -85,13 +85,17 @@ class PostgresConversationRepository:
         )
         return list((await self._runner.execute(statement)).scalars().all())
 
-    async def reset_messages(self, conversation_id: UUID, now: datetime) -> None:
+    async def clear_history(self, conversation_id: UUID, now: datetime) -> None:
+        """The conversation's row first: its lock makes a concurrent start or finish of a reply
+        wait, or be waited for; then the DELETE (a new snapshot under READ COMMITTED) sees every
+        message stored before the lock was granted."""
         await self._update(
             conversation_id,
             message_count=0,
             updated_at=now,
             history_version=conversations.c.history_version + 1,
         )
+        await self._runner.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
 
     async def start_reply(
         self,
@@ -293,6 +297,3 @@ class PostgresMessageRepository:
         rows = (await self._runner.execute(statement)).mappings().all()
         newest = [message_from_row(row) for row in rows[:limit]]
         return MessagePage(items=newest[::-1], has_older=len(rows) > limit)
-
-    async def delete_all(self, conversation_id: UUID) -> None:
-        await self._runner.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
