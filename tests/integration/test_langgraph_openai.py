@@ -189,10 +189,13 @@ async def test_a_hanging_model_times_the_turn_out_and_drops_the_request(
     database_url: str, fake_openai: FakeOpenAIServer
 ) -> None:
     fake_openai.script(FakeReply(hang=True))
-    async with make_agent(database_url, fake_openai, turn_timeout=0.5) as agent:
+    # The turn's budget must outlast setting the turn up on a busy machine: with 0.5 s the model
+    # request sometimes had not even been sent when the budget ran out (nothing to drop).
+    async with make_agent(database_url, fake_openai, turn_timeout=2.0) as agent:
         with pytest.raises(AgentTimeout):
             await collect(agent, turn("hello"))
 
+    assert fake_openai.requests, "the model request was never sent"
     assert await fake_openai.wait_for_disconnect(timeout=1.0)
 
 
