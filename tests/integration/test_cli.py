@@ -55,22 +55,47 @@ async def _no_app(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("not called")
 
 
-def test_serve_gives_uvicorn_the_header_bound_protocol_every_worker_can_rebuild(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def _uvicorn_options_of_serve(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *arguments: str, **environment: str
+) -> dict[str, Any]:
+    """What ``parley serve <arguments>`` hands to ``uvicorn.run`` (which is not run)."""
     import uvicorn
-    from uvicorn.server import ServerState
 
     options: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda target, **given: options.update(given, target=target))
     monkeypatch.setattr("parley.log_setup.configure_logging", lambda **_: None)
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("HTTP_HEADER_TIMEOUT_SECONDS", "7.5")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
 
-    result = CliRunner().invoke(app, ["serve", "--workers", "2"])
+    result = CliRunner().invoke(app, ["serve", *arguments])
 
     assert result.exit_code == 0, result.output
+    return options
+
+
+def test_serve_gives_workers_time_to_start_and_streams_time_to_drain(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    options = _uvicorn_options_of_serve(monkeypatch, tmp_path, SHUTDOWN_GRACE_SECONDS="12")
+
+    # uvicorn's 5 s default killed workers still importing on a loaded machine.
+    assert options["timeout_worker_healthcheck"] >= 30
+    # Streams drain for the grace period; uvicorn gives them a little longer to say so.
+    assert options["timeout_graceful_shutdown"] == 12 + 5
+
+
+def test_serve_gives_uvicorn_the_header_bound_protocol_every_worker_can_rebuild(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    options = _uvicorn_options_of_serve(
+        monkeypatch, tmp_path, "--workers", "2", HTTP_HEADER_TIMEOUT_SECONDS="7.5"
+    )
+
     assert options["workers"] == 2
     # Each worker process gets uvicorn's config pickled; the protocol must survive that.
     factory = pickle.loads(pickle.dumps(options["http"]))
