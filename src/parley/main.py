@@ -12,9 +12,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from parley import __version__
 from parley.adapters.inbound.http import routes_auth, routes_chat, routes_health, routes_users
 from parley.adapters.inbound.http.api_docs import install_api_docs
+from parley.adapters.inbound.http.edge import HttpEdge, StreamTiming, attach_edge
 from parley.adapters.inbound.http.errors import install_error_handlers
 from parley.adapters.inbound.http.json_response import NewlineJSONResponse
-from parley.adapters.inbound.http.metrics import MetricsMiddleware
+from parley.adapters.inbound.http.metrics import HttpMetrics, MetricsMiddleware
 from parley.adapters.inbound.http.metrics_endpoint import install_metrics, release_process_gauges
 from parley.adapters.inbound.http.middleware import (
     BodyLimitMiddleware,
@@ -22,7 +23,7 @@ from parley.adapters.inbound.http.middleware import (
     UnhandledErrorMiddleware,
     is_sane_request_id,
 )
-from parley.adapters.inbound.http.rate_limits import RateLimitConfig, install_rate_limits
+from parley.adapters.inbound.http.rate_limits import RateLimitConfig, rate_limit_gate
 from parley.config import Settings, load_settings
 from parley.container import Container, database_pool_reader, running_resources
 from parley.gc_tuning import tune_for_serving
@@ -62,33 +63,43 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         redoc_url=None,
         default_response_class=NewlineJSONResponse,
     )
-    app.state.container = container
+    app.state.container = container  # the composition root's own: the lifespan and tests use it
     app.state.serving = serving
-    app.state.sse_ping_seconds = settings.sse_ping_seconds
-    app.state.shutdown_grace_seconds = settings.shutdown_grace_seconds
     install_error_handlers(app)
     registry = container.metrics_registry()
+    http_metrics = HttpMetrics.register(registry)
     install_metrics(app, registry=registry, read_pool=database_pool_reader(container), version=__version__)
+    attach_edge(
+        app,
+        HttpEdge(
+            services=container,
+            metrics=http_metrics,
+            streams=StreamTiming(
+                ping_seconds=settings.sse_ping_seconds, drain_seconds=settings.shutdown_grace_seconds
+            ),
+            environment=settings.app_env.value,
+            rate_limits=rate_limit_gate(_rate_limit_config(settings), registry=registry),
+        ),
+    )
     for router in (routes_health.router, routes_auth.router, routes_users.router, routes_chat.router):
         app.include_router(router)
     install_api_docs(app)
-    install_rate_limits(
-        app,
-        RateLimitConfig(
-            enabled=settings.rate_limit_enabled,
-            default=settings.rate_limit_default,
-            chat=settings.rate_limit_chat,
-            chat_stream=settings.rate_limit_chat_stream,
-            register=settings.rate_limit_register,
-            login=settings.rate_limit_login,
-            login_account=settings.rate_limit_login_account,
-            storage_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
-            trusted_proxies=settings.trusted_proxies,
-        ),
-        registry=registry,
-    )
-    _add_middleware(app, settings)
+    _add_middleware(app, settings, http_metrics)
     return app
+
+
+def _rate_limit_config(settings: Settings) -> RateLimitConfig:
+    return RateLimitConfig(
+        enabled=settings.rate_limit_enabled,
+        default=settings.rate_limit_default,
+        chat=settings.rate_limit_chat,
+        chat_stream=settings.rate_limit_chat_stream,
+        register=settings.rate_limit_register,
+        login=settings.rate_limit_login,
+        login_account=settings.rate_limit_login_account,
+        storage_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        trusted_proxies=settings.trusted_proxies,
+    )
 
 
 def create_served_app() -> FastAPI:
@@ -99,7 +110,7 @@ def create_served_app() -> FastAPI:
     return create_app(settings, serving=True)
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, http_metrics: HttpMetrics) -> None:
     # Starlette wraps in reverse order: the last added runs first (outermost).
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -117,7 +128,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     # Inside the request id (its lines carry it), outside the rest (413s and 500s count).
-    app.add_middleware(MetricsMiddleware, metrics=app.state.http_metrics)
+    app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name="X-Request-ID",

@@ -1,7 +1,7 @@
 """Rate limits on a real Redis: shared by app instances, and served through an outage.
 
 Most tests build small apps on the HTTP adapter alone (a limited router, the error table,
-``install_rate_limits``), each with its own key prefix so runs never collide; one builds
+``rate_limit_gate`` on an ``HttpEdge``), each with its own key prefix so runs never collide; one builds
 two full apps with ``create_app`` to show that ``REDIS_URL`` reaches the limiter. Per-account
 budgets (``enforce_account_limit``, what log in uses) go through the same storage path.
 """
@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from ipaddress import IPv6Address
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -24,13 +24,15 @@ from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CollectorRegistry
 from tests.fakes.tcp_proxy import CuttableProxy
 
+from parley.adapters.inbound.http.edge import HttpEdge, Services, StreamTiming, attach_edge
 from parley.adapters.inbound.http.errors import install_error_handlers
+from parley.adapters.inbound.http.metrics import HttpMetrics
 from parley.adapters.inbound.http.rate_limits import (
     RATE_LIMITED,
     AccountLimit,
     RateLimitConfig,
     enforce_account_limit,
-    install_rate_limits,
+    rate_limit_gate,
 )
 from parley.config import Settings
 from parley.main import create_app
@@ -57,7 +59,14 @@ def small_app(config: RateLimitConfig, registry: CollectorRegistry) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(router)
-    install_rate_limits(app, config, registry=registry)
+    edge = HttpEdge(
+        services=cast(Services, None),  # these routes call no use case and check no token
+        metrics=HttpMetrics.register(registry),
+        streams=StreamTiming(ping_seconds=15, drain_seconds=20),
+        environment="test",
+        rate_limits=rate_limit_gate(config, registry=registry),
+    )
+    attach_edge(app, edge)
     return app
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Annotated
+from typing import Annotated, cast
 from uuid import UUID, uuid4
 
 import pytest
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 
@@ -20,6 +20,8 @@ from parley.adapters.inbound.http.client_identity import (
     authenticates,
     is_authenticated_route,
 )
+from parley.adapters.inbound.http.edge import HttpEdge, Services, StreamTiming, attach_edge
+from parley.adapters.inbound.http.metrics import HttpMetrics
 from parley.domain.auth import TokenClaims, TokenType
 from parley.ports.security import InvalidToken
 
@@ -69,11 +71,20 @@ CREDENTIAL_ROUTES = {"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/aut
 
 
 def request(peer: str | None, *headers: tuple[str, str], route: APIRoute | None = AUTHENTICATED) -> Request:
-    container = SimpleNamespace(token_issuer=OneTokenIssuer)
+    app = FastAPI()
+    services = SimpleNamespace(token_issuer=OneTokenIssuer)  # the one service identity uses
+    edge = HttpEdge(
+        services=cast(Services, services),
+        metrics=cast(HttpMetrics, None),
+        streams=StreamTiming(ping_seconds=15, drain_seconds=20),
+        environment="test",
+        rate_limits=None,
+    )
+    attach_edge(app, edge)
     return Request(
         {
             "type": "http",
-            "app": SimpleNamespace(state=SimpleNamespace(container=container)),
+            "app": app,
             "client": (peer, 40000) if peer else None,
             "headers": [(name.lower().encode(), value.encode()) for name, value in headers],
             "route": route,

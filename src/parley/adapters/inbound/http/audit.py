@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from loguru import logger
 from starlette.requests import ClientDisconnect
 
+from parley.adapters.inbound.http.edge import edge_of
 from parley.adapters.inbound.http.middleware import BodyRefused
 from parley.adapters.inbound.http.rate_limits import RateLimited
 from parley.domain.errors import (
@@ -116,9 +117,7 @@ async def auth_attempt(
 
 
 def _record(request: Request, attempt: AuthAttempt, outcome: str, *, log: bool) -> None:
-    metrics = getattr(request.app.state, "http_metrics", None)
-    if metrics is not None:
-        metrics.auth_attempts.labels(attempt.action, outcome).inc()
+    edge_of(request).metrics.auth_attempts.labels(attempt.action, outcome).inc()
     if not log:
         return
     fields = {"action": attempt.action, "outcome": outcome}

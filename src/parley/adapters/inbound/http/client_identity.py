@@ -29,8 +29,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 
+from parley.adapters.inbound.http.edge import edge_of
 from parley.domain.auth import TokenType
-from parley.ports.security import InvalidToken, TokenIssuer
+from parley.ports.security import InvalidToken
 
 _Address = IPv4Address | IPv6Address
 _Dependency = TypeVar("_Dependency", bound=Callable[..., Any])
@@ -120,8 +121,7 @@ def _user_id(request: Request) -> str | None:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         return None
-    # Reached through the app's container (set by create_app): inbound code never imports it.
-    issuer: TokenIssuer = request.app.state.container.token_issuer()
+    issuer = edge_of(request).services.token_issuer()
     try:
         return str(issuer.verify(token, expected_type=TokenType.ACCESS).user_id)
     except InvalidToken:

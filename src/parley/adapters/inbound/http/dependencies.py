@@ -1,18 +1,18 @@
-"""FastAPI dependencies: use cases from the app's container, and the bearer principal.
+"""The bearer principal: who is calling, from ``Authorization: Bearer <access token>``.
 
-The container is reached through ``request.app.state.container`` (set by
-``create_app``), so this layer never imports it: it only names use-case attributes.
+Use cases come from :func:`parley.adapters.inbound.http.edge.provided`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from parley.adapters.inbound.http.audit import auth_attempt
 from parley.adapters.inbound.http.client_identity import authenticates
+from parley.adapters.inbound.http.edge import provided
 from parley.application.accounts import Authenticate
 from parley.application.principal import Principal
 from parley.domain.errors import NotAuthenticated
@@ -21,23 +21,11 @@ LOGIN_PATH = "/api/v1/auth/login"
 _bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False)
 
 
-def from_container(attribute: str) -> Any:
-    """A dependency returning a fresh object from the container's ``attribute`` provider."""
-
-    # async on purpose: FastAPI runs plain ``def`` dependencies in a worker thread,
-    # a thread hop per request for what is a dictionary lookup and a constructor call.
-    async def provide(request: Request) -> Any:
-        return getattr(request.app.state.container, attribute)()
-
-    provide.__name__ = f"provide_{attribute}"
-    return Depends(provide)
-
-
 @authenticates  # routes that depend on it are rate limited per user, not per address
 async def current_principal(
     request: Request,
     token: Annotated[str | None, Depends(_bearer)],
-    authenticate: Annotated[Authenticate, from_container("authenticate")],
+    authenticate: Annotated[Authenticate, provided(lambda s: s.authenticate)],
 ) -> Principal:
     """The caller behind ``Authorization: Bearer <access token>`` (401 otherwise).
 

@@ -24,8 +24,6 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from parley.adapters.inbound.http.metrics import HttpMetrics
-
 METRICS_PATH = "/metrics"
 _MULTIPROCESS_VARIABLES = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 
@@ -128,18 +126,11 @@ def metrics_router(exposition: MetricsExposition) -> APIRouter:
 
 def install_metrics(
     app: FastAPI, *, registry: CollectorRegistry, read_pool: PoolReader, version: str
-) -> HttpMetrics:
-    """Register the HTTP families on ``registry``, expose ``GET /metrics`` and keep the
-    families in ``app.state.http_metrics`` (the auth audit counts through it).
-
-    The caller adds :class:`~parley.adapters.inbound.http.metrics.MetricsMiddleware`
-    with the returned families, at the right place in its middleware stack.
-    """
-    metrics = HttpMetrics.register(registry)
-    app.state.http_metrics = metrics
+) -> None:
+    """Expose ``GET /metrics``: what ``registry`` holds (the HTTP families of
+    :meth:`HttpMetrics.register` among them), plus the build info and the pool, read per scrape."""
     collectors = [BuildInfoCollector(version), DatabasePoolCollector(read_pool)]
     app.include_router(metrics_router(MetricsExposition(registry, collectors, multiprocess_dir())))
-    return metrics
 
 
 def release_process_gauges() -> None:

@@ -39,7 +39,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from loguru import logger
@@ -50,6 +50,7 @@ from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 
 from parley.adapters.inbound.http.client_identity import ClientIdentity, account_key
+from parley.adapters.inbound.http.edge import edge_of
 
 _MARK = "__parley_rate_limit__"
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
@@ -162,22 +163,18 @@ class RateLimitMetrics:
         )
 
 
-def install_rate_limits(app: FastAPI, config: RateLimitConfig, *, registry: CollectorRegistry) -> None:
-    """Switch on :data:`RATE_LIMITED` for ``app``, counting on ``registry`` (the one ``/metrics`` renders).
-
-    Nothing happens when ``config.enabled`` is false. The app's limiter is also kept at
-    ``app.state.limiter``, where slowapi's tooling looks for it.
-    """
+def rate_limit_gate(config: RateLimitConfig, *, registry: CollectorRegistry) -> RateLimitGate | None:
+    """The app's limits, counting on ``registry`` (the one ``/metrics`` renders); None when
+    ``config.enabled`` is false. The app hands it to the HTTP edge (``HttpEdge.rate_limits``),
+    which :data:`RATE_LIMITED` and :func:`enforce_account_limit` read."""
     if not config.enabled:
-        return
-    gate = RateLimitGate(config, ClientIdentity(config.trusted_proxies), RateLimitMetrics.register(registry))
-    app.state.rate_limit_gate = gate
-    app.state.limiter = gate.shared
+        return None
+    return RateLimitGate(config, ClientIdentity(config.trusted_proxies), RateLimitMetrics.register(registry))
 
 
 async def enforce_rate_limits(request: Request) -> None:
     """Count the request against its route's limits (nothing when the app has them off)."""
-    gate: RateLimitGate | None = getattr(request.app.state, "rate_limit_gate", None)
+    gate = edge_of(request).rate_limits
     if gate is not None:
         await gate.check(request)
 
@@ -195,7 +192,7 @@ async def enforce_account_limit(request: Request, limit: AccountLimit, account: 
     itself: it ends up in the storage's keys. Storage, fallback, 429 answer and rejection
     counter (labelled with the route's template) are the route limits'.
     """
-    gate: RateLimitGate | None = getattr(request.app.state, "rate_limit_gate", None)
+    gate = edge_of(request).rate_limits
     if gate is not None:
         await gate.check_account(request, limit, account)
 

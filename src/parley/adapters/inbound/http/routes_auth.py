@@ -18,7 +18,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.adapters.inbound.http.audit import auth_attempt, email_digest
-from parley.adapters.inbound.http.dependencies import CurrentPrincipal, from_container
+from parley.adapters.inbound.http.dependencies import CurrentPrincipal
+from parley.adapters.inbound.http.edge import provided
 from parley.adapters.inbound.http.errors import unparseable_body
 from parley.adapters.inbound.http.rate_limits import (
     RATE_LIMITED,
@@ -71,7 +72,7 @@ def token_pair_out(pair: TokenPair) -> TokenPairOut:
 async def register(
     request: Request,
     body: RegisterRequest,
-    use_case: Annotated[RegisterUser, from_container("register_user")],
+    use_case: Annotated[RegisterUser, provided(lambda s: s.register_user)],
 ) -> UserOut:
     """Create an account. Each broken password rule is its own entry in `errors`."""
     async with auth_attempt(request, "register") as attempt:
@@ -87,7 +88,7 @@ async def register(
     openapi_extra=_LOGIN_BODY,
 )
 @rate_limit(RouteLimit.LOGIN)
-async def login(request: Request, use_case: Annotated[LogIn, from_container("log_in")]) -> TokenPairOut:
+async def login(request: Request, use_case: Annotated[LogIn, provided(lambda s: s.log_in)]) -> TokenPairOut:
     """Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`)."""
     async with auth_attempt(request, "login") as attempt:
         credentials = await _read_credentials(request)
@@ -102,7 +103,7 @@ async def login(request: Request, use_case: Annotated[LogIn, from_container("log
 async def refresh(
     request: Request,
     body: RefreshRequest,
-    use_case: Annotated[RefreshTokens, from_container("refresh_tokens")],
+    use_case: Annotated[RefreshTokens, provided(lambda s: s.refresh_tokens)],
 ) -> TokenPairOut:
     """Exchange a refresh token (once) for a new pair; a reused one revokes the whole login."""
     async with auth_attempt(request, "refresh") as attempt:
@@ -115,7 +116,7 @@ async def refresh(
 async def logout(
     request: Request,
     principal: CurrentPrincipal,
-    use_case: Annotated[LogOut, from_container("log_out")],
+    use_case: Annotated[LogOut, provided(lambda s: s.log_out)],
     body: LogoutRequest | None = None,
 ) -> Response:
     """End this login: its access and refresh tokens stop working."""

@@ -8,7 +8,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response, status
 from sse_starlette import EventSourceResponse
 
-from parley.adapters.inbound.http.dependencies import CurrentPrincipal, from_container
+from parley.adapters.inbound.http.dependencies import CurrentPrincipal
+from parley.adapters.inbound.http.edge import edge_of, provided
 from parley.adapters.inbound.http.rate_limits import RATE_LIMITED, RouteLimit, rate_limit
 from parley.adapters.inbound.http.responses import Responses, errors, not_found
 from parley.adapters.inbound.http.schemas import (
@@ -22,7 +23,7 @@ from parley.adapters.inbound.http.schemas import (
     SessionPageOut,
     Text,
 )
-from parley.adapters.inbound.http.sse import DEFAULT_DRAIN_SECONDS, DEFAULT_PING_SECONDS, stream_turn
+from parley.adapters.inbound.http.sse import stream_turn
 from parley.application.chat.conversations import (
     CreateConversation,
     DeleteConversation,
@@ -50,7 +51,7 @@ _STREAM: Responses = {
 @router.post("/sessions", status_code=status.HTTP_201_CREATED, responses=errors())
 async def create_session(
     principal: CurrentPrincipal,
-    use_case: Annotated[CreateConversation, from_container("create_conversation")],
+    use_case: Annotated[CreateConversation, provided(lambda s: s.create_conversation)],
     body: CreateSessionRequest | None = None,
 ) -> SessionOut:
     """Open a chat session (name defaults to "New chat")."""
@@ -60,7 +61,7 @@ async def create_session(
 @router.get("/sessions", responses=errors())
 async def list_sessions(
     principal: CurrentPrincipal,
-    use_case: Annotated[ListConversations, from_container("list_conversations")],
+    use_case: Annotated[ListConversations, provided(lambda s: s.list_conversations)],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[Text | None, Query(max_length=512)] = None,
 ) -> SessionPageOut:
@@ -73,7 +74,7 @@ async def list_sessions(
 async def get_session(
     session_id: SessionId,
     principal: CurrentPrincipal,
-    use_case: Annotated[GetConversation, from_container("get_conversation")],
+    use_case: Annotated[GetConversation, provided(lambda s: s.get_conversation)],
 ) -> SessionOut:
     return SessionOut.of(await use_case.execute(principal, session_id))
 
@@ -83,7 +84,7 @@ async def rename_session(
     session_id: SessionId,
     body: RenameSessionRequest,
     principal: CurrentPrincipal,
-    use_case: Annotated[RenameConversation, from_container("rename_conversation")],
+    use_case: Annotated[RenameConversation, provided(lambda s: s.rename_conversation)],
 ) -> SessionOut:
     """Rename (1..200 characters after trimming)."""
     return SessionOut.of(await use_case.execute(principal, session_id, body.name))
@@ -93,7 +94,7 @@ async def rename_session(
 async def delete_session(
     session_id: SessionId,
     principal: CurrentPrincipal,
-    use_case: Annotated[DeleteConversation, from_container("delete_conversation")],
+    use_case: Annotated[DeleteConversation, provided(lambda s: s.delete_conversation)],
 ) -> Response:
     """Delete the session, its messages and the agent's memory of it."""
     await use_case.execute(principal, session_id)
@@ -104,7 +105,7 @@ async def delete_session(
 async def list_messages(
     session_id: SessionId,
     principal: CurrentPrincipal,
-    use_case: Annotated[ListMessages, from_container("list_messages")],
+    use_case: Annotated[ListMessages, provided(lambda s: s.list_messages)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[UUID | None, Query()] = None,
 ) -> MessagePageOut:
@@ -120,7 +121,7 @@ async def list_messages(
 async def clear_messages(
     session_id: SessionId,
     principal: CurrentPrincipal,
-    use_case: Annotated[ClearMessages, from_container("clear_messages")],
+    use_case: Annotated[ClearMessages, provided(lambda s: s.clear_messages)],
 ) -> Response:
     """Clear the history and the agent's memory of it."""
     await use_case.execute(principal, session_id)
@@ -134,7 +135,7 @@ async def send_message(
     session_id: SessionId,
     body: SendMessageRequest,
     principal: CurrentPrincipal,
-    use_case: Annotated[TakeTurn, from_container("take_turn")],
+    use_case: Annotated[TakeTurn, provided(lambda s: s.take_turn)],
 ) -> ExchangeOut:
     """Send a message and wait for the whole reply."""
     turn = await use_case.execute(principal, session_id, body.content, streaming=False)
@@ -156,13 +157,8 @@ async def stream_message(
     session_id: SessionId,
     body: SendMessageRequest,
     principal: CurrentPrincipal,
-    use_case: Annotated[TakeTurn, from_container("take_turn")],
+    use_case: Annotated[TakeTurn, provided(lambda s: s.take_turn)],
 ) -> EventSourceResponse:
     """Send a message and stream the reply as Server-Sent Events."""
     turn = await use_case.execute(principal, session_id, body.content)
-    state = request.app.state
-    return stream_turn(
-        turn,
-        ping_seconds=getattr(state, "sse_ping_seconds", DEFAULT_PING_SECONDS),
-        drain_seconds=getattr(state, "shutdown_grace_seconds", DEFAULT_DRAIN_SECONDS),
-    )
+    return stream_turn(turn, edge_of(request).streams)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from parley.adapters.inbound.http.edge import edge_of
 from parley.adapters.inbound.http.json_response import NewlineJSONResponse
 from parley.adapters.inbound.http.schemas import HealthOut
-from parley.ports.persistence import DatabaseProbe, StorageUnavailable
+from parley.ports.persistence import StorageUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -18,10 +19,9 @@ async def health(request: Request) -> NewlineJSONResponse:
     The probe is bounded in time and has a connection of its own, so a busy pool or event
     loop does not make a healthy database look down.
     """
-    container = request.app.state.container
-    probe: DatabaseProbe = container.database_probe()
+    edge = edge_of(request)
     try:
-        await probe.ping()
+        await edge.services.database_probe().ping()
         database = "ok"
     except StorageUnavailable:
         database = "unavailable"
@@ -29,7 +29,7 @@ async def health(request: Request) -> NewlineJSONResponse:
     body = HealthOut(
         status="ok" if ok else "unavailable",
         version=request.app.version,
-        environment=container.settings().app_env.value,
+        environment=edge.environment,
         checks={"database": database},
     )
     return NewlineJSONResponse(body.model_dump(), status_code=200 if ok else 503)

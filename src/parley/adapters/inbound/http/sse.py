@@ -27,14 +27,13 @@ from starlette.background import BackgroundTask
 from starlette.types import Message as AsgiMessage
 from starlette.types import Send
 
+from parley.adapters.inbound.http.edge import StreamTiming
 from parley.adapters.inbound.http.errors import ServerShuttingDown, error_body
 from parley.adapters.inbound.http.schemas import MessageOut
 from parley.application.chat.turns import ReplyFailed, ReplyStored, Turn
 from parley.domain.chat import Message
 from parley.ports.agent import TokenDelta, ToolCall
 
-DEFAULT_PING_SECONDS = 15.0
-DEFAULT_DRAIN_SECONDS = 20.0
 # After the drain time, stopping a turn (agent cancelled, reply stored, error event sent)
 # takes a moment: sse-starlette cuts the stream only this much later.
 STOP_MARGIN_SECONDS = 3.0
@@ -108,21 +107,19 @@ class EventStream(EventSourceResponse):
             await super()._send_with_timeout(send, message)
 
 
-def stream_turn(
-    turn: Turn, *, ping_seconds: float = DEFAULT_PING_SECONDS, drain_seconds: float = DEFAULT_DRAIN_SECONDS
-) -> EventSourceResponse:
+def stream_turn(turn: Turn, timing: StreamTiming) -> EventSourceResponse:
     """An SSE response for ``turn``; ``turn.aclose()`` runs even if streaming never starts.
 
-    A ``: ping`` comment goes out after ``ping_seconds`` without an event (keeps proxies from
-    closing an idle connection while the model thinks). On shutdown the stream may go on for
-    ``drain_seconds`` (see the module docstring).
+    A ``: ping`` comment goes out after ``timing.ping_seconds`` without an event (keeps proxies
+    from closing an idle connection while the model thinks). On shutdown the stream may go on
+    for ``timing.drain_seconds`` (see the module docstring).
     """
     shutdown = anyio.Event()
     return EventStream(
-        _frames(turn, shutdown, drain_seconds),
+        _frames(turn, shutdown, timing.drain_seconds),
         shutdown_event=shutdown,
-        shutdown_grace_period=drain_seconds + STOP_MARGIN_SECONDS,
-        ping=ping_seconds,
+        shutdown_grace_period=timing.drain_seconds + STOP_MARGIN_SECONDS,
+        ping=timing.ping_seconds,
         sep="\n",
         ping_message_factory=lambda: ServerSentEvent(comment="ping"),
         background=BackgroundTask(turn.aclose),
