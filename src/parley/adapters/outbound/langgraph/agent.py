@@ -67,7 +67,7 @@ class AgentLimits:
     """
 
     context_tokens: int = 8000
-    turn_timeout: float = 120.0
+    turn_timeout: float = 60.0
     recursion_limit: int = 12
     max_attempts: int = 3
     backoff_base: float = 0.5

@@ -28,7 +28,7 @@ class ModelConfig:
     base_url: str | None = None
     temperature: float = 0.2
     max_tokens: int = 2000
-    request_timeout: float = 60.0
+    request_timeout: float = 30.0
     offline_token_delay: float = 0.0
 
     @property
