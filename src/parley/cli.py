@@ -103,7 +103,7 @@ def serve(
     """Serve the API. With no database URL in development, an embedded PostgreSQL is started."""
     import uvicorn
 
-    from parley.container import check_database
+    from parley.bootstrap import check_database
     from parley.log_setup import configure_logging
 
     settings = _settings()
@@ -129,7 +129,7 @@ def migrate() -> None:
     To step back a revision, run Alembic with the database's URL:
     DATABASE_URL=postgresql://... uv run alembic downgrade -1
     """
-    from parley.container import migrate_database
+    from parley.bootstrap import migrate_database
     from parley.log_setup import configure_logging
 
     settings = _settings()

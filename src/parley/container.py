@@ -1,30 +1,23 @@
-"""The composition root: the only module that names concrete adapters.
+"""The composition root: with :mod:`parley.bootstrap` (which starts and stops what it
+declares), the only module that names concrete adapters.
 
 Singletons hold the expensive, shared things (engine, hasher pool, agent, tracer);
 Factories make a fresh use case per request. Providers stay synchronous; async
-start-up and shutdown happen in :func:`running_resources`, called by the app's lifespan.
+start-up and shutdown happen in :mod:`parley.bootstrap`, called by the app's lifespan.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
-from loguru import logger
 from prometheus_client import CollectorRegistry
-from sqlalchemy.pool import QueuePool
 
-from parley.adapters.inbound.http.metrics_endpoint import PoolReader, PoolUsage
 from parley.adapters.outbound.bcrypt import PasslibBcryptHasher
 from parley.adapters.outbound.jwt import PyJwtTokenIssuer
-from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
 from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
-from parley.adapters.outbound.postgres.migrate import upgrade_to_head
-from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe, ensure_reachable
+from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
 from parley.adapters.outbound.prometheus import PrometheusTracer
 from parley.adapters.outbound.system import SystemClock, Uuid4Generator
@@ -42,7 +35,7 @@ from parley.application.chat.turns import TakeTurn, TurnPolicy, TurnServices
 from parley.application.session_cache import RecentAuthSessions
 from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
-from parley.config import ConfigurationError, Settings
+from parley.config import Settings
 
 if TYPE_CHECKING:
     from parley.adapters.outbound.langfuse import LangfuseTracer, NoopTracer
@@ -195,87 +188,3 @@ class Container(containers.DeclarativeContainer):
         deferred_writes,
     )
     take_turn = providers.Factory(TakeTurn, turn_services)
-
-
-async def _database_url(settings: Settings, stack: AsyncExitStack) -> tuple[str, bool]:
-    """The database to use, and whether it is the embedded one (started here if so)."""
-    if settings.postgres_url is not None:
-        return settings.postgres_url.get_secret_value(), False
-    if not settings.is_development:  # settings validation already refuses this; belt and braces
-        raise ConfigurationError("POSTGRES_URL (or DATABASE_URL) is required outside development")
-    embedded = EmbeddedPostgres(settings.data_dir / "postgres")
-    url = await asyncio.to_thread(embedded.start)
-    stack.push_async_callback(asyncio.to_thread, embedded.stop)
-    logger.info("Using the embedded PostgreSQL under {}", settings.data_dir / "postgres")
-    return url, True
-
-
-async def _start_and_register(stack: AsyncExitStack, resource: object) -> None:
-    """Start ``resource`` if it has ``start()``; schedule its ``aclose()`` for shutdown."""
-    start = getattr(resource, "start", None)
-    if start is not None:
-        await start()
-    aclose = getattr(resource, "aclose", None)
-    if aclose is not None:
-        stack.push_async_callback(aclose)
-
-
-@asynccontextmanager
-async def running_resources(container: Container) -> AsyncIterator[None]:
-    """Open the database (embedded in development when no URL is set), migrate when due,
-    start the agent; on exit close everything in reverse order."""
-    settings: Settings = container.settings()
-    async with AsyncExitStack() as stack:
-        url, embedded = await _database_url(settings, stack)
-        await ensure_reachable(url)
-        container.database_url.override(providers.Object(url))
-        migrate = settings.migrate_on_start if settings.migrate_on_start is not None else embedded
-        if migrate:
-            await asyncio.to_thread(upgrade_to_head, url)
-        stack.push_async_callback(_dispose_engine, container)
-        resources = (
-            container.hasher(),
-            container.turn_tracer(),
-            container.agent(),
-            container.database_probe(),
-        )
-        for resource in (*resources, container.deferred_writes()):
-            await _start_and_register(stack, resource)
-        yield
-
-
-async def _dispose_engine(container: Container) -> None:
-    await container.engine().dispose()
-
-
-async def migrate_database(settings: Settings) -> None:
-    """``parley migrate``: bring the configured (or embedded) database to the newest schema."""
-    async with AsyncExitStack() as stack:
-        url, _ = await _database_url(settings, stack)
-        await ensure_reachable(url)
-        await asyncio.to_thread(upgrade_to_head, url)
-
-
-async def check_database(settings: Settings) -> None:
-    """``parley serve``'s first step: a configured database that cannot be reached stops the
-    command with one clear line (:class:`StorageUnavailable`), before any worker starts."""
-    if settings.postgres_url is not None:
-        await ensure_reachable(settings.postgres_url.get_secret_value())
-
-
-def database_pool_reader(container: Container) -> PoolReader:
-    """Reads the engine's pool when ``/metrics`` is scraped (the engine exists once started)."""
-
-    def read() -> PoolUsage | None:
-        pool = container.engine().pool
-        if not isinstance(pool, QueuePool):
-            return None
-        # overflow() counts up from -size while the pool fills: report only the excess.
-        return PoolUsage(
-            size=pool.size(),
-            checked_out=pool.checkedout(),
-            idle=pool.checkedin(),
-            overflow=max(0, pool.overflow()),
-        )
-
-    return read

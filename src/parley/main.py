@@ -24,8 +24,9 @@ from parley.adapters.inbound.http.middleware import (
     is_sane_request_id,
 )
 from parley.adapters.inbound.http.rate_limits import RateLimitConfig, rate_limit_gate
+from parley.bootstrap import database_pool_reader, running_resources
 from parley.config import Settings, load_settings
-from parley.container import Container, database_pool_reader, running_resources
+from parley.container import Container
 from parley.gc_tuning import tune_for_serving
 from parley.log_setup import configure_logging
 

@@ -1,0 +1,105 @@
+"""Bringing the container's resources up and down: the database (embedded in development),
+migrations, the start/stop of the adapters that hold connections or threads, and the two
+database checks of the command line. The container itself only declares providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from dependency_injector import providers
+from loguru import logger
+from sqlalchemy.pool import QueuePool
+
+from parley.adapters.inbound.http.metrics_endpoint import PoolReader, PoolUsage
+from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
+from parley.adapters.outbound.postgres.migrate import upgrade_to_head
+from parley.adapters.outbound.postgres.probe import ensure_reachable
+from parley.config import ConfigurationError, Settings
+from parley.container import Container
+
+
+async def _database_url(settings: Settings, stack: AsyncExitStack) -> tuple[str, bool]:
+    """The database to use, and whether it is the embedded one (started here if so)."""
+    if settings.postgres_url is not None:
+        return settings.postgres_url.get_secret_value(), False
+    if not settings.is_development:  # settings validation already refuses this; belt and braces
+        raise ConfigurationError("POSTGRES_URL (or DATABASE_URL) is required outside development")
+    embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+    url = await asyncio.to_thread(embedded.start)
+    stack.push_async_callback(asyncio.to_thread, embedded.stop)
+    logger.info("Using the embedded PostgreSQL under {}", settings.data_dir / "postgres")
+    return url, True
+
+
+async def _start_and_register(stack: AsyncExitStack, resource: object) -> None:
+    """Start ``resource`` if it has ``start()``; schedule its ``aclose()`` for shutdown."""
+    start = getattr(resource, "start", None)
+    if start is not None:
+        await start()
+    aclose = getattr(resource, "aclose", None)
+    if aclose is not None:
+        stack.push_async_callback(aclose)
+
+
+@asynccontextmanager
+async def running_resources(container: Container) -> AsyncIterator[None]:
+    """Open the database (embedded in development when no URL is set), migrate when due,
+    start the agent; on exit close everything in reverse order."""
+    settings: Settings = container.settings()
+    async with AsyncExitStack() as stack:
+        url, embedded = await _database_url(settings, stack)
+        await ensure_reachable(url)
+        container.database_url.override(providers.Object(url))
+        migrate = settings.migrate_on_start if settings.migrate_on_start is not None else embedded
+        if migrate:
+            await asyncio.to_thread(upgrade_to_head, url)
+        stack.push_async_callback(_dispose_engine, container)
+        resources = (
+            container.hasher(),
+            container.turn_tracer(),
+            container.agent(),
+            container.database_probe(),
+        )
+        for resource in (*resources, container.deferred_writes()):
+            await _start_and_register(stack, resource)
+        yield
+
+
+async def _dispose_engine(container: Container) -> None:
+    await container.engine().dispose()
+
+
+async def migrate_database(settings: Settings) -> None:
+    """``parley migrate``: bring the configured (or embedded) database to the newest schema."""
+    async with AsyncExitStack() as stack:
+        url, _ = await _database_url(settings, stack)
+        await ensure_reachable(url)
+        await asyncio.to_thread(upgrade_to_head, url)
+
+
+async def check_database(settings: Settings) -> None:
+    """``parley serve``'s first step: a configured database that cannot be reached stops the
+    command with one clear line (:class:`StorageUnavailable`), before any worker starts."""
+    if settings.postgres_url is not None:
+        await ensure_reachable(settings.postgres_url.get_secret_value())
+
+
+def database_pool_reader(container: Container) -> PoolReader:
+    """Reads the engine's pool when ``/metrics`` is scraped (the engine exists once started)."""
+
+    def read() -> PoolUsage | None:
+        pool = container.engine().pool
+        if not isinstance(pool, QueuePool):
+            return None
+        # overflow() counts up from -size while the pool fills: report only the excess.
+        return PoolUsage(
+            size=pool.size(),
+            checked_out=pool.checkedout(),
+            idle=pool.checkedin(),
+            overflow=max(0, pool.overflow()),
+        )
+
+    return read
