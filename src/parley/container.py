@@ -21,7 +21,7 @@ from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
 from parley.adapters.outbound.prometheus import PrometheusTracer
 from parley.adapters.outbound.system import SystemClock, Uuid4Generator
-from parley.application.accounts import Authenticate, LogIn, LogOut, RefreshTokens, RegisterUser
+from parley.application.auth import Authenticate, LogIn, LogOut, RefreshTokens, RegisterUser
 from parley.application.chat.conversations import (
     CreateConversation,
     DeleteConversation,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from parley.adapters.outbound.bcrypt import PasslibBcryptHasher
-from parley.ports.security import PasswordHasher
+from parley.ports.auth import PasswordHasher
 from tests.fakes.security import FakePasswordHasher
 
 pytestmark = pytest.mark.contract

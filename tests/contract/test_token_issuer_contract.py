@@ -18,7 +18,7 @@ import pytest
 
 from parley.adapters.outbound.jwt import PyJwtTokenIssuer
 from parley.domain.auth import TokenType
-from parley.ports.security import InvalidToken, TokenIssuer
+from parley.ports.auth import InvalidToken, TokenIssuer
 from tests.fakes.system import FakeClock
 
 pytestmark = pytest.mark.contract

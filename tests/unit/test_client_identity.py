@@ -23,7 +23,7 @@ from parley.adapters.inbound.http.client_identity import (
 from parley.adapters.inbound.http.edge import HttpEdge, Services, StreamTiming, attach_edge
 from parley.adapters.inbound.http.metrics import HttpMetrics
 from parley.domain.auth import TokenClaims, TokenType
-from parley.ports.security import InvalidToken
+from parley.ports.auth import InvalidToken
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from parley.adapters.outbound.jwt.issuer import PyJwtTokenIssuer
-from parley.application.accounts import Authenticate, LogIn, LogInInput, LogOut, RegisterInput, RegisterUser
+from parley.application.auth import Authenticate, LogIn, LogInInput, LogOut, RegisterInput, RegisterUser
 from parley.application.principal import Principal
 from parley.application.session_cache import RecentAuthSessions
 from parley.application.users import ChangePassword, ChangePasswordInput

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from parley.application.accounts import LogInInput, RegisterInput
+from parley.application.auth import LogInInput, RegisterInput
 from parley.application.principal import Principal
 from parley.application.users import (
     ChangeEmail,
@@ -26,7 +26,7 @@ from parley.domain.errors import (
     ValidationFailed,
 )
 from tests.fakes.agent import ScriptedChatAgent
-from tests.unit.test_accounts import PASSWORD, World
+from tests.unit.test_auth_use_cases import PASSWORD, World
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from uuid import UUID
 
 from parley.domain.auth import AuthSession, TokenPair, TokenType
-from parley.ports.security import TokenIssuer
+from parley.ports.auth import TokenIssuer
 
 
 def mint_token_pair(

@@ -16,8 +16,8 @@ from parley.domain.errors import (
 )
 from parley.domain.users import Email, PasswordPolicy, User
 from parley.ports.agent import ChatAgent
+from parley.ports.auth import PasswordHasher
 from parley.ports.persistence import UnitOfWork, UnitOfWorkFactory
-from parley.ports.security import PasswordHasher
 from parley.ports.system import Clock
 
 

@@ -1,7 +1,8 @@
 """The domain's error tree.
 
 The core raises these typed errors; the HTTP edge maps each class to a status
-code exactly once (``adapters/inbound/http/errors.py``).
+code exactly once (``adapters/inbound/http/errors.py``), and words the answer in the
+API's own vocabulary where it differs (a conversation is a "session" there).
 """
 
 from __future__ import annotations
@@ -85,17 +86,17 @@ class UserNotFound(NotFound):
 
 
 class ConversationNotFound(NotFound):
-    detail = "Session not found"
+    detail = "Conversation not found"
 
 
 class ReplyInProgress(DomainError):
     """Another reply is being generated in the same conversation."""
 
-    detail = "A reply is already being generated for this session"
+    detail = "A reply is already being generated in this conversation"
 
 
 class HistoryCleared(DomainError):
     """The conversation's history was cleared while a reply to it was being generated:
     the reply belonged to the old history, so it was not kept."""
 
-    detail = "The session's history was cleared while the reply was being generated"
+    detail = "The conversation's history was cleared while the reply was being generated"

@@ -31,7 +31,7 @@ from starlette.requests import Request
 
 from parley.adapters.inbound.http.edge import edge_of
 from parley.domain.auth import TokenType
-from parley.ports.security import InvalidToken
+from parley.ports.auth import InvalidToken
 
 _Address = IPv4Address | IPv6Address
 _Dependency = TypeVar("_Dependency", bound=Callable[..., Any])

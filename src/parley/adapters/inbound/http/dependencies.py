@@ -13,7 +13,7 @@ from fastapi.security import OAuth2PasswordBearer
 from parley.adapters.inbound.http.audit import auth_attempt
 from parley.adapters.inbound.http.client_identity import authenticates
 from parley.adapters.inbound.http.edge import provided
-from parley.application.accounts import Authenticate
+from parley.application.auth import Authenticate
 from parley.application.principal import Principal
 from parley.domain.errors import NotAuthenticated
 

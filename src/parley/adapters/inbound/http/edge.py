@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Request
 if TYPE_CHECKING:
     from parley.adapters.inbound.http.metrics import HttpMetrics
     from parley.adapters.inbound.http.rate_limits import RateLimitGate
-    from parley.application.accounts import Authenticate, LogIn, LogOut, RefreshTokens, RegisterUser
+    from parley.application.auth import Authenticate, LogIn, LogOut, RefreshTokens, RegisterUser
     from parley.application.chat.conversations import (
         CreateConversation,
         DeleteConversation,
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from parley.application.chat.history import ClearMessages, ListMessages
     from parley.application.chat.turns import TakeTurn
     from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
+    from parley.ports.auth import TokenIssuer
     from parley.ports.persistence import DatabaseProbe
-    from parley.ports.security import TokenIssuer
 
 T = TypeVar("T")
 

@@ -72,10 +72,10 @@ ERROR_TABLE: Mapping[type[Exception], ErrorAnswer] = {
     NotAuthenticated: ErrorAnswer(401, headers=BEARER_CHALLENGE),
     EmailAlreadyRegistered: ErrorAnswer(400),
     CurrentPasswordIncorrect: ErrorAnswer(400),
-    ConversationNotFound: ErrorAnswer(404),
+    ConversationNotFound: ErrorAnswer(404, "Session not found"),
     NotFound: ErrorAnswer(404),
-    ReplyInProgress: ErrorAnswer(409),
-    HistoryCleared: ErrorAnswer(409),
+    ReplyInProgress: ErrorAnswer(409, "A reply is already being generated for this session"),
+    HistoryCleared: ErrorAnswer(409, "The session's history was cleared while the reply was being generated"),
     RateLimited: ErrorAnswer(429),  # detail "Rate limit exceeded: ..." and Retry-After from the error
     StorageBusy: ErrorAnswer(503, SERVICE_UNAVAILABLE, headers=BUSY_HEADERS),
     ServerShuttingDown: ErrorAnswer(503),

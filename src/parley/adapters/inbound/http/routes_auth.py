@@ -38,7 +38,7 @@ from parley.adapters.inbound.http.schemas import (
     TokenPairOut,
     UserOut,
 )
-from parley.application.accounts import LogIn, LogInInput, LogOut, RefreshTokens, RegisterInput, RegisterUser
+from parley.application.auth import LogIn, LogInInput, LogOut, RefreshTokens, RegisterInput, RegisterUser
 from parley.domain.auth import TokenPair
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], dependencies=[RATE_LIMITED])

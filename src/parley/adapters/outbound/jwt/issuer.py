@@ -10,7 +10,7 @@ from uuid import UUID
 import jwt
 
 from parley.domain.auth import TokenClaims, TokenType
-from parley.ports.security import InvalidToken
+from parley.ports.auth import InvalidToken
 from parley.ports.system import Clock
 
 # Symmetric algorithms only: the key is a shared secret. Each needs a key at least as long as

@@ -1,4 +1,4 @@
-"""Account use cases wired by hand with in-memory fakes."""
+"""Authentication use cases (application.auth) wired by hand with in-memory fakes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from parley.adapters.outbound.jwt.issuer import PyJwtTokenIssuer
-from parley.application.accounts import (
+from parley.application.auth import (
     Authenticate,
     LogIn,
     LogInInput,

@@ -1,4 +1,4 @@
-"""Account use cases: register, log in, refresh, log out, authenticate."""
+"""Authentication use cases: register, log in, refresh, log out, and check an access token."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from parley.domain.errors import (
     ValidationFailed,
 )
 from parley.domain.users import Email, PasswordPolicy, User
+from parley.ports.auth import InvalidToken, PasswordHasher, TokenIssuer
 from parley.ports.persistence import AuthSessionRepository, UnitOfWorkFactory
-from parley.ports.security import InvalidToken, PasswordHasher, TokenIssuer
 from parley.ports.system import Clock, IdGenerator
 
 

@@ -1,4 +1,4 @@
-"""Credential ports: password hashing and token issuing."""
+"""Authentication ports: password hashing and token issuing."""
 
 from __future__ import annotations
 
