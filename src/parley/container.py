@@ -31,7 +31,7 @@ from parley.application.chat.conversations import (
 )
 from parley.application.chat.history import ClearMessages, ListMessages
 from parley.application.chat.running import DeferredWrites, RunningTurns
-from parley.application.chat.turns import TakeTurn, TurnPolicy, TurnServices
+from parley.application.chat.turns import SendMessage, StreamReply, TurnPolicy, TurnServices
 from parley.application.session_cache import RecentAuthSessions
 from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
@@ -187,4 +187,5 @@ class Container(containers.DeclarativeContainer):
         running_turns,
         deferred_writes,
     )
-    take_turn = providers.Factory(TakeTurn, turn_services)
+    send_message = providers.Factory(SendMessage, turn_services)
+    stream_reply = providers.Factory(StreamReply, turn_services)

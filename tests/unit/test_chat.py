@@ -19,6 +19,8 @@ from parley.application.chat.history import ClearMessages, ListMessages
 from parley.application.chat.turns import (
     ReplyFailed,
     ReplyStored,
+    SendMessage,
+    StreamReply,
     complete_turn,
 )
 from parley.domain.chat import MessageRole, MessageStatus
@@ -290,3 +292,30 @@ async def test_clear_and_delete_forget_the_agents_memory(chat: Chat) -> None:
     assert set(chat.agent.forgotten) == {conversation_id}
     with pytest.raises(ConversationNotFound):
         await GetConversation(chat.db.unit_of_work).execute(ALICE, conversation_id)
+
+
+async def test_sending_a_message_returns_both_stored_messages_from_a_non_streamed_call(chat: Chat) -> None:
+    conversation_id = await chat.conversation()
+    chat.agent.script(ScriptedTurn.reply("Hello there", chunk=3))
+
+    exchange = await SendMessage(chat.services()).execute(ALICE, conversation_id, "hi")
+
+    assert (exchange.message.content, exchange.reply.content) == ("hi", "Hello there")
+    assert chat.agent.turns[-1].stream_tokens is False
+    assert await chat.messages(conversation_id) == [
+        ("user", "hi", "complete"),
+        ("assistant", "Hello there", "complete"),
+    ]
+
+
+async def test_streaming_a_reply_hands_back_a_turn_that_streams_tokens(chat: Chat) -> None:
+    conversation_id = await chat.conversation()
+    chat.agent.script(ScriptedTurn.reply("Hello there", chunk=3))
+
+    turn = await StreamReply(chat.services()).execute(ALICE, conversation_id, "hi")
+    async with aclosing(turn.events()) as events:
+        received = [event async for event in events]
+
+    assert chat.agent.turns[-1].stream_tokens is True
+    assert "".join(e.text for e in received if isinstance(e, TokenDelta)) == "Hello there"
+    assert isinstance(received[-1], ReplyStored)

@@ -411,6 +411,37 @@ class Exchange:
     reply: Message
 
 
+class SendMessage:
+    """Send a message and wait for the whole reply: the non-streamed route's one use case.
+
+    Starts the turn as :class:`TakeTurn` does (its errors before anything is stored), runs it
+    to its end with the cheaper non-streamed model call, and returns both stored messages; a
+    turn that ends badly raises its error (``AgentUnavailable``, ``StorageUnavailable``,
+    ``HistoryCleared``, ...), after storing what it could.
+    """
+
+    def __init__(self, services: TurnServices) -> None:
+        self._take_turn = TakeTurn(services)
+
+    async def execute(self, principal: Principal, conversation_id: UUID, content: str) -> Exchange:
+        turn = await self._take_turn.execute(principal, conversation_id, content, streaming=False)
+        return await complete_turn(turn)
+
+
+class StreamReply:
+    """Send a message and have the reply as it is generated: the streaming route's one use case.
+
+    Returns the started :class:`Turn`; its ``events()`` yield the reply's pieces and how it
+    ended, and closing them (or :meth:`Turn.aclose`) stops the turn and keeps what was said.
+    """
+
+    def __init__(self, services: TurnServices) -> None:
+        self._take_turn = TakeTurn(services)
+
+    async def execute(self, principal: Principal, conversation_id: UUID, content: str) -> Turn:
+        return await self._take_turn.execute(principal, conversation_id, content, streaming=True)
+
+
 async def complete_turn(turn: Turn) -> Exchange:
     """Run a turn to its end without streaming; a failure is raised (after storing what it can)."""
     try:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         RenameConversation,
     )
     from parley.application.chat.history import ClearMessages, ListMessages
-    from parley.application.chat.turns import TakeTurn
+    from parley.application.chat.turns import SendMessage, StreamReply
     from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
     from parley.ports.auth import TokenIssuer
     from parley.ports.persistence import DatabaseProbe
@@ -90,7 +90,10 @@ class Services(Protocol):
     def clear_messages(self) -> Callable[[], ClearMessages]: ...
 
     @property
-    def take_turn(self) -> Callable[[], TakeTurn]: ...
+    def send_message(self) -> Callable[[], SendMessage]: ...
+
+    @property
+    def stream_reply(self) -> Callable[[], StreamReply]: ...
 
     # checks tokens (no I/O) to key rate limits by user
     @property

@@ -32,7 +32,7 @@ from parley.application.chat.conversations import (
     RenameConversation,
 )
 from parley.application.chat.history import ClearMessages, ListMessages
-from parley.application.chat.turns import TakeTurn, complete_turn
+from parley.application.chat.turns import SendMessage, StreamReply
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"], dependencies=[RATE_LIMITED])
 
@@ -135,11 +135,10 @@ async def send_message(
     session_id: SessionId,
     body: SendMessageRequest,
     principal: CurrentPrincipal,
-    use_case: Annotated[TakeTurn, provided(lambda s: s.take_turn)],
+    use_case: Annotated[SendMessage, provided(lambda s: s.send_message)],
 ) -> ExchangeOut:
     """Send a message and wait for the whole reply."""
-    turn = await use_case.execute(principal, session_id, body.content, streaming=False)
-    exchange = await complete_turn(turn)
+    exchange = await use_case.execute(principal, session_id, body.content)
     return ExchangeOut(
         message=MessageOut.of(exchange.message),
         reply=MessageOut.of(exchange.reply),
@@ -157,7 +156,7 @@ async def stream_message(
     session_id: SessionId,
     body: SendMessageRequest,
     principal: CurrentPrincipal,
-    use_case: Annotated[TakeTurn, provided(lambda s: s.take_turn)],
+    use_case: Annotated[StreamReply, provided(lambda s: s.stream_reply)],
 ) -> EventSourceResponse:
     """Send a message and stream the reply as Server-Sent Events."""
     turn = await use_case.execute(principal, session_id, body.content)
