@@ -52,11 +52,11 @@ def postgres_server_url() -> Iterator[str]:
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url()
         return
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     # A short path: the server's unix socket lives in the data folder (108-byte limit).
     datadir = tempfile.mkdtemp(prefix="parley-pg-")
-    server = pgserver.get_server(datadir, cleanup_mode="stop")
+    server = get_server(datadir, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:

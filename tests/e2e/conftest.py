@@ -47,7 +47,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "llm_retry_backoff_seconds": 0.0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture

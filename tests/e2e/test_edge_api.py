@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ async def test_a_body_over_the_limit_is_413(start_app: AppFactory) -> None:
 async def test_a_streamed_body_over_the_limit_is_413_without_content_length(start_app: AppFactory) -> None:
     _, client = await start_app(max_body_bytes=2048)
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):
             yield b"x" * 1024
 

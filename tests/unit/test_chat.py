@@ -186,9 +186,11 @@ async def test_a_failure_while_streaming_yields_reply_failed_with_the_partial_te
 
     events = [event async for event in turn.events()]
 
-    assert isinstance(events[-1], ReplyFailed)
-    assert events[-1].message.content == "partial"
-    assert events[-1].message.status is MessageStatus.FAILED
+    failed = events[-1]
+    assert isinstance(failed, ReplyFailed)
+    assert failed.message is not None
+    assert failed.message.content == "partial"
+    assert failed.message.status is MessageStatus.FAILED
 
 
 async def test_closing_the_stream_stops_the_agent_and_stores_an_incomplete_reply(chat: Chat) -> None:

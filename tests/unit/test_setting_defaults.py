@@ -38,7 +38,7 @@ def _parameter_defaults(function: Callable[..., Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir: Path = tmp_path_factory.mktemp("data")
-    return Settings(_env_file=None, jwt_secret_key="k" * 40, data_dir=data_dir)  # type: ignore[call-arg]
+    return Settings(_env_file=None, jwt_secret_key="k" * 40, data_dir=data_dir)
 
 
 # (default found in the code, the setting that owns it)

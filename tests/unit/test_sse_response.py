@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pytest
 from sse_starlette import ServerSentEvent
+from starlette.types import Message
 
 from parley.adapters.inbound.http.sse import EventStream
 
@@ -18,15 +19,15 @@ async def _two_events() -> AsyncIterator[ServerSentEvent]:
     yield ServerSentEvent(event="token", data="b")
 
 
-async def _run(response: EventStream) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
+async def _run(response: EventStream) -> list[Message]:
+    sent: list[Message] = []
     disconnected = asyncio.Event()
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         await disconnected.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "headers": []}
