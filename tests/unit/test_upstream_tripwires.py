@@ -61,6 +61,7 @@ from parley.adapters.outbound.langgraph.openai_client import StreamingAsyncOpenA
 pytestmark = pytest.mark.unit
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+OVERRIDES_LIST = REPOSITORY / "docs" / "upstream-overrides.md"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,16 @@ LANGFUSE_STATE = Override(
     "LangfuseTracer: LangfuseResourceManager._instances",
     "langfuse",
     "adapters/outbound/langfuse/tracer.py",
+)
+OVERRIDES = (
+    REQUEST_PAYLOAD,
+    CLIENT_SWAP,
+    CHUNKS_AS_DICTS,
+    SSE_SEND,
+    LIMIT_CHECK,
+    SAVER_LOCK,
+    SAVER_WRITES,
+    LANGFUSE_STATE,
 )
 
 # The minor version of each package that its overrides were checked against (uv.lock).
@@ -190,6 +201,16 @@ def test_pyproject_caps_each_overridden_package_below_its_next_minor_version(pac
     assert _requirement(package).endswith(f",<{major}.{int(minor) + 1}"), (
         f"{package} must be capped below {major}.{int(minor) + 1}: its internals are overridden"
     )
+
+
+def test_the_overrides_list_names_every_override_and_every_cap() -> None:
+    listed = OVERRIDES_LIST.read_text(encoding="utf-8")
+
+    unlisted = [o.name for o in OVERRIDES if o.name not in listed.replace("`", "")]
+    uncapped = [p for p in CHECKED if f"`{_requirement(p)}`" not in listed]
+
+    assert unlisted == [], f"docs/upstream-overrides.md should list these overrides: {unlisted}"
+    assert uncapped == [], f"docs/upstream-overrides.md should show pyproject's cap of {uncapped}"
 
 
 # --- langchain-openai: LeanChatOpenAI ----------------------------------------------------
