@@ -26,7 +26,8 @@ Why not slowapi's middlewares: they find the route by walking ``app.routes``, wh
 longer lists endpoints once FastAPI includes routers lazily, and they only enforce default
 limits. A dependency runs after routing, so the route and its template are known, and its
 :class:`RateLimited` reaches the app's error handlers like any other error. The check itself
-is slowapi's: the call its own decorator makes.
+is slowapi's: the call its own decorator makes, a private method (entry 5 of
+``docs/upstream-overrides.md``).
 """
 
 from __future__ import annotations
@@ -311,7 +312,7 @@ class RateLimitGate:
 
 def _evaluate(limiter: Limiter, request: Request, endpoint: Callable[..., Any]) -> None:
     try:
-        # The call slowapi's own decorator makes (slowapi is pinned in uv.lock).
+        # The call slowapi's own decorator makes: private (capped, see docs/upstream-overrides.md).
         limiter._check_request_limit(request, endpoint, in_middleware=False)
     except RateLimitExceeded as exceeded:
         item, identifiers = request.state.view_rate_limit

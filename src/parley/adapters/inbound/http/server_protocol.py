@@ -21,7 +21,8 @@ as the header bound is longer.
 This overrides uvicorn internals: the parser callbacks ``on_message_begin`` and
 ``on_headers_complete``, ``on_response_complete``, the ``pipeline`` of queued requests and
 ``server_state.default_headers``. pyproject caps uvicorn below its next minor version, and
-``tests/unit/test_server_protocol_tripwires.py`` fails by name if any of them changes.
+``tests/unit/test_server_protocol_tripwires.py`` fails by name if any of them changes
+(entry 9 of ``docs/upstream-overrides.md``).
 """
 
 from __future__ import annotations

@@ -151,7 +151,8 @@ class LangfuseTracer:
 
 
 def _client_states() -> dict[str, object]:
-    """The SDK's client state per public key (a private SDK attribute, read defensively)."""
+    """The SDK's client state per public key (a private SDK attribute, read defensively;
+    entry 8 of ``docs/upstream-overrides.md``)."""
     states = getattr(LangfuseResourceManager, "_instances", None)
     return states if isinstance(states, dict) else {}
 

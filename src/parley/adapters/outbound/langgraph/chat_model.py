@@ -70,6 +70,9 @@ class LeanChatOpenAI(ChatOpenAI):
     into the JSON body after that step, untouched ("the second mapping takes precedence"),
     so the request on the wire is the same. The integration tests read the requests a
     local fake server received, so a change of that merge would fail them.
+
+    Both methods here override or rely on langchain-openai internals: see entries 1 and 2 of
+    ``docs/upstream-overrides.md`` (the version cap, and the tripwires that check them).
     """
 
     @model_validator(mode="after")

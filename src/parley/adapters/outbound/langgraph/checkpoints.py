@@ -29,7 +29,11 @@ SCHEMA_LOCK_KEY = 0x7061726C65792D63
 
 
 class SettlingSaver(BaseCheckpointSaver[str]):
-    """Mixin: tracks in-flight checkpoint writes per thread (see the module docstring)."""
+    """Mixin: tracks in-flight checkpoint writes per thread (see the module docstring).
+
+    The wrappers copy the savers' ``aput``/``aput_writes`` signatures: entry 7 of
+    ``docs/upstream-overrides.md``.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -86,6 +90,7 @@ class SettlingPostgresSaver(SettlingSaver, AsyncPostgresSaver):
     #7259). With 1,000 turns starting together, checkpoint reads queued for over a second.
     Each operation here takes a pool connection of its own, so the lock becomes a semaphore
     as wide as the pool: operations wait there instead of hitting the pool's timeout.
+    ``lock`` is the saver's internal state: entry 6 of ``docs/upstream-overrides.md``.
     """
 
     def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]) -> None:

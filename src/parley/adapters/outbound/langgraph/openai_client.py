@@ -11,6 +11,7 @@ Two changes, each measured with ``uv run just bench slow`` (1,000 concurrent str
   12.4 ms CPU for 19 chunks).
 
 SSE framing, ``[DONE]``, error events, timeouts and closing the response stay the SDK's.
+``_process_response_data`` is SDK-private: entry 3 of ``docs/upstream-overrides.md``.
 """
 
 from __future__ import annotations
