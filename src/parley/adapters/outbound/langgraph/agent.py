@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
@@ -213,14 +214,10 @@ class LangGraphChatAgent:
         sent = _SentEvents(emit)
         try:
             async with asyncio.timeout(self._limits.turn_timeout) as deadline:
-                try:
-                    await self._invoke(graph, turn, sent)
-                except _STORE_UNREACHABLE:
-                    # A connection the pool lent had died (the database restarted since). Before
-                    # anything was sent, drop every dead one and run the turn once more.
-                    if sent.any or not await self._drop_dead_connections():
-                        raise
-                    await self._invoke(graph, turn, sent)
+                # Run again only if nothing was sent yet: a second run would repeat it.
+                await self._once_more_after_a_restart(
+                    lambda: self._invoke(graph, turn, sent), may_repeat=lambda: not sent.any
+                )
         except TimeoutError as error:
             if not deadline.expired():
                 # Not our deadline: something inside the run timed out on its own.
@@ -249,18 +246,25 @@ class LangGraphChatAgent:
             durability="exit",
         )
 
-    async def _drop_dead_connections(self) -> bool:
-        """Check every idle pooled connection, replacing the dead ones; False without a pool.
+    async def _once_more_after_a_restart(
+        self, operation: Callable[[], Awaitable[None]], *, may_repeat: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Run a checkpoint ``operation``; if a connection the pool lent had died (the database
+        restarted since), check every idle pooled connection, replacing the dead ones, and run
+        it once more (when ``may_repeat()``).
 
         Why not check each connection as it is lent (psycopg_pool's ``check=``): one more round
         trip per checkpoint operation cost a 1,000-stream burst ~0.7 s of time to first token
         (p50 4.3 -> 5.0 s, bench ``slow``). Dead connections only exist after the database went
         away, and the first operation that meets one clears them all.
         """
-        if self._pool is None:
-            return False
-        await self._pool.check()
-        return True
+        try:
+            await operation()
+        except _STORE_UNREACHABLE:
+            if self._pool is None or not may_repeat():
+                raise
+            await self._pool.check()
+            await operation()
 
     async def forget(self, conversation_id: UUID) -> None:
         """Delete every checkpoint of the conversation's thread (idempotent); raises
@@ -269,11 +273,6 @@ class LangGraphChatAgent:
         thread_id = str(conversation_id)
         try:
             await saver.settle(thread_id)  # a write landing after the delete would resurrect rows
-            try:
-                await saver.adelete_thread(thread_id)
-            except _STORE_UNREACHABLE:
-                if not await self._drop_dead_connections():
-                    raise
-                await saver.adelete_thread(thread_id)
+            await self._once_more_after_a_restart(lambda: saver.adelete_thread(thread_id))
         except _STORE_UNREACHABLE as error:
             raise StorageUnavailable("the agent's checkpoint store is unreachable") from error

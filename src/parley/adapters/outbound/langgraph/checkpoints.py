@@ -119,7 +119,7 @@ def postgres_pool(
     statements (safe behind PgBouncer), dict rows (the saver reads columns by name).
     A connection is waited for at most ``timeout`` seconds (psycopg_pool's default, 30 s, held
     a turn that long when the database was down). Connections are not checked as they are lent
-    (see ``LangGraphChatAgent._drop_dead_connections`` for what happens after a restart).
+    (see ``LangGraphChatAgent._once_more_after_a_restart`` for what happens after a restart).
     """
     return AsyncConnectionPool(
         libpq_url(url),
