@@ -23,23 +23,32 @@ def to_async_url(url: str | URL) -> URL:
     return parsed.set(drivername=ASYNC_DRIVER)
 
 
+def libpq_url(url: str | URL, *, hide_password: bool = False) -> str:
+    """``url`` as libpq (psycopg) takes it: ``postgresql://user:password@host:5432/db``.
+
+    ``hide_password=True``: fit for messages and logs (``postgresql://user:***@host:5432/db``).
+    """
+    return to_async_url(url).set(drivername="postgresql").render_as_string(hide_password=hide_password)
+
+
 def shown_url(url: str | URL) -> str:
     """``url`` fit for messages and logs: ``postgresql://user:***@host:5432/db``."""
-    return to_async_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
+    return libpq_url(url, hide_password=True)
 
 
 def create_engine(
-    url: str,
+    url: str | URL,
     *,
     pool_size: int,
     max_overflow: int,
     pool_timeout: float,
     echo: bool = False,
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """An async engine on psycopg 3.
 
-    - ``pool_pre_ping`` checks each pooled connection before lending it, so the service
+    - ``pre_ping`` checks each pooled connection before lending it, so the service
       recovers by itself after the database restarts (stale connections are replaced);
     - ``connect_timeout`` (seconds, libpq) bounds how long an unreachable server can stall a
       request; a value already present in the URL wins.
@@ -51,7 +60,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         echo=echo,
         connect_args=connect_args,
     )

@@ -13,11 +13,11 @@ import asyncio
 
 import psycopg
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley.ports.persistence import StorageUnavailable
 
-from .engine import DEFAULT_CONNECT_TIMEOUT_SECONDS, shown_url, to_async_url
+from .engine import DEFAULT_CONNECT_TIMEOUT_SECONDS, create_engine, libpq_url, shown_url
 from .errors import translated_errors
 
 DEFAULT_PROBE_TIMEOUT_SECONDS = 5.0
@@ -35,13 +35,9 @@ class PostgresDatabaseProbe:
 
     def __init__(self, engine: AsyncEngine, *, timeout: float = DEFAULT_PROBE_TIMEOUT_SECONDS) -> None:
         self._timeout = timeout
-        connect_args = (
-            {}
-            if "connect_timeout" in engine.url.query
-            else {"connect_timeout": DEFAULT_CONNECT_TIMEOUT_SECONDS}
-        )
-        self._engine = create_async_engine(
-            engine.url, pool_size=1, max_overflow=0, pool_timeout=timeout, connect_args=connect_args
+        # No pre-ping: one round trip per probe; a dead connection is retried instead (ping).
+        self._engine = create_engine(
+            engine.url, pool_size=1, max_overflow=0, pool_timeout=timeout, pre_ping=False
         )
 
     async def ping(self) -> None:
@@ -70,10 +66,11 @@ async def ensure_reachable(url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
     Run before anything else opens pools: an unreachable database at start-up used to produce
     dozens of pool warnings and a traceback before the process gave up.
     """
-    libpq = to_async_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     try:
         async with asyncio.timeout(timeout + 1):
-            connection = await psycopg.AsyncConnection.connect(libpq, connect_timeout=max(1, round(timeout)))
+            connection = await psycopg.AsyncConnection.connect(
+                libpq_url(url), connect_timeout=max(1, round(timeout))
+            )
         await connection.close()
     except (psycopg.Error, OSError) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
