@@ -26,6 +26,25 @@ async def load_owned(uow: UnitOfWork, principal: Principal, conversation_id: UUI
     return conversation
 
 
+async def stop_and_forget(
+    principal: Principal,
+    conversation_id: UUID,
+    error: Exception,
+    uow: UnitOfWorkFactory,
+    running: RunningTurns,
+    agent: ChatAgent,
+) -> None:
+    """What deleting or clearing a conversation does before it changes any row: check the caller
+    owns it (:class:`ConversationNotFound`), stop the caller's turn running in this process there
+    (its events end with ``error``; the agent has written its last checkpoint), and forget what
+    the agent remembers of it (if that fails, nothing has been deleted: the request can be retried).
+    """
+    async with uow(read_only=True) as read:
+        await load_owned(read, principal, conversation_id)
+    await running.interrupt([conversation_id], owner_id=principal.user_id, error=error)
+    await agent.forget(conversation_id)
+
+
 class CreateConversation:
     """Open a conversation; the name defaults to "New chat" and is trimmed (1..200 characters)."""
 
@@ -115,12 +134,9 @@ class DeleteConversation:
         self._running = running or RunningTurns()
 
     async def execute(self, principal: Principal, conversation_id: UUID) -> None:
-        async with self._uow(read_only=True) as uow:
-            await load_owned(uow, principal, conversation_id)
-        await self._running.interrupt(
-            [conversation_id], owner_id=principal.user_id, error=ConversationNotFound()
+        await stop_and_forget(
+            principal, conversation_id, ConversationNotFound(), self._uow, self._running, self._agent
         )
-        await self._agent.forget(conversation_id)
         async with self._uow() as uow:
             await load_owned(uow, principal, conversation_id)
             await uow.conversations.delete(conversation_id)

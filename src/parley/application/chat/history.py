@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from parley.application.chat.conversations import load_owned
+from parley.application.chat.conversations import load_owned, stop_and_forget
 from parley.application.chat.running import RunningTurns
 from parley.application.principal import Principal
 from parley.domain.chat import Message
@@ -56,10 +56,9 @@ class ClearMessages:
         self._running = running or RunningTurns()
 
     async def execute(self, principal: Principal, conversation_id: UUID) -> None:
-        async with self._uow(read_only=True) as uow:
-            await load_owned(uow, principal, conversation_id)
-        await self._running.interrupt([conversation_id], owner_id=principal.user_id, error=HistoryCleared())
-        await self._agent.forget(conversation_id)
+        await stop_and_forget(
+            principal, conversation_id, HistoryCleared(), self._uow, self._running, self._agent
+        )
         async with self._uow() as uow:
             await load_owned(uow, principal, conversation_id)
             await uow.conversations.clear_history(conversation_id, self._clock.now())
