@@ -24,6 +24,7 @@ from parley.domain.chat import (
     MAX_CONVERSATION_NAME_LENGTH,
     Conversation,
     Message,
+    first_unstorable,
 )
 from parley.domain.users import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, User
 
@@ -43,13 +44,11 @@ def refuse_unstorable_text(value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
-    if "\x00" in value:
+    unstorable = first_unstorable(value)
+    if unstorable == "\x00":
         raise ValueError("Must not contain NUL characters")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("Must not contain unpaired surrogate characters") from None
+    if unstorable is not None:
+        raise ValueError("Must not contain unpaired surrogate characters")
     return value
 
 
