@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,87 +41,41 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(_env_file=None, jwt_secret_key="k" * 40, data_dir=data_dir)
 
 
-# (default found in the code, the setting that owns it)
-PAIRS: list[tuple[str, Callable[[], Any], Callable[[Settings], Any]]] = [
-    ("ModelConfig.name", lambda: _dataclass_defaults(ModelConfig)["name"], lambda s: s.llm_model),
-    (
-        "ModelConfig.temperature",
-        lambda: _dataclass_defaults(ModelConfig)["temperature"],
-        lambda s: s.llm_temperature,
-    ),
-    (
-        "ModelConfig.max_tokens",
-        lambda: _dataclass_defaults(ModelConfig)["max_tokens"],
-        lambda s: s.llm_max_tokens,
-    ),
-    (
-        "ModelConfig.request_timeout",
-        lambda: _dataclass_defaults(ModelConfig)["request_timeout"],
-        lambda s: s.llm_request_timeout_seconds,
-    ),
-    (
-        "AgentLimits.context_tokens",
-        lambda: _dataclass_defaults(AgentLimits)["context_tokens"],
-        lambda s: s.llm_context_tokens,
-    ),
-    (
-        "AgentLimits.turn_timeout",
-        lambda: _dataclass_defaults(AgentLimits)["turn_timeout"],
-        lambda s: s.llm_timeout_seconds,
-    ),
-    (
-        "AgentLimits.recursion_limit",
-        lambda: _dataclass_defaults(AgentLimits)["recursion_limit"],
-        lambda s: s.llm_recursion_limit,
-    ),
-    (
-        "AgentLimits.max_attempts",
-        lambda: _dataclass_defaults(AgentLimits)["max_attempts"],
-        lambda s: s.llm_retry_attempts,
-    ),
-    (
-        "AgentLimits.backoff_base",
-        lambda: _dataclass_defaults(AgentLimits)["backoff_base"],
-        lambda s: s.llm_retry_backoff_seconds,
-    ),
-    (
-        "LangGraphChatAgent(pool_size)",
-        lambda: _parameter_defaults(LangGraphChatAgent.__init__)["pool_size"],
-        lambda s: s.postgres_pool_size,
-    ),
-    (
-        "PasslibBcryptHasher(rounds)",
-        lambda: _parameter_defaults(PasslibBcryptHasher.__init__)["rounds"],
-        lambda s: s.bcrypt_rounds,
-    ),
-    (
-        "PasslibBcryptHasher(max_workers)",
-        lambda: _parameter_defaults(PasslibBcryptHasher.__init__)["max_workers"],
-        lambda s: s.bcrypt_workers,
-    ),
-    (
-        "RecentAuthSessions(ttl)",
-        lambda: _parameter_defaults(RecentAuthSessions.__init__)["ttl"],
-        lambda s: s.auth_session_cache_seconds,
-    ),
-    (
-        "TurnPolicy.max_message_chars",
-        lambda: _dataclass_defaults(TurnPolicy)["max_message_chars"],
-        lambda s: s.max_message_chars,
-    ),
+# (where the code has a default: a dataclass, or a callable's parameter; its name; the setting)
+PAIRS: list[tuple[Any, str, str]] = [
+    (ModelConfig, "name", "llm_model"),
+    (ModelConfig, "temperature", "llm_temperature"),
+    (ModelConfig, "max_tokens", "llm_max_tokens"),
+    (ModelConfig, "request_timeout", "llm_request_timeout_seconds"),
+    (AgentLimits, "context_tokens", "llm_context_tokens"),
+    (AgentLimits, "turn_timeout", "llm_timeout_seconds"),
+    (AgentLimits, "recursion_limit", "llm_recursion_limit"),
+    (AgentLimits, "max_attempts", "llm_retry_attempts"),
+    (AgentLimits, "backoff_base", "llm_retry_backoff_seconds"),
+    (LangGraphChatAgent.__init__, "pool_size", "postgres_pool_size"),
+    (PasslibBcryptHasher.__init__, "rounds", "bcrypt_rounds"),
+    (PasslibBcryptHasher.__init__, "max_workers", "bcrypt_workers"),
+    (RecentAuthSessions.__init__, "ttl", "auth_session_cache_seconds"),
+    (TurnPolicy, "max_message_chars", "max_message_chars"),
     *[
-        (
-            f"RateLimitConfig.{name}",
-            lambda name=name: _dataclass_defaults(RateLimitConfig)[name],
-            lambda s, name=name: getattr(s, "rate_limit_" + name),
-        )
+        (RateLimitConfig, name, "rate_limit_" + name)
         for name in ("enabled", "default", "chat", "chat_stream", "register", "login", "login_account")
     ],
 ]
 
 
-@pytest.mark.parametrize(("where", "in_code", "in_settings"), PAIRS, ids=[pair[0] for pair in PAIRS])
+def _default_in_code(owner: Any, name: str) -> Any:
+    if isinstance(owner, type) and is_dataclass(owner):
+        return _dataclass_defaults(owner)[name]
+    return _parameter_defaults(owner)[name]
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "setting"), PAIRS, ids=[f"{owner.__qualname__}.{name}" for owner, name, _ in PAIRS]
+)
 def test_a_default_in_the_code_is_the_settings_default(
-    where: str, in_code: Callable[[], Any], in_settings: Callable[[Settings], Any], settings: Settings
+    owner: Any, name: str, setting: str, settings: Settings
 ) -> None:
-    assert in_code() == in_settings(settings), f"{where} drifted from its setting's default"
+    assert _default_in_code(owner, name) == getattr(settings, setting), (
+        f"{name} drifted from {setting.upper()}"
+    )
