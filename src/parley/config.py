@@ -223,6 +223,23 @@ class Settings(BaseSettings):
         return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
 
 
+def environment_variable_names() -> frozenset[str]:
+    """Every environment variable Settings reads (upper case), aliases included.
+
+    Deployment manifests and templates are checked against this: a variable they set that is
+    not here would be silently ignored.
+    """
+    names: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        names.add(name.upper())
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice).upper() for choice in alias.choices)
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+    return frozenset(names)
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings from ``.env``, ``.env.<APP_ENV>`` and the environment.
 

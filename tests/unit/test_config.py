@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from parley.config import ConfigurationError, Environment, load_settings
+from parley.config import ConfigurationError, Environment, environment_variable_names, load_settings
 
 pytestmark = pytest.mark.unit
 STRONG = "k" * 20 + "Q9#" + "z" * 20
@@ -158,3 +158,10 @@ def test_production_still_requires_a_secret_given_as_an_empty_variable(
 
     with pytest.raises(ConfigurationError, match="JWT_SECRET_KEY is required"):
         load_settings(app_env="production", postgres_url="postgresql://db/parley")
+
+
+def test_environment_variable_names_cover_every_setting_and_alias() -> None:
+    names = environment_variable_names()
+    assert {"LLM_MODEL", "POSTGRES_URL", "DATABASE_URL", "REDIS_URL", "APP_ENV"} <= names
+    assert "NOT_A_SETTING" not in names
+    assert all(name == name.upper() for name in names)
