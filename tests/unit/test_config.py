@@ -165,3 +165,57 @@ def test_environment_variable_names_cover_every_setting_and_alias() -> None:
     assert {"LLM_MODEL", "POSTGRES_URL", "DATABASE_URL", "REDIS_URL", "APP_ENV"} <= names
     assert "NOT_A_SETTING" not in names
     assert all(name == name.upper() for name in names)
+
+
+# Every variable Settings read before its fields were grouped (a public contract: README, .env.example,
+# deployment manifests): grouping must neither drop nor rename one.
+EXPECTED_VARIABLES = frozenset(
+    {
+        *("APP_ENV", "APP_NAME", "DATA_DIR", "HOST", "PORT", "LOG_LEVEL", "LOG_JSON", "CORS_ORIGINS"),
+        *("MAX_BODY_BYTES", "MAX_MESSAGE_CHARS", "SSE_PING_SECONDS", "SHUTDOWN_GRACE_SECONDS"),
+        *("HTTP_HEADER_TIMEOUT_SECONDS", "HTTP_BODY_TIMEOUT_SECONDS"),
+        *(
+            "POSTGRES_URL",
+            "DATABASE_URL",
+            "POSTGRES_POOL_SIZE",
+            "POSTGRES_MAX_OVERFLOW",
+            "POSTGRES_POOL_TIMEOUT",
+        ),
+        "MIGRATE_ON_START",
+        *(
+            "JWT_SECRET_KEY",
+            "JWT_ALGORITHM",
+            "JWT_ACCESS_TOKEN_EXPIRE_HOURS",
+            "JWT_REFRESH_TOKEN_EXPIRE_DAYS",
+        ),
+        *("AUTH_SESSION_CACHE_SECONDS", "BCRYPT_ROUNDS", "BCRYPT_WORKERS"),
+        *(
+            "LLM_API_KEY",
+            "LLM_MODEL",
+            "LLM_BASE_URL",
+            "LLM_TEMPERATURE",
+            "LLM_MAX_TOKENS",
+            "LLM_CONTEXT_TOKENS",
+        ),
+        *(
+            "LLM_RETRY_ATTEMPTS",
+            "LLM_RETRY_BACKOFF_SECONDS",
+            "LLM_TIMEOUT_SECONDS",
+            "LLM_REQUEST_TIMEOUT_SECONDS",
+        ),
+        *("LLM_RECURSION_LIMIT", "OFFLINE_MODEL_TOKEN_DELAY_MS"),
+        *("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_HOST"),
+        *(
+            "REDIS_URL",
+            "RATE_LIMIT_ENABLED",
+            "RATE_LIMIT_DEFAULT",
+            "RATE_LIMIT_CHAT",
+            "RATE_LIMIT_CHAT_STREAM",
+        ),
+        *("RATE_LIMIT_REGISTER", "RATE_LIMIT_LOGIN", "RATE_LIMIT_LOGIN_ACCOUNT", "TRUSTED_PROXIES"),
+    }
+)
+
+
+def test_environment_variable_names_are_exactly_the_published_ones() -> None:
+    assert environment_variable_names() == EXPECTED_VARIABLES
