@@ -35,7 +35,8 @@ OPEN_VALUES = frozenset({"instance"})
 OPEN_VALUES_OF = {"status": ("parley_http_requests_total", "parley_http_request_duration_seconds")}
 # Grafana's macros and variables, replaced before parsing (variables sit in regex matchers).
 GRAFANA_DURATIONS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
-GRAFANA_VARIABLE = re.compile(r"\$\{\w+(?::\w+)?\}|\$\w+|\[\[\w+\]\]")
+# Not $1: label_replace's group references (Grafana leaves names no variable has alone).
+GRAFANA_VARIABLE = re.compile(r"\$\{[A-Za-z_]\w*(?::\w+)?\}|\$[A-Za-z_]\w*|\[\[[A-Za-z_]\w*\]\]")
 LABEL_VALUES = re.compile(r"^\s*label_values\((?:(?P<selector>.+),\s*)?(?P<label>\w+)\)\s*$")
 # Functions whose result drops a label their argument had, or that take no series.
 LABEL_DROPPING = {"histogram_quantile": frozenset({"le"})}

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.promql_references import all_panels
+from tests.promql_references import all_panels, grafana_to_promql
 
 pytestmark = pytest.mark.unit
 
@@ -172,3 +172,11 @@ def test_promtool_accepts(args: tuple[str, ...]) -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_grafana_macros_and_variables_become_promql_but_group_references_stay() -> None:
+    query = 'label_replace(rate(m{i=~"$instance", m=~"${model}"}[$__rate_interval]), "e", "$1", "r", "(.*)")'
+
+    assert grafana_to_promql(query) == (
+        'label_replace(rate(m{i=~".*", m=~".*"}[5m]), "e", "$1", "r", "(.*)")'
+    )
