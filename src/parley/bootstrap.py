@@ -13,12 +13,13 @@ from dependency_injector import providers
 from loguru import logger
 from sqlalchemy.pool import QueuePool
 
-from parley.adapters.inbound.http.metrics_endpoint import PoolReader, PoolUsage
+from parley.adapters.inbound.http.metrics_endpoint import DatabaseCheck, PoolReader, PoolUsage
 from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
 from parley.adapters.outbound.postgres.probe import ensure_reachable
 from parley.config import ConfigurationError, Settings
 from parley.container import Container
+from parley.ports.persistence import StorageUnavailable
 
 
 async def _database_url(settings: Settings, stack: AsyncExitStack) -> tuple[str, bool]:
@@ -100,6 +101,20 @@ def database_pool_reader(container: Container) -> PoolReader:
             checked_out=pool.checkedout(),
             idle=pool.checkedin(),
             overflow=max(0, pool.overflow()),
+            max_overflow=container.settings().db.max_overflow,
         )
 
     return read
+
+
+def database_check(container: Container) -> DatabaseCheck:
+    """Asks the ``/health`` probe (its own connection, bounded in time) when ``/metrics`` is scraped."""
+
+    async def check() -> bool:
+        try:
+            await container.database_probe().ping()
+        except StorageUnavailable:
+            return False
+        return True
+
+    return check

@@ -24,7 +24,7 @@ from parley.adapters.inbound.http.middleware import (
     is_sane_request_id,
 )
 from parley.adapters.inbound.http.rate_limits import RateLimitConfig, rate_limit_gate
-from parley.bootstrap import database_pool_reader, running_resources
+from parley.bootstrap import database_check, database_pool_reader, running_resources
 from parley.config import RateLimitSettings, Settings, load_settings
 from parley.container import Container
 from parley.gc_tuning import tune_for_serving
@@ -69,7 +69,13 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     install_error_handlers(app)
     registry = container.metrics_registry()
     http_metrics = HttpMetrics.register(registry)
-    install_metrics(app, registry=registry, read_pool=database_pool_reader(container), version=__version__)
+    install_metrics(
+        app,
+        registry=registry,
+        read_pool=database_pool_reader(container),
+        check_database=database_check(container),
+        version=__version__,
+    )
     attach_edge(
         app,
         HttpEdge(

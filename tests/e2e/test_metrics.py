@@ -21,6 +21,7 @@ from parley.adapters.outbound.langgraph.offline_model import OFFLINE_MODEL_NAME
 from parley.ports.agent import AgentUnavailable, ModelRetry
 from tests.e2e.conftest import PASSWORD, TEST_SECRET, AppFactory, register, signed_up
 from tests.fakes.agent import ScriptedChatAgent, ScriptedTurn
+from tests.fakes.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -88,6 +89,27 @@ async def test_metrics_show_http_auth_llm_pool_and_build_families(start_app: App
     assert _value(samples, "parley_db_pool_size") == 10
     assert "parley_db_pool_checked_out" in samples
     assert [labels["version"] for labels, _ in samples["parley_build_info"]] == [app.version]
+
+
+async def test_db_up_follows_the_database_and_the_pool_reports_its_ceiling(
+    start_app: AppFactory, e2e_database_url: str
+) -> None:
+    proxy = CuttableProxy(e2e_database_url)
+    await proxy.start()
+    try:
+        _, client = await start_app(db={"url": proxy.url, "pool_size": 3, "max_overflow": 2})
+        up = _samples((await client.get("/metrics")).text)
+        await proxy.cut()  # refused and dropped, as an outage looks from the app
+        down = (await client.get("/metrics")).text
+        await proxy.restore()
+        back = _samples((await client.get("/metrics")).text)
+    finally:
+        await proxy.cut()
+
+    assert _value(up, "parley_db_up") == 1
+    assert _value(_samples(down), "parley_db_up") == 0  # and the scrape itself still answered
+    assert _value(back, "parley_db_up") == 1
+    assert (_value(up, "parley_db_pool_size"), _value(up, "parley_db_pool_max_overflow")) == (3, 2)
 
 
 async def test_retries_and_errors_appear_labelled_by_the_failing_model(start_app: AppFactory) -> None:

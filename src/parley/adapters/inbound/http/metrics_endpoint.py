@@ -6,6 +6,8 @@
   every worker wrote to that directory, merged by ``MultiProcessCollector``;
 - ``parley_db_pool_*`` are read from the connection pool at scrape time; in multiprocess
   mode they describe the worker that answered the scrape;
+- ``parley_db_up`` is 1 when the database answered a check made for this scrape (the
+  ``/health`` probe, on a connection of its own, bounded in time), else 0;
 - ``parley_build_info{version, python}`` is always 1.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -36,9 +38,12 @@ class PoolUsage:
     checked_out: int  # connections lent to requests right now
     idle: int  # open connections waiting in the pool
     overflow: int  # connections open beyond ``size``
+    max_overflow: int = 0  # configured ceiling of ``overflow``: at most size + max_overflow lent out
 
 
 PoolReader = Callable[[], PoolUsage | None]
+DatabaseCheck = Callable[[], Awaitable[bool]]
+"""True when the database answers; False when it does not (never raises, bounded in time)."""
 
 
 def multiprocess_dir() -> str | None:
@@ -54,7 +59,8 @@ def multiprocess_dir() -> str | None:
 
 
 class DatabasePoolCollector(Collector):
-    """``parley_db_pool_{size,checked_out,idle,overflow}`` read through ``read_pool`` per scrape."""
+    """``parley_db_pool_{size,checked_out,idle,overflow,max_overflow}`` read through ``read_pool``
+    per scrape. The pool is exhausted when ``checked_out`` reaches ``size + max_overflow``."""
 
     def __init__(self, read_pool: PoolReader) -> None:
         self._read_pool = read_pool
@@ -74,6 +80,27 @@ class DatabasePoolCollector(Collector):
                 "parley_db_pool_idle", "Open connections waiting in the pool", value=usage.idle
             ),
             GaugeMetricFamily("parley_db_pool_overflow", "Connections beyond the size", value=usage.overflow),
+            GaugeMetricFamily(
+                "parley_db_pool_max_overflow",
+                "Most connections allowed beyond the size",
+                value=usage.max_overflow,
+            ),
+        ]
+
+
+class DatabaseUpCollector(Collector):
+    """``parley_db_up``: the outcome of the last database check (nothing before the first)."""
+
+    def __init__(self) -> None:
+        self.up: bool | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        if self.up is None:
+            return []
+        return [
+            GaugeMetricFamily(
+                "parley_db_up", "1 when the database answered the scrape's check", value=self.up
+            )
         ]
 
 
@@ -113,11 +140,15 @@ class MetricsExposition:
         return encode(self.registry), content_type
 
 
-def metrics_router(exposition: MetricsExposition) -> APIRouter:
+def metrics_router(
+    exposition: MetricsExposition, check_database: DatabaseCheck, database: DatabaseUpCollector
+) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get(METRICS_PATH, include_in_schema=False)
     async def metrics(request: Request) -> Response:
+        # Checked per scrape, so an alert on parley_db_up needs no other traffic to see an outage.
+        database.up = await check_database()
         body, content_type = exposition.render(request.headers.get("accept", ""))
         return Response(body, media_type=content_type)
 
@@ -125,12 +156,20 @@ def metrics_router(exposition: MetricsExposition) -> APIRouter:
 
 
 def install_metrics(
-    app: FastAPI, *, registry: CollectorRegistry, read_pool: PoolReader, version: str
+    app: FastAPI,
+    *,
+    registry: CollectorRegistry,
+    read_pool: PoolReader,
+    check_database: DatabaseCheck,
+    version: str,
 ) -> None:
     """Expose ``GET /metrics``: what ``registry`` holds (the HTTP families of
-    :meth:`HttpMetrics.register` among them), plus the build info and the pool, read per scrape."""
-    collectors = [BuildInfoCollector(version), DatabasePoolCollector(read_pool)]
-    app.include_router(metrics_router(MetricsExposition(registry, collectors, multiprocess_dir())))
+    :meth:`HttpMetrics.register` among them), plus the build info, the pool and whether the
+    database answers, checked per scrape."""
+    database = DatabaseUpCollector()
+    collectors = [BuildInfoCollector(version), DatabasePoolCollector(read_pool), database]
+    exposition = MetricsExposition(registry, collectors, multiprocess_dir())
+    app.include_router(metrics_router(exposition, check_database, database))
 
 
 def release_process_gauges() -> None:
