@@ -1,6 +1,7 @@
 """``uv run just bench [scenario ...]``: Parley against a local fake model.
 
-Scenarios: turns, ttft, slow, abandon (default: all). Set PARLEY_BENCH_DATABASE_URL to use an
+Scenarios: turns, ttft, slow, abandon, logins (default: these), and workers (the turns
+scenario with one, then two, worker processes). Set PARLEY_BENCH_DATABASE_URL to use an
 existing PostgreSQL (a fresh database is advisable); otherwise an embedded one is started here,
 on the load generator's core, in a temporary folder.
 Results are printed and written to bench/results/latest.json.
@@ -26,16 +27,19 @@ SCENARIOS = {
 }
 # Scenarios that need a server configured differently run on one of their own.
 SEPARATE = {"logins": (scenarios.health_during_logins, {"BCRYPT_ROUNDS": "12", "BCRYPT_WORKERS": "4"})}
+# Scenarios that start their own servers.
+OWN_SERVERS = {"workers": scenarios.one_versus_two_workers}
 
 
 def main(argv: list[str]) -> None:
     # The load generator shares CPU 1 with the fake model: CPU 0 is the server's alone.
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
-    chosen = argv or [*SCENARIOS, *SEPARATE]
-    unknown = [name for name in chosen if name not in SCENARIOS and name not in SEPARATE]
+    known = [*SCENARIOS, *SEPARATE, *OWN_SERVERS]
+    chosen = argv or [*SCENARIOS, *SEPARATE]  # `workers` takes minutes: only when asked for
+    unknown = [name for name in chosen if name not in known]
     if unknown:
-        raise SystemExit(f"unknown scenario(s) {unknown}; choose from {[*SCENARIOS, *SEPARATE]}")
+        raise SystemExit(f"unknown scenario(s) {unknown}; choose from {known}")
     with ExitStack() as stack:
         database_url = os.environ.get("PARLEY_BENCH_DATABASE_URL") or stack.enter_context(embedded_database())
         results = run(chosen, database_url)
@@ -57,6 +61,9 @@ def run(chosen: list[str], database_url: str) -> dict[str, object]:
         with running_servers(database_url, **env) as servers:
             results[name] = asyncio.run(scenario(servers))
             print(f"{name}: {json.dumps(results[name])}", flush=True)
+    for name in (name for name in chosen if name in OWN_SERVERS):
+        results[name] = OWN_SERVERS[name](database_url)
+        print(f"{name}: {json.dumps(results[name])}", flush=True)
     return results
 
 

@@ -30,9 +30,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _pin(cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > cpu:
-        os.sched_setaffinity(0, {cpu})
+def _pin(*cpus: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > max(cpus):
+        os.sched_setaffinity(0, set(cpus))
 
 
 def _wait_until_up(url: str, timeout: float = 60.0) -> None:
@@ -60,15 +60,36 @@ class Servers:
         return int(line.split()[1]) / 1024
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the Parley server process has used so far."""
-        fields = Path(f"/proc/{self.parley_pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time (user + system) the Parley server has used so far: its process and, with
+        ``--workers``, every worker process under it."""
+        return sum(_cpu_seconds(pid) for pid in _process_tree(self.parley_pid))
 
     def configure_fake(self, **config: float) -> None:
         httpx.post(f"{self.fake_url}/_config", json=config, timeout=5).raise_for_status()
 
     def fake_stats(self) -> dict[str, object]:
         return httpx.get(f"{self.fake_url}/_stats", timeout=5).json()  # type: ignore[no-any-return]
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # it ended meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn's supervisor, its workers and their helpers)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        try:
+            children = Path(f"/proc/{tree[index]}/task/{tree[index]}/children").read_text().split()
+        except FileNotFoundError:
+            children = []
+        tree.extend(int(child) for child in children)
+        index += 1
+    return tree
 
 
 @contextmanager
@@ -86,7 +107,14 @@ def embedded_database() -> Iterator[str]:
 
 
 @contextmanager
-def running_servers(database_url: str | None, **env_overrides: str) -> Iterator[Servers]:
+def running_servers(
+    database_url: str | None,
+    *,
+    workers: int = 1,
+    server_cpus: frozenset[int] = frozenset({0}),
+    **env_overrides: str,
+) -> Iterator[Servers]:
+    """The fake model (on CPU 1) and ``parley serve --workers workers`` on ``server_cpus``."""
     fake_port, parley_port = free_port(), free_port()
     fake = subprocess.Popen(
         [sys.executable, "-m", "bench.fake_llm", str(fake_port)], cwd=REPO, preexec_fn=lambda: _pin(1)
@@ -111,15 +139,15 @@ def running_servers(database_url: str | None, **env_overrides: str) -> Iterator[
         env["POSTGRES_URL"] = database_url
         env["MIGRATE_ON_START"] = "true"
     parley = subprocess.Popen(
-        [sys.executable, "-m", "parley.cli", "serve", "--port", str(parley_port)],
+        [sys.executable, "-m", "parley.cli", "serve", "--port", str(parley_port), "--workers", str(workers)],
         cwd=REPO,
         env=env,
-        preexec_fn=lambda: _pin(0),
+        preexec_fn=lambda: _pin(*server_cpus),
     )
     try:
         fake_url, parley_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{parley_port}"
         _wait_until_up(f"{fake_url}/_stats")
-        _wait_until_up(f"{parley_url}/health")
+        _wait_until_up(f"{parley_url}/health", timeout=120)  # workers start one after another
         yield Servers(parley_url=parley_url, fake_url=fake_url, parley_pid=parley.pid)
     finally:
         for process in (parley, fake):

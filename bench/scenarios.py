@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from bench.harness import Servers, create_sessions, sign_up
+from bench.harness import Servers, create_sessions, running_servers, sign_up
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -244,3 +245,21 @@ async def health_during_logins(servers: Servers, *, logins: int = 8, rounds: int
         "health_during_logins_max_ms": round(max(busy) * 1000, 1),
         "all_logins_seconds_p50": round(statistics.median(login_seconds), 2),
     }
+
+
+def one_versus_two_workers(database_url: str) -> dict[str, Any]:
+    """The ``turns`` scenario against ``parley serve --workers 1`` and then ``--workers 2``, both
+    allowed on every core (the fake model and the load generator keep CPU 1 for themselves too,
+    so on a 2-core machine the second worker competes with them: this is the whole machine's figure).
+
+    Each worker is a process of its own sharing the database, so two workers should get close to
+    twice the turns of one when the CPU, not the database, is the limit.
+    """
+    every_core = frozenset(range(os.cpu_count() or 1))
+    figures: dict[str, Any] = {}
+    for workers in (1, 2):
+        with running_servers(database_url, workers=workers, server_cpus=every_core) as servers:
+            figures[f"workers_{workers}"] = asyncio.run(non_streamed_turns(servers))
+    one, two = (figures[f"workers_{n}"]["turns_per_second"] for n in (1, 2))
+    figures["speedup"] = round(two / one, 2) if one else float("nan")
+    return figures
