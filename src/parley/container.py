@@ -16,8 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from parley.adapters.outbound.bcrypt import PasslibBcryptHasher
 from parley.adapters.outbound.jwt import PyJwtTokenIssuer
-from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
+from parley.adapters.outbound.postgres.engine import create_engine
 from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
+from parley.adapters.outbound.postgres.reply_slots import PostgresReplySlots
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
 from parley.adapters.outbound.prometheus import PrometheusTracer
 from parley.adapters.outbound.redis import make_rate_limit_storage
@@ -118,8 +119,8 @@ class Container(containers.DeclarativeContainer):
         max_overflow=settings.provided.db.max_overflow,
         pool_timeout=settings.provided.db.pool_timeout,
     )
-    sessionmaker = providers.Singleton(create_sessionmaker, engine)
-    uow_factory = providers.Singleton(postgres_unit_of_work_factory, sessionmaker)
+    uow_factory = providers.Singleton(postgres_unit_of_work_factory, engine)
+    reply_slots = providers.Singleton(PostgresReplySlots, engine)
     database_probe = providers.Singleton(PostgresDatabaseProbe, engine)
 
     hasher = providers.Singleton(
@@ -186,7 +187,7 @@ class Container(containers.DeclarativeContainer):
     clear_messages = providers.Factory(ClearMessages, uow_factory, agent, clock, running_turns)
     turn_services = providers.Singleton(
         TurnServices,
-        uow_factory,
+        reply_slots,
         agent,
         turn_tracer,
         clock,

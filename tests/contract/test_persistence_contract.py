@@ -1,7 +1,9 @@
-"""One behaviour suite for the UnitOfWork and its four repositories.
+"""One behaviour suite for the UnitOfWork, its four repositories and the ReplySlots.
 
 Runs against the in-memory fake and the PostgreSQL adapter (a fresh, migrated database
 per module). Tests share that store, so each one builds its own users with unique e-mails.
+The reply-slot tests are where both adapters are shown to follow the domain's claim rule
+(:class:`parley.domain.chat.ReplySlot`).
 """
 
 from __future__ import annotations
@@ -9,20 +11,30 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
 
-from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
+from parley.adapters.outbound.postgres.engine import create_engine
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
+from parley.adapters.outbound.postgres.reply_slots import PostgresReplySlots
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
 from parley.domain.auth import AuthSession
-from parley.domain.chat import Conversation, ConversationCursor, Message, MessageRole, MessageStatus
+from parley.domain.chat import (
+    Conversation,
+    ConversationCursor,
+    Message,
+    MessageRole,
+    MessageStatus,
+    ReplyClaim,
+)
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
 from parley.ports.persistence import (
     ReplyFinish,
+    ReplySlots,
     ReplyStart,
     StorageUnavailable,
     UnitOfWork,
@@ -46,18 +58,37 @@ def migrated_url(create_database: Callable[[], str]) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class Store:
+    """One adapter's unit of work and reply slots, over the same data."""
+
+    uow: UnitOfWorkFactory
+    slots: ReplySlots
+
+
 @pytest.fixture(scope="module", params=["in_memory", "postgres"])
-async def uow_factory(request: pytest.FixtureRequest) -> AsyncIterator[UnitOfWorkFactory]:
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "in_memory":
-        yield InMemoryDatabase().unit_of_work
+        database = InMemoryDatabase()
+        yield Store(database.unit_of_work, database.reply_slots)
         return
     engine = create_engine(
         request.getfixturevalue("migrated_url"), pool_size=5, max_overflow=5, pool_timeout=5
     )
     try:
-        yield postgres_unit_of_work_factory(create_sessionmaker(engine))
+        yield Store(postgres_unit_of_work_factory(engine), PostgresReplySlots(engine))
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def uow_factory(backend: Store) -> UnitOfWorkFactory:
+    return backend.uow
+
+
+@pytest.fixture(scope="module")
+def reply_slots(backend: Store) -> ReplySlots:
+    return backend.slots
 
 
 # ---------------------------------------------------------------- builders
@@ -114,10 +145,31 @@ async def _add(uow: UnitOfWork, entity: object) -> None:
             await uow.auth_sessions.add(entity)
         case Conversation():
             await uow.conversations.add(entity)
-        case Message():
-            await uow.messages.add(entity)
         case _:
             raise TypeError(entity)
+
+
+async def seed_history(reply_slots: ReplySlots, conversation: Conversation, messages: list[Message]) -> None:
+    """Store ``messages`` as turns do: a user message starts a reply (claiming the slot), the
+    assistant message after it finishes the reply (freeing the slot)."""
+    claim_id, version = uuid.uuid4(), 0
+    for message in messages:
+        if message.role is MessageRole.USER:
+            claim_id = uuid.uuid4()
+            started = await reply_slots.start_reply(
+                conversation.id,
+                owner_id=conversation.user_id,
+                claim=ReplyClaim(claim_id, expires_at=T0 + timedelta(minutes=2)),
+                now=T0,
+                user_message=message,
+            )
+            assert started.outcome == "started"
+            version = started.history_version
+        else:
+            finished = await reply_slots.finish_reply(
+                conversation.id, claim_id=claim_id, history_version=version, now=T0, reply=message
+            )
+            assert finished == "stored"
 
 
 async def load_user(uow_factory: UnitOfWorkFactory, user_id: uuid.UUID) -> User | None:
@@ -208,23 +260,23 @@ async def test_returned_entities_are_detached_copies(uow_factory: UnitOfWorkFact
 # ---------------------------------------------------------------- users
 
 
-async def test_a_read_only_unit_of_work_reads_committed_data(uow_factory: UnitOfWorkFactory) -> None:
+async def test_a_unit_of_work_that_only_reads_reads_committed_data(uow_factory: UnitOfWorkFactory) -> None:
     user = new_user()
     await store(uow_factory, user)
 
-    async with uow_factory(read_only=True) as uow:
+    async with uow_factory() as uow:
         found = await uow.users.get_by_email(user.email)
 
     assert found is not None
     assert found.id == user.id
 
 
-async def test_a_read_only_unit_of_work_leaves_later_ones_transactional(
+async def test_a_unit_of_work_that_only_read_leaves_later_ones_transactional(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    """The connection a read-only unit of work used must not stay in autocommit for the next one."""
-    for _ in range(3):  # enough to hand every pooled connection through read-only use
-        async with uow_factory(read_only=True) as uow:
+    """Whatever a unit of work that only reads skips, the next one is a transaction again."""
+    for _ in range(3):  # enough to hand every pooled connection through a read-only use
+        async with uow_factory() as uow:
             await uow.users.get(uuid.uuid4())
     user = new_user()
 
@@ -235,51 +287,82 @@ async def test_a_read_only_unit_of_work_leaves_later_ones_transactional(
     assert await load_user(uow_factory, user.id) is None
 
 
-async def test_a_single_write_is_visible_to_others_before_commit(uow_factory: UnitOfWorkFactory) -> None:
-    user = new_user()
-
-    async with uow_factory(single_write=True) as uow:
-        await uow.users.add(user)
-        assert await load_user(uow_factory, user.id) == user
-        await uow.commit()
-
-
-async def test_a_single_write_is_kept_when_the_block_fails_before_commit(
+async def test_a_write_after_reads_is_undone_when_the_block_is_left_without_commit(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
-    """Nothing wraps the write to roll back: it committed when the call returned."""
+    reader, user = new_user(), new_user()
+    await store(uow_factory, reader)
+
+    async with uow_factory() as uow:
+        assert await uow.users.get(reader.id) == reader
+        assert await uow.users.get_by_email(user.email) is None
+        await uow.users.add(user)
+        assert await uow.users.get(user.id) == user  # visible inside its own transaction
+        assert await load_user(uow_factory, user.id) is None  # and to no one else
+        # leaving without commit
+
+    assert await load_user(uow_factory, user.id) is None
+
+
+async def test_a_write_after_reads_is_undone_when_the_block_fails(uow_factory: UnitOfWorkFactory) -> None:
     user = new_user()
 
-    async def add_then_fail() -> None:
-        async with uow_factory(single_write=True) as uow:
+    async def read_write_then_fail() -> None:
+        async with uow_factory() as uow:
+            assert await uow.users.get(user.id) is None
             await uow.users.add(user)
             raise LookupError("boom")
 
     with pytest.raises(LookupError):
-        await add_then_fail()
+        await read_write_then_fail()
 
-    assert await load_user(uow_factory, user.id) == user
+    assert await load_user(uow_factory, user.id) is None
 
 
-async def test_a_single_write_of_a_taken_email_is_refused_and_stores_nothing(
+async def test_rollback_after_reads_undoes_the_writes_and_reads_still_work(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    kept, discarded = new_user(), new_user()
+    await store(uow_factory, kept)
+
+    async with uow_factory() as uow:
+        assert await uow.users.get(kept.id) == kept
+        await uow.users.add(discarded)
+        await uow.rollback()
+        assert await uow.users.get(discarded.id) is None
+        assert await uow.users.get(kept.id) == kept
+
+    assert await load_user(uow_factory, discarded.id) is None
+
+
+async def test_a_taken_email_after_reads_is_refused_and_stores_nothing(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
     taken = new_user()
     await store(uow_factory, taken)
     rival = new_user(taken.email.value)
 
+    async def register_rival() -> None:
+        async with uow_factory() as uow:
+            assert await uow.users.get(rival.id) is None
+            await uow.users.add(rival)
+            await uow.commit()
+
     with pytest.raises(EmailAlreadyRegistered):
-        await store_single(uow_factory, rival)
+        await register_rival()
 
     assert await load_user(uow_factory, rival.id) is None
 
 
-async def test_a_single_write_unit_of_work_leaves_later_ones_transactional(
-    uow_factory: UnitOfWorkFactory,
+async def test_reply_slot_calls_leave_later_units_of_work_transactional(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
 ) -> None:
-    """The connection a single-write unit of work used must not stay in autocommit for the next one."""
-    for _ in range(3):  # enough to hand every pooled connection through single-write use
-        await store_single(uow_factory, new_user())
+    """The reply slots write without a transaction; the connections they used must not stay so."""
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    for _ in range(3):  # enough to hand every pooled connection through a reply-slot call
+        await reply_slots.release_reply(conversation.id, claim_id=uuid.uuid4())
     user = new_user()
 
     async with uow_factory() as uow:
@@ -287,12 +370,6 @@ async def test_a_single_write_unit_of_work_leaves_later_ones_transactional(
         # leaving without commit
 
     assert await load_user(uow_factory, user.id) is None
-
-
-async def store_single(uow_factory: UnitOfWorkFactory, user: User) -> None:
-    async with uow_factory(single_write=True) as uow:
-        await uow.users.add(user)
-        await uow.commit()
 
 
 async def test_users_are_found_by_email(uow_factory: UnitOfWorkFactory) -> None:
@@ -376,12 +453,14 @@ async def test_update_persists_email_password_hash_and_updated_at(uow_factory: U
     assert await load_user(uow_factory, user.id) == user
 
 
-async def test_deleting_a_user_cascades_to_everything_they_own(uow_factory: UnitOfWorkFactory) -> None:
+async def test_deleting_a_user_cascades_to_everything_they_own(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     user, bystander = new_user(), new_user()
     auth_session, conversation = new_auth_session(user), new_conversation(user)
-    message = new_message(conversation, "hello")
     kept_conversation = new_conversation(bystander)
-    await store(uow_factory, user, bystander, auth_session, conversation, message, kept_conversation)
+    await store(uow_factory, user, bystander, auth_session, conversation, kept_conversation)
+    await seed_history(reply_slots, conversation, [new_message(conversation, "hello")])
 
     async with uow_factory() as uow:
         await uow.users.delete(user.id)
@@ -524,15 +603,17 @@ async def test_rename_changes_name_and_updated_at(uow_factory: UnitOfWorkFactory
     assert (loaded.name, loaded.updated_at, loaded.last_active_at) == ("Renamed", later, T0)
 
 
-async def test_reply_counts_add_up_across_units_of_work(uow_factory: UnitOfWorkFactory) -> None:
+async def test_reply_counts_add_up_across_units_of_work(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     later = T0 + timedelta(minutes=5)
     claim_id = uuid.uuid4()
-    assert await start(uow_factory, conversation, claim_id, T0) == "started"
+    assert await start(reply_slots, conversation, claim_id, T0) == "started"
 
-    await asyncio.gather(*(finish(uow_factory, conversation, claim_id, later) for _ in range(2)))
+    await asyncio.gather(*(finish(reply_slots, conversation, claim_id, later) for _ in range(2)))
 
     loaded = await load_conversation(uow_factory, conversation)
     assert loaded is not None
@@ -541,13 +622,14 @@ async def test_reply_counts_add_up_across_units_of_work(uow_factory: UnitOfWorkF
 
 async def test_starting_a_reply_counts_the_message_and_moves_the_activity(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     later = T0 + timedelta(minutes=1)
 
-    assert await start(uow_factory, conversation, uuid.uuid4(), later) == "started"
+    assert await start(reply_slots, conversation, uuid.uuid4(), later) == "started"
 
     loaded = await load_conversation(uow_factory, conversation)
     assert loaded is not None
@@ -556,13 +638,14 @@ async def test_starting_a_reply_counts_the_message_and_moves_the_activity(
 
 async def test_clearing_the_history_deletes_its_messages_and_sets_the_count_to_zero(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     claim_id = uuid.uuid4()
-    assert await start(uow_factory, conversation, claim_id, T0) == "started"
-    assert await finish(uow_factory, conversation, claim_id, T0) == "stored"
+    assert await start(reply_slots, conversation, claim_id, T0) == "started"
+    assert await finish(reply_slots, conversation, claim_id, T0) == "stored"
     later = T0 + timedelta(minutes=1)
 
     await clear_history(uow_factory, conversation, later)
@@ -573,9 +656,11 @@ async def test_clearing_the_history_deletes_its_messages_and_sets_the_count_to_z
     assert await history(uow_factory, conversation) == []
 
 
-async def test_clearing_one_history_leaves_the_others(uow_factory: UnitOfWorkFactory) -> None:
-    cleared = await stored_conversation(uow_factory, ["a", "b"])
-    kept = await stored_conversation(uow_factory, ["c"])
+async def test_clearing_one_history_leaves_the_others(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    cleared = await stored_conversation(uow_factory, reply_slots, ["a", "b"])
+    kept = await stored_conversation(uow_factory, reply_slots, ["c"])
 
     async with uow_factory() as uow:
         await uow.conversations.clear_history(cleared[0].conversation_id, T0)
@@ -586,10 +671,13 @@ async def test_clearing_one_history_leaves_the_others(uow_factory: UnitOfWorkFac
         assert (await uow.messages.page(kept[0].conversation_id, limit=5, before=None)).items == kept
 
 
-async def test_deleting_a_conversation_removes_its_messages(uow_factory: UnitOfWorkFactory) -> None:
+async def test_deleting_a_conversation_removes_its_messages(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
-    await store(uow_factory, owner, conversation, new_message(conversation, "hi"))
+    await store(uow_factory, owner, conversation)
+    await seed_history(reply_slots, conversation, [new_message(conversation, "hi")])
 
     async with uow_factory() as uow:
         await uow.conversations.delete(conversation.id)
@@ -609,7 +697,7 @@ def new_reply(conversation: Conversation, content: str) -> Message:
 
 
 async def start(
-    uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
     conversation: Conversation,
     claim_id: uuid.UUID,
     now: datetime,
@@ -617,22 +705,19 @@ async def start(
     owner_id: uuid.UUID | None = None,
     message: Message | None = None,
 ) -> str:
-    """``start_reply`` in a single-write unit of work, as a chat turn runs it; its outcome."""
-    async with uow_factory(single_write=True) as uow:
-        started = await uow.conversations.start_reply(
-            conversation.id,
-            owner_id=owner_id or conversation.user_id,
-            claim_id=claim_id,
-            now=now,
-            until=now + timedelta(minutes=2),
-            user_message=message or new_message(conversation, "question"),
-        )
-        await uow.commit()
-        return started.outcome
+    """``start_reply`` with a claim for two minutes, as a chat turn runs it; its outcome."""
+    started = await reply_slots.start_reply(
+        conversation.id,
+        owner_id=owner_id or conversation.user_id,
+        claim=ReplyClaim.taken(claim_id, now=now, ttl=timedelta(minutes=2)),
+        now=now,
+        user_message=message or new_message(conversation, "question"),
+    )
+    return started.outcome
 
 
 async def finish(
-    uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
     conversation: Conversation,
     claim_id: uuid.UUID,
     now: datetime,
@@ -640,17 +725,14 @@ async def finish(
     reply: Message | None = None,
     history_version: int = 0,
 ) -> ReplyFinish:
-    """``finish_reply`` in a single-write unit of work, as a chat turn runs it."""
-    async with uow_factory(single_write=True) as uow:
-        finished = await uow.conversations.finish_reply(
-            conversation.id,
-            claim_id=claim_id,
-            history_version=history_version,
-            now=now,
-            reply=reply or new_reply(conversation, "answer"),
-        )
-        await uow.commit()
-        return finished
+    """``finish_reply``, as a chat turn runs it."""
+    return await reply_slots.finish_reply(
+        conversation.id,
+        claim_id=claim_id,
+        history_version=history_version,
+        now=now,
+        reply=reply or new_reply(conversation, "answer"),
+    )
 
 
 async def clear_history(uow_factory: UnitOfWorkFactory, conversation: Conversation, now: datetime) -> None:
@@ -660,118 +742,131 @@ async def clear_history(uow_factory: UnitOfWorkFactory, conversation: Conversati
 
 
 async def history(uow_factory: UnitOfWorkFactory, conversation: Conversation) -> list[Message]:
-    async with uow_factory(read_only=True) as uow:
+    async with uow_factory() as uow:
         return (await uow.messages.page(conversation.id, limit=50, before=None)).items
 
 
-async def test_a_live_claim_blocks_others_until_its_holder_finishes(uow_factory: UnitOfWorkFactory) -> None:
+async def test_a_live_claim_blocks_others_until_its_holder_finishes(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     first, second = uuid.uuid4(), uuid.uuid4()
 
-    assert await start(uow_factory, conversation, first, T0) == "started"
-    assert await start(uow_factory, conversation, second, T0 + timedelta(seconds=1)) == "busy"
-    await finish(uow_factory, conversation, second, T0 + timedelta(seconds=1))  # not the holder
-    assert await start(uow_factory, conversation, second, T0 + timedelta(seconds=2)) == "busy"
-    await finish(uow_factory, conversation, first, T0 + timedelta(seconds=2))
-    assert await start(uow_factory, conversation, second, T0 + timedelta(seconds=3)) == "started"
+    assert await start(reply_slots, conversation, first, T0) == "started"
+    assert await start(reply_slots, conversation, second, T0 + timedelta(seconds=1)) == "busy"
+    await finish(reply_slots, conversation, second, T0 + timedelta(seconds=1))  # not the holder
+    assert await start(reply_slots, conversation, second, T0 + timedelta(seconds=2)) == "busy"
+    await finish(reply_slots, conversation, first, T0 + timedelta(seconds=2))
+    assert await start(reply_slots, conversation, second, T0 + timedelta(seconds=3)) == "started"
 
 
-async def test_a_refused_start_changes_nothing(uow_factory: UnitOfWorkFactory) -> None:
+async def test_a_refused_start_changes_nothing(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0) == "started"
 
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0 + timedelta(minutes=1)) == "busy"
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0 + timedelta(minutes=1)) == "busy"
 
     loaded = await load_conversation(uow_factory, conversation)
     assert loaded is not None
     assert (loaded.message_count, loaded.last_active_at) == (1, T0)
 
 
-async def test_an_expired_claim_can_be_taken_over(uow_factory: UnitOfWorkFactory) -> None:
+async def test_an_expired_claim_can_be_taken_over(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     dead_holder, successor = uuid.uuid4(), uuid.uuid4()
     takeover = T0 + timedelta(minutes=2, seconds=1)
 
-    assert await start(uow_factory, conversation, dead_holder, T0) == "started"
-    assert await start(uow_factory, conversation, successor, takeover) == "started"
+    assert await start(reply_slots, conversation, dead_holder, T0) == "started"
+    assert await start(reply_slots, conversation, successor, takeover) == "started"
     # The late holder's finish counts its reply but cannot free the successor's claim.
-    await finish(uow_factory, conversation, dead_holder, takeover)
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0 + timedelta(minutes=3)) == "busy"
+    await finish(reply_slots, conversation, dead_holder, takeover)
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0 + timedelta(minutes=3)) == "busy"
 
 
-async def test_concurrent_starts_let_exactly_one_win(uow_factory: UnitOfWorkFactory) -> None:
+async def test_concurrent_starts_let_exactly_one_win(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
 
-    results = await asyncio.gather(*(start(uow_factory, conversation, uuid.uuid4(), T0) for _ in range(4)))
+    results = await asyncio.gather(*(start(reply_slots, conversation, uuid.uuid4(), T0) for _ in range(4)))
 
     assert sorted(results) == ["busy", "busy", "busy", "started"]
 
 
-async def test_an_uncommitted_claim_is_undone_by_rollback(uow_factory: UnitOfWorkFactory) -> None:
+async def test_a_started_reply_takes_effect_at_once_whatever_a_unit_of_work_around_it_does(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    """A reply-slot call is atomic by itself: seen by others at once, undone by no rollback."""
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
+    question = new_message(conversation, "kept")
 
     async with uow_factory() as uow:
-        started = await uow.conversations.start_reply(
-            conversation.id,
-            owner_id=owner.id,
-            claim_id=uuid.uuid4(),
-            now=T0,
-            until=T0 + timedelta(minutes=2),
-            user_message=new_message(conversation, "undone"),
-        )
-        assert started.outcome == "started"
+        assert await uow.conversations.get(conversation.id, owner_id=owner.id) is not None
+        assert await start(reply_slots, conversation, uuid.uuid4(), T0, message=question) == "started"
+        assert await history(uow_factory, conversation) == [question]  # another unit of work sees it
+        await uow.rollback()
+        # leaving without commit
 
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"
+    assert await history(uow_factory, conversation) == [question]
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0) == "busy"
     loaded = await load_conversation(uow_factory, conversation)
     assert loaded is not None
     assert loaded.message_count == 1
-    assert [m.content for m in await history(uow_factory, conversation)] == ["question"]
 
 
 async def test_starting_an_unknown_or_foreign_conversation_finds_nothing(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     owner, stranger = new_user(), new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, stranger, conversation)
     ghost = new_conversation(new_user())
 
-    assert await start(uow_factory, ghost, uuid.uuid4(), T0) == "not_found"
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0, owner_id=stranger.id) == "not_found"
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"  # untouched by the stranger
+    assert await start(reply_slots, ghost, uuid.uuid4(), T0) == "not_found"
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0, owner_id=stranger.id) == "not_found"
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0) == "started"  # untouched by the stranger
 
 
-async def test_a_started_reply_stores_the_user_message(uow_factory: UnitOfWorkFactory) -> None:
+async def test_a_started_reply_stores_the_user_message(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     question = new_message(conversation, "what is 17 * 23?")
 
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0, message=question) == "started"
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0, message=question) == "started"
 
     assert await history(uow_factory, conversation) == [question]
 
 
-async def test_a_busy_or_not_found_start_stores_no_message(uow_factory: UnitOfWorkFactory) -> None:
+async def test_a_busy_or_not_found_start_stores_no_message(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     owner, stranger = new_user(), new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, stranger, conversation)
     first = new_message(conversation, "first")
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0, message=first) == "started"
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0, message=first) == "started"
 
-    busy = await start(uow_factory, conversation, uuid.uuid4(), T0, message=new_message(conversation, "2nd"))
+    busy = await start(reply_slots, conversation, uuid.uuid4(), T0, message=new_message(conversation, "2nd"))
     foreign = await start(
-        uow_factory,
+        reply_slots,
         conversation,
         uuid.uuid4(),
         T0,
@@ -785,70 +880,73 @@ async def test_a_busy_or_not_found_start_stores_no_message(uow_factory: UnitOfWo
 
 async def test_finishing_a_reply_stores_it_counts_it_and_frees_the_slot(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     question, answer = new_message(conversation, "question"), new_reply(conversation, "391")
     claim_id, later = uuid.uuid4(), T0 + timedelta(seconds=5)
-    assert await start(uow_factory, conversation, claim_id, T0, message=question) == "started"
+    assert await start(reply_slots, conversation, claim_id, T0, message=question) == "started"
 
-    await finish(uow_factory, conversation, claim_id, later, reply=answer)
+    await finish(reply_slots, conversation, claim_id, later, reply=answer)
 
     assert await history(uow_factory, conversation) == [question, answer]
     loaded = await load_conversation(uow_factory, conversation)
     assert loaded is not None
     assert (loaded.message_count, loaded.last_active_at, loaded.updated_at) == (2, later, later)
-    assert await start(uow_factory, conversation, uuid.uuid4(), later) == "started"
+    assert await start(reply_slots, conversation, uuid.uuid4(), later) == "started"
 
 
 async def test_finishing_a_reply_of_a_deleted_conversation_reports_it_gone(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     claim_id = uuid.uuid4()
-    assert await start(uow_factory, conversation, claim_id, T0) == "started"
+    assert await start(reply_slots, conversation, claim_id, T0) == "started"
     async with uow_factory() as uow:
         await uow.conversations.delete(conversation.id)
         await uow.commit()
 
-    assert await finish(uow_factory, conversation, claim_id, T0) == "gone"
+    assert await finish(reply_slots, conversation, claim_id, T0) == "gone"
     assert await history(uow_factory, conversation) == []
 
 
-async def test_a_started_reply_answers_the_current_history_version(uow_factory: UnitOfWorkFactory) -> None:
+async def test_a_started_reply_answers_the_current_history_version(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     await clear_history(uow_factory, conversation, T0)
     await clear_history(uow_factory, conversation, T0)
 
-    async with uow_factory(single_write=True) as uow:
-        started = await uow.conversations.start_reply(
-            conversation.id,
-            owner_id=owner.id,
-            claim_id=uuid.uuid4(),
-            now=T0,
-            until=T0 + timedelta(minutes=2),
-            user_message=new_message(conversation, "question"),
-        )
+    started = await reply_slots.start_reply(
+        conversation.id,
+        owner_id=owner.id,
+        claim=ReplyClaim.taken(uuid.uuid4(), now=T0, ttl=timedelta(minutes=2)),
+        now=T0,
+        user_message=new_message(conversation, "question"),
+    )
 
     assert (started.outcome, started.history_version) == ("started", 2)
 
 
 async def test_a_reply_to_a_cleared_history_is_discarded_and_keeps_the_slot(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     claim_id = uuid.uuid4()
-    assert await start(uow_factory, conversation, claim_id, T0) == "started"
+    assert await start(reply_slots, conversation, claim_id, T0) == "started"
     await clear_history(uow_factory, conversation, T0 + timedelta(seconds=1))
 
-    finished = await finish(uow_factory, conversation, claim_id, T0 + timedelta(seconds=2))
+    finished = await finish(reply_slots, conversation, claim_id, T0 + timedelta(seconds=2))
 
     assert finished == "discarded"
     assert await history(uow_factory, conversation) == []
@@ -856,31 +954,31 @@ async def test_a_reply_to_a_cleared_history_is_discarded_and_keeps_the_slot(
     assert loaded is not None
     assert loaded.message_count == 0
     # The slot is still held until the holder has cleaned up and released it.
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0 + timedelta(seconds=3)) == "busy"
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0 + timedelta(seconds=3)) == "busy"
 
 
 async def test_releasing_frees_only_the_holders_claim_and_stores_nothing(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     owner = new_user()
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     holder = uuid.uuid4()
-    assert await start(uow_factory, conversation, holder, T0) == "started"
+    assert await start(reply_slots, conversation, holder, T0) == "started"
 
-    async with uow_factory(single_write=True) as uow:
-        await uow.conversations.release_reply(conversation.id, claim_id=uuid.uuid4())
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "busy"
+    await reply_slots.release_reply(conversation.id, claim_id=uuid.uuid4())
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0) == "busy"
     for _ in range(2):  # idempotent
-        async with uow_factory(single_write=True) as uow:
-            await uow.conversations.release_reply(conversation.id, claim_id=holder)
+        await reply_slots.release_reply(conversation.id, claim_id=holder)
 
     assert [m.content for m in await history(uow_factory, conversation)] == ["question"]
-    assert await start(uow_factory, conversation, uuid.uuid4(), T0) == "started"
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0) == "started"
 
 
 async def test_a_clear_racing_a_finishing_reply_never_leaves_an_orphan_reply(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     """The clear holds the conversation while the reply is being stored: whichever order the
     store serialises them in, the cleared history holds no reply afterwards."""
@@ -888,11 +986,11 @@ async def test_a_clear_racing_a_finishing_reply_never_leaves_an_orphan_reply(
     conversation = new_conversation(owner)
     await store(uow_factory, owner, conversation)
     claim_id = uuid.uuid4()
-    assert await start(uow_factory, conversation, claim_id, T0) == "started"
+    assert await start(reply_slots, conversation, claim_id, T0) == "started"
 
     async with uow_factory() as clearing:
         await clearing.conversations.clear_history(conversation.id, T0)
-        finishing = asyncio.create_task(finish(uow_factory, conversation, claim_id, T0))
+        finishing = asyncio.create_task(finish(reply_slots, conversation, claim_id, T0))
         await asyncio.sleep(0.05)  # let the finish reach the store (on PostgreSQL: wait on the row lock)
         await clearing.commit()
     await finishing
@@ -902,6 +1000,7 @@ async def test_a_clear_racing_a_finishing_reply_never_leaves_an_orphan_reply(
 
 async def test_a_clear_racing_a_starting_turn_never_leaves_half_a_history(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     """A user message stored while the history is being cleared is either cleared with it or
     the first message of the new history, which its reply then answers: never a message of the
@@ -910,12 +1009,15 @@ async def test_a_clear_racing_a_starting_turn_never_leaves_half_a_history(
     clear is under way."""
     owner = new_user()
     conversation = new_conversation(owner)
-    await store(uow_factory, owner, conversation, new_message(conversation, "old"))
+    await store(uow_factory, owner, conversation)
+    await seed_history(
+        reply_slots, conversation, [new_message(conversation, "old"), new_reply(conversation, "ok")]
+    )
     question = new_message(conversation, "new question")
 
     async with uow_factory() as holder:
         await holder.conversations.rename(conversation.id, "held", T0)
-        starting = asyncio.create_task(start_reply_of(uow_factory, conversation, question))
+        starting = asyncio.create_task(start_reply_of(reply_slots, conversation, question))
         await asyncio.sleep(0.05)
         clearing = asyncio.create_task(clear_history(uow_factory, conversation, T0))
         await asyncio.sleep(0.05)
@@ -930,24 +1032,19 @@ async def test_a_clear_racing_a_starting_turn_never_leaves_half_a_history(
         assert started.history_version == 0
 
 
-async def start_reply_of(
-    uow_factory: UnitOfWorkFactory, conversation: Conversation, message: Message
-) -> ReplyStart:
-    async with uow_factory(single_write=True) as uow:
-        started = await uow.conversations.start_reply(
-            conversation.id,
-            owner_id=conversation.user_id,
-            claim_id=uuid.uuid4(),
-            now=T0,
-            until=T0 + timedelta(minutes=2),
-            user_message=message,
-        )
-        await uow.commit()
-        return started
+async def start_reply_of(reply_slots: ReplySlots, conversation: Conversation, message: Message) -> ReplyStart:
+    return await reply_slots.start_reply(
+        conversation.id,
+        owner_id=conversation.user_id,
+        claim=ReplyClaim.taken(uuid.uuid4(), now=T0, ttl=timedelta(minutes=2)),
+        now=T0,
+        user_message=message,
+    )
 
 
 async def test_a_message_of_another_conversation_is_refused_by_start_and_finish(
     uow_factory: UnitOfWorkFactory,
+    reply_slots: ReplySlots,
 ) -> None:
     owner = new_user()
     conversation, other = new_conversation(owner), new_conversation(owner)
@@ -955,10 +1052,10 @@ async def test_a_message_of_another_conversation_is_refused_by_start_and_finish(
     claim_id = uuid.uuid4()
 
     with pytest.raises(ValueError, match="another conversation"):
-        await start(uow_factory, conversation, claim_id, T0, message=new_message(other, "misfiled"))
-    assert await start(uow_factory, conversation, claim_id, T0) == "started"
+        await start(reply_slots, conversation, claim_id, T0, message=new_message(other, "misfiled"))
+    assert await start(reply_slots, conversation, claim_id, T0) == "started"
     with pytest.raises(ValueError, match="another conversation"):
-        await finish(uow_factory, conversation, claim_id, T0, reply=new_reply(other, "misfiled"))
+        await finish(reply_slots, conversation, claim_id, T0, reply=new_reply(other, "misfiled"))
 
     assert await history(uow_factory, other) == []
 
@@ -966,16 +1063,23 @@ async def test_a_message_of_another_conversation_is_refused_by_start_and_finish(
 # ---------------------------------------------------------------- messages
 
 
-async def stored_conversation(uow_factory: UnitOfWorkFactory, texts: list[str]) -> list[Message]:
+async def stored_conversation(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots, texts: list[str]
+) -> list[Message]:
+    """A conversation whose history is ``texts``: questions and answers in turn."""
     owner = new_user()
     conversation = new_conversation(owner)
-    messages = [new_message(conversation, text) for text in texts]
-    await store(uow_factory, owner, conversation, *messages)
+    roles = [MessageRole.USER, MessageRole.ASSISTANT]
+    messages = [new_message(conversation, text, role=roles[i % 2]) for i, text in enumerate(texts)]
+    await store(uow_factory, owner, conversation)
+    await seed_history(reply_slots, conversation, messages)
     return messages
 
 
-async def test_message_pages_walk_back_in_insertion_order(uow_factory: UnitOfWorkFactory) -> None:
-    messages = await stored_conversation(uow_factory, ["m1", "m2", "m3", "m4", "m5"])
+async def test_message_pages_walk_back_in_insertion_order(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    messages = await stored_conversation(uow_factory, reply_slots, ["m1", "m2", "m3", "m4", "m5"])
     conversation_id = messages[0].conversation_id
 
     async with uow_factory() as uow:
@@ -988,8 +1092,10 @@ async def test_message_pages_walk_back_in_insertion_order(uow_factory: UnitOfWor
     assert ([m.content for m in first.items], first.has_older) == (["m1"], False)
 
 
-async def test_a_page_holding_everything_has_nothing_older(uow_factory: UnitOfWorkFactory) -> None:
-    messages = await stored_conversation(uow_factory, ["a", "b"])
+async def test_a_page_holding_everything_has_nothing_older(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    messages = await stored_conversation(uow_factory, reply_slots, ["a", "b"])
 
     async with uow_factory() as uow:
         page = await uow.messages.page(messages[0].conversation_id, limit=2, before=None)
@@ -998,9 +1104,11 @@ async def test_a_page_holding_everything_has_nothing_older(uow_factory: UnitOfWo
     assert page.has_older is False
 
 
-async def test_an_unknown_or_foreign_before_gives_an_empty_page(uow_factory: UnitOfWorkFactory) -> None:
-    mine = await stored_conversation(uow_factory, ["a", "b"])
-    theirs = await stored_conversation(uow_factory, ["x"])
+async def test_an_unknown_or_foreign_before_gives_an_empty_page(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    mine = await stored_conversation(uow_factory, reply_slots, ["a", "b"])
+    theirs = await stored_conversation(uow_factory, reply_slots, ["x"])
 
     async with uow_factory() as uow:
         unknown = await uow.messages.page(mine[0].conversation_id, limit=5, before=uuid.uuid4())
@@ -1010,43 +1118,44 @@ async def test_an_unknown_or_foreign_before_gives_an_empty_page(uow_factory: Uni
     assert (foreign.items, foreign.has_older) == ([], False)
 
 
-async def test_message_update_persists_content_and_status(uow_factory: UnitOfWorkFactory) -> None:
-    (message,) = await stored_conversation(uow_factory, ["partial"])
-    message.content, message.status = "partial, then more", MessageStatus.INCOMPLETE
-
-    async with uow_factory() as uow:
-        await uow.messages.update(message)
-        await uow.commit()
-
-    async with uow_factory() as uow:
-        page = await uow.messages.page(message.conversation_id, limit=1, before=None)
-    assert page.items == [message]
-
-
 # ---------------------------------------------------------------- storage down
 
 
 @pytest.fixture(params=["in_memory", "postgres"])
-def unreachable_uow_factory(request: pytest.FixtureRequest) -> Iterator[UnitOfWorkFactory]:
+def unreachable(request: pytest.FixtureRequest) -> Iterator[Store]:
     if request.param == "in_memory":
         database = InMemoryDatabase()
         database.fail_with_unavailable = True
-        yield database.unit_of_work
+        yield Store(database.unit_of_work, database.reply_slots)
         return
     # Port 1 on loopback: nothing listens, the connection is refused at once.
     engine = create_engine(
         "postgresql://postgres@127.0.0.1:1/postgres", pool_size=1, max_overflow=0, pool_timeout=1
     )
-    yield postgres_unit_of_work_factory(create_sessionmaker(engine))
+    yield Store(postgres_unit_of_work_factory(engine), PostgresReplySlots(engine))
     engine.sync_engine.dispose()
 
 
-async def test_an_unreachable_database_raises_storage_unavailable(
-    unreachable_uow_factory: UnitOfWorkFactory,
-) -> None:
+async def test_an_unreachable_database_raises_storage_unavailable(unreachable: Store) -> None:
     async def read_something() -> None:
-        async with asyncio.timeout(10), unreachable_uow_factory() as uow:
+        async with asyncio.timeout(10), unreachable.uow() as uow:
             await uow.users.get(uuid.uuid4())
 
     with pytest.raises(StorageUnavailable):
         await read_something()
+
+
+async def test_an_unreachable_database_fails_reply_slot_calls_with_storage_unavailable(
+    unreachable: Store,
+) -> None:
+    conversation = new_conversation(new_user())
+
+    with pytest.raises(StorageUnavailable):
+        async with asyncio.timeout(10):
+            await start(unreachable.slots, conversation, uuid.uuid4(), T0)
+    with pytest.raises(StorageUnavailable):
+        async with asyncio.timeout(10):
+            await finish(unreachable.slots, conversation, uuid.uuid4(), T0)
+    with pytest.raises(StorageUnavailable):
+        async with asyncio.timeout(10):
+            await unreachable.slots.release_reply(conversation.id, claim_id=uuid.uuid4())

@@ -1,4 +1,5 @@
-"""In-memory persistence: an ``InMemoryUnitOfWork`` honouring the same contracts as Postgres.
+"""In-memory persistence: an ``InMemoryUnitOfWork`` and ``InMemoryReplySlots`` honouring the same
+contracts as Postgres.
 
 Usage::
 
@@ -17,10 +18,9 @@ How it models a transaction:
   interleaved units of work compose (increments add up, a unique e-mail registered
   meanwhile raises :class:`EmailAlreadyRegistered` on commit and nothing is applied);
 - leaving the block without ``commit`` (or calling ``rollback``) drops the journal;
-- a ``single_write`` unit of work has no transaction, as PostgreSQL's autocommit: its
-  one write is applied to the committed state at once (visible to others before
-  ``commit``, kept without it); a second write raises, as any write does in a
-  ``read_only`` one, so a use case breaking either promise fails its tests.
+- the reply slots (``db.reply_slots``) need no unit of work: each call is applied to the
+  committed state at once, all or nothing, following the domain's claim rule
+  (:class:`parley.domain.chat.ReplySlot`);
 - Entities go in and come out as copies: mutating a returned entity changes nothing
   until the matching ``update`` is called, as with a real database.
 
@@ -39,7 +39,7 @@ from typing import Self, TypeVar
 from uuid import UUID
 
 from parley.domain.auth import AuthSession
-from parley.domain.chat import Conversation, ConversationCursor, Message
+from parley.domain.chat import Conversation, ConversationCursor, Message, ReplyClaim, ReplySlot
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
 from parley.ports.persistence import (
@@ -60,9 +60,7 @@ _T = TypeVar("_T")
 @dataclass(slots=True)
 class _ConversationRow:
     conversation: Conversation
-    history_version: int = 0
-    reply_claim_id: UUID | None = None
-    reply_claim_expires_at: datetime | None = None
+    slot: ReplySlot
 
 
 @dataclass(slots=True)
@@ -96,11 +94,11 @@ class InMemoryDatabase:
     def __init__(self) -> None:
         self._state = _State()
         self.fail_with_unavailable = False
+        self.reply_slots = InMemoryReplySlots(self)
 
-    def unit_of_work(self, *, read_only: bool = False, single_write: bool = False) -> InMemoryUnitOfWork:
-        """The ``UnitOfWorkFactory``: a fresh unit of work per call (writes refused if ``read_only``,
-        a second write refused if ``single_write``)."""
-        return InMemoryUnitOfWork(self, read_only=read_only, single_write=single_write)
+    def unit_of_work(self) -> InMemoryUnitOfWork:
+        """The ``UnitOfWorkFactory``: a fresh unit of work per call."""
+        return InMemoryUnitOfWork(self)
 
     # -- inspection of committed state (copies; mutating them changes nothing) --
 
@@ -125,7 +123,8 @@ class InMemoryDatabase:
     def reply_claim(self, conversation_id: UUID) -> UUID | None:
         """The claim id currently holding the conversation's reply slot (expired or not)."""
         row = self._state.conversations.get(conversation_id)
-        return None if row is None else row.reply_claim_id
+        claim = None if row is None else row.slot.claim
+        return None if claim is None else claim.claim_id
 
     # -- used by InMemoryUnitOfWork --
 
@@ -145,35 +144,18 @@ class InMemoryDatabase:
 
     def apply_now(self, operation: Callable[[_State], _T]) -> _T:
         """Run one write on the committed state at once (all or nothing) and return its result."""
+        self.check_available()
         candidate = copy.deepcopy(self._state)
         result = operation(candidate)
         self._state = candidate
         return result
 
 
-@dataclass(slots=True)
-class _WriteRules:
-    """What a unit of work promised about its writes; outlives its successive transactions."""
-
-    read_only: bool = False
-    single_write: bool = False
-    writes: int = 0
-
-    def admit(self) -> None:
-        """Count one writing repository call, refusing the ones the promise rules out."""
-        if self.read_only:
-            raise RuntimeError("a write in a read-only unit of work")
-        if self.single_write and self.writes > 0:
-            raise RuntimeError("a second write in a single-write unit of work")
-        self.writes += 1
-
-
 class _Transaction:
     """A unit of work's private state plus the journal of its writes."""
 
-    def __init__(self, database: InMemoryDatabase, rules: _WriteRules) -> None:
+    def __init__(self, database: InMemoryDatabase) -> None:
         self._database = database
-        self._rules = rules
         self.state = database.snapshot()
         self.journal: list[_Write] = []
 
@@ -182,16 +164,8 @@ class _Transaction:
         return self.state
 
     def write(self, operation: Callable[[_State], _T]) -> _T:
-        """Apply ``operation`` now (read-your-writes) and again on commit.
-
-        In a single-write unit of work there is no transaction: the write is committed at once.
-        """
-        self._rules.admit()
+        """Apply ``operation`` now (read-your-writes) and again on commit."""
         self._database.check_available()
-        if self._rules.single_write:
-            result = self._database.apply_now(operation)
-            self.state = self._database.snapshot()  # read-your-writes
-            return result
         result = operation(self.state)
         self.journal.append(operation)
         return result
@@ -336,11 +310,6 @@ def _count_message(conversation: Conversation, now: datetime) -> None:
     conversation.last_active_at = conversation.updated_at = now
 
 
-def _free_claim(row: _ConversationRow, claim_id: UUID) -> None:
-    if row.reply_claim_id == claim_id:
-        row.reply_claim_id = row.reply_claim_expires_at = None
-
-
 def _check_belongs(message: Message, conversation_id: UUID) -> None:
     if message.conversation_id != conversation_id:
         raise ValueError(f"message {message.id} belongs to another conversation")
@@ -360,7 +329,7 @@ class InMemoryConversationRepository:
         def insert(state: _State) -> None:
             if stored.user_id not in state.users:
                 raise LookupError(f"user {stored.user_id} does not exist (foreign key)")
-            state.conversations[stored.id] = _ConversationRow(_clone(stored))
+            state.conversations[stored.id] = _ConversationRow(_clone(stored), ReplySlot(stored.user_id))
 
         self._tx.write(insert)
 
@@ -401,64 +370,10 @@ class InMemoryConversationRepository:
             row = state.conversations.get(conversation_id)
             if row is not None:
                 row.conversation.message_count, row.conversation.updated_at = 0, now
-                row.history_version += 1
+                row.slot = row.slot.cleared()
             _delete_messages(state, conversation_id)
 
         self._tx.write(clear)
-
-    async def start_reply(
-        self,
-        conversation_id: UUID,
-        *,
-        owner_id: UUID,
-        claim_id: UUID,
-        now: datetime,
-        until: datetime,
-        user_message: Message,
-    ) -> ReplyStart:
-        _check_belongs(user_message, conversation_id)
-        stored = _clone(user_message)
-
-        def start(state: _State) -> ReplyStart:
-            row = state.conversations.get(conversation_id)
-            if row is None or row.conversation.user_id != owner_id:
-                return ReplyStart("not_found")
-            expires = row.reply_claim_expires_at
-            if row.reply_claim_id is not None and expires is not None and expires > now:
-                return ReplyStart("busy")
-            row.reply_claim_id, row.reply_claim_expires_at = claim_id, until
-            _count_message(row.conversation, now)
-            _insert_message(state, stored)
-            return ReplyStart("started", history_version=row.history_version)
-
-        return self._tx.write(start)
-
-    async def finish_reply(
-        self, conversation_id: UUID, *, claim_id: UUID, history_version: int, now: datetime, reply: Message
-    ) -> ReplyFinish:
-        _check_belongs(reply, conversation_id)
-        stored = _clone(reply)
-
-        def finish(state: _State) -> ReplyFinish:
-            row = state.conversations.get(conversation_id)
-            if row is None:
-                return "gone"
-            if row.history_version != history_version:
-                return "discarded"
-            _insert_message(state, stored)
-            _count_message(row.conversation, now)
-            _free_claim(row, claim_id)
-            return "stored"
-
-        return self._tx.write(finish)
-
-    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
-        def release(state: _State) -> None:
-            row = state.conversations.get(conversation_id)
-            if row is not None:
-                _free_claim(row, claim_id)
-
-        self._tx.write(release)
 
     def _owned_newest_first(self, owner_id: UUID) -> list[Conversation]:
         rows = self._tx.read().conversations.values()
@@ -484,20 +399,6 @@ class InMemoryMessageRepository:
     def _tx(self) -> _Transaction:
         return self._current()
 
-    async def add(self, message: Message) -> None:
-        stored = _clone(message)
-        self._tx.write(lambda state: _insert_message(state, stored))
-
-    async def update(self, message: Message) -> None:
-        message_id, content, status = message.id, message.content, message.status
-
-        def change(state: _State) -> None:
-            row = state.messages.get(message_id)
-            if row is not None:
-                row.message.content, row.message.status = content, status
-
-        self._tx.write(change)
-
     async def page(self, conversation_id: UUID, *, limit: int, before: UUID | None) -> MessagePage:
         rows = self._tx.read().messages
         history = sorted(
@@ -515,6 +416,70 @@ class InMemoryMessageRepository:
         )
 
 
+# ---------------------------------------------------------------- reply slots
+
+
+class InMemoryReplySlots:
+    """A :class:`parley.ports.persistence.ReplySlots` over an :class:`InMemoryDatabase`: each call
+    is applied to the committed state at once, as one autocommit statement is on PostgreSQL."""
+
+    def __init__(self, database: InMemoryDatabase) -> None:
+        self._database = database
+
+    async def start_reply(
+        self,
+        conversation_id: UUID,
+        *,
+        owner_id: UUID,
+        claim: ReplyClaim,
+        now: datetime,
+        user_message: Message,
+    ) -> ReplyStart:
+        _check_belongs(user_message, conversation_id)
+        stored = _clone(user_message)
+
+        def start(state: _State) -> ReplyStart:
+            row = state.conversations.get(conversation_id)
+            if row is None:
+                return ReplyStart("not_found")
+            refusal = row.slot.refusal(owner_id, now)
+            if refusal is not None:
+                return ReplyStart(refusal)
+            row.slot = row.slot.started(claim)
+            _count_message(row.conversation, now)
+            _insert_message(state, stored)
+            return ReplyStart("started", history_version=row.slot.history_version)
+
+        return self._database.apply_now(start)
+
+    async def finish_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, history_version: int, now: datetime, reply: Message
+    ) -> ReplyFinish:
+        _check_belongs(reply, conversation_id)
+        stored = _clone(reply)
+
+        def finish(state: _State) -> ReplyFinish:
+            row = state.conversations.get(conversation_id)
+            if row is None:
+                return "gone"
+            if not row.slot.accepts_reply(history_version):
+                return "discarded"
+            _insert_message(state, stored)
+            _count_message(row.conversation, now)
+            row.slot = row.slot.released(claim_id)
+            return "stored"
+
+        return self._database.apply_now(finish)
+
+    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
+        def release(state: _State) -> None:
+            row = state.conversations.get(conversation_id)
+            if row is not None:
+                row.slot = row.slot.released(claim_id)
+
+        self._database.apply_now(release)
+
+
 # ---------------------------------------------------------------- unit of work
 
 
@@ -527,11 +492,8 @@ class InMemoryUnitOfWork:
     conversations: ConversationRepository
     messages: MessageRepository
 
-    def __init__(
-        self, database: InMemoryDatabase, *, read_only: bool = False, single_write: bool = False
-    ) -> None:
+    def __init__(self, database: InMemoryDatabase) -> None:
         self._database = database
-        self._rules = _WriteRules(read_only=read_only, single_write=single_write)
         self._tx: _Transaction | None = None
         self.users = InMemoryUserRepository(self._active)
         self.auth_sessions = InMemoryAuthSessionRepository(self._active)
@@ -561,7 +523,7 @@ class InMemoryUnitOfWork:
         self._begin()
 
     def _begin(self) -> None:
-        self._tx = _Transaction(self._database, self._rules)
+        self._tx = _Transaction(self._database)
 
     def _active(self) -> _Transaction:
         if self._tx is None:

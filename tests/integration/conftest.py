@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker
+from parley.adapters.outbound.postgres.engine import create_engine
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
+from parley.adapters.outbound.postgres.reply_slots import PostgresReplySlots
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
-from parley.ports.persistence import UnitOfWorkFactory
+from parley.ports.persistence import ReplySlots, UnitOfWorkFactory
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,12 @@ async def engine(migrated_database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture(scope="module")
 def uow_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
-    return postgres_unit_of_work_factory(create_sessionmaker(engine))
+    return postgres_unit_of_work_factory(engine)
+
+
+@pytest.fixture(scope="module")
+def reply_slots(engine: AsyncEngine) -> ReplySlots:
+    return PostgresReplySlots(engine)
 
 
 def _docker_answers() -> bool:

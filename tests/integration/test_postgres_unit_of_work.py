@@ -20,15 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.integration.probes import ping
 
-from parley.adapters.outbound.postgres.engine import create_engine, create_sessionmaker, to_async_url
+from parley.adapters.outbound.postgres.engine import create_engine, to_async_url
 from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
 from parley.adapters.outbound.postgres.tables import messages
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
 from parley.domain.auth import AuthSession
-from parley.domain.chat import Conversation, Message, MessageRole, MessageStatus
+from parley.domain.chat import Conversation, Message, MessageRole, MessageStatus, ReplyClaim
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
-from parley.ports.persistence import StorageUnavailable, UnitOfWork, UnitOfWorkFactory
+from parley.ports.persistence import ReplySlots, StorageUnavailable, UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
 
@@ -65,14 +65,13 @@ def new_message(conversation: Conversation, role: MessageRole = MessageRole.USER
     )
 
 
-async def start_reply(uow: UnitOfWork, conversation: Conversation, claim_id: uuid.UUID) -> str:
+async def start_reply(reply_slots: ReplySlots, conversation: Conversation, claim_id: uuid.UUID) -> str:
     """``start_reply``'s outcome."""
-    started = await uow.conversations.start_reply(
+    started = await reply_slots.start_reply(
         conversation.id,
         owner_id=conversation.user_id,
-        claim_id=claim_id,
+        claim=ReplyClaim(claim_id, expires_at=T0 + timedelta(minutes=1)),
         now=T0,
-        until=T0 + timedelta(minutes=1),
         user_message=new_message(conversation),
     )
     return started.outcome
@@ -117,22 +116,26 @@ async def black_hole() -> AsyncIterator[str]:
 # ---------------------------------------------------------------- round trips
 
 
+def kinds(sent: list[tuple[str, bool]]) -> list[str]:
+    """The statements' first words (SAVEPOINT commands with their first two): what was sent."""
+    return [
+        " ".join(statement.split()[: 2 if statement.startswith(("ROLLBACK TO", "RELEASE")) else 1])
+        for statement, _ in sent
+    ]
+
+
 async def test_a_turns_two_writes_are_one_autocommit_statement_each(
-    engine: AsyncEngine, uow_factory: UnitOfWorkFactory
+    engine: AsyncEngine, uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
 ) -> None:
     conversation = await stored_conversation(uow_factory)
     claim_id = uuid.uuid4()
     reply = new_message(conversation, MessageRole.ASSISTANT)
 
     with sent_statements(engine) as sent:
-        async with uow_factory(single_write=True) as uow:
-            assert await start_reply(uow, conversation, claim_id) == "started"
-            await uow.commit()
-        async with uow_factory(single_write=True) as uow:
-            finished = await uow.conversations.finish_reply(
-                conversation.id, claim_id=claim_id, history_version=0, now=T0, reply=reply
-            )
-            await uow.commit()
+        assert await start_reply(reply_slots, conversation, claim_id) == "started"
+        finished = await reply_slots.finish_reply(
+            conversation.id, claim_id=claim_id, history_version=0, now=T0, reply=reply
+        )
     assert finished == "stored"
 
     assert [(statement.split()[0], autocommit) for statement, autocommit in sent] == [
@@ -141,20 +144,107 @@ async def test_a_turns_two_writes_are_one_autocommit_statement_each(
     ]
 
 
+async def test_a_unit_of_work_that_only_reads_sends_no_begin_nor_rollback(
+    engine: AsyncEngine, uow_factory: UnitOfWorkFactory
+) -> None:
+    conversation = await stored_conversation(uow_factory)
+
+    with sent_statements(engine) as sent:
+        async with uow_factory() as uow:
+            assert await uow.conversations.get(conversation.id, owner_id=conversation.user_id) is not None
+            assert (await uow.messages.page(conversation.id, limit=5, before=None)).items == []
+            await uow.commit()
+        async with uow_factory() as uow:  # left without commit
+            assert await uow.users.get(conversation.user_id) is not None
+
+    # Autocommit: psycopg sent no BEGIN of its own either.
+    assert [(kind, autocommit) for kind, (_, autocommit) in zip(kinds(sent), sent, strict=True)] == [
+        ("SELECT", True),
+        ("SELECT", True),
+        ("SELECT", True),
+    ]
+
+
+async def test_the_transaction_begins_at_the_first_write_and_is_rolled_back_without_commit(
+    engine: AsyncEngine, uow_factory: UnitOfWorkFactory
+) -> None:
+    conversation = await stored_conversation(uow_factory)
+
+    with sent_statements(engine) as sent:
+        async with uow_factory() as uow:
+            assert await uow.conversations.get(conversation.id, owner_id=conversation.user_id) is not None
+            await uow.conversations.rename(conversation.id, "never kept", T0)
+            assert await uow.conversations.get(conversation.id, owner_id=conversation.user_id) is not None
+            # leaving without commit
+
+    assert kinds(sent) == ["SELECT", "BEGIN", "UPDATE", "SELECT", "ROLLBACK"]
+    async with uow_factory() as uow:
+        loaded = await uow.conversations.get(conversation.id, owner_id=conversation.user_id)
+    assert loaded is not None
+    assert loaded.name == "c"
+
+
+async def test_a_locking_read_begins_the_transaction_and_commit_ends_it(
+    engine: AsyncEngine, uow_factory: UnitOfWorkFactory
+) -> None:
+    user = new_user()
+    auth_session = AuthSession(
+        id=uuid.uuid4(), user_id=user.id, refresh_token_id=uuid.uuid4(), created_at=T0, expires_at=T0
+    )
+    async with uow_factory() as uow:
+        await uow.users.add(user)
+        await uow.auth_sessions.add(auth_session)
+        await uow.commit()
+
+    with sent_statements(engine) as sent:
+        async with uow_factory() as uow:
+            assert await uow.auth_sessions.get(auth_session.id, for_update=True) is not None
+            await uow.commit()
+            assert await uow.users.get(user.id) is not None  # after the commit: no new BEGIN
+
+    assert kinds(sent) == ["BEGIN", "SELECT", "COMMIT", "SELECT"]
+
+
+async def test_a_refused_guarded_write_in_a_lazily_begun_transaction_keeps_it_usable(
+    engine: AsyncEngine, uow_factory: UnitOfWorkFactory
+) -> None:
+    taken, kept = new_user(), new_user()
+    async with uow_factory() as uow:
+        await uow.users.add(taken)
+        await uow.commit()
+
+    with sent_statements(engine) as sent:
+        async with uow_factory() as uow:
+            assert await uow.users.get(kept.id) is None
+            with pytest.raises(EmailAlreadyRegistered):
+                await uow.users.add(new_user(taken.email.value))
+            await uow.users.add(kept)
+            await uow.commit()
+
+    assert kinds(sent) == [
+        "SELECT",
+        "BEGIN",
+        "SAVEPOINT",
+        "INSERT",
+        "ROLLBACK TO",
+        "SAVEPOINT",
+        "INSERT",
+        "RELEASE SAVEPOINT",
+        "COMMIT",
+    ]
+    async with uow_factory() as uow:
+        assert await uow.users.get(kept.id) == kept
+
+
 # ---------------------------------------------------------------- concurrency
 
 
-async def test_concurrent_starts_let_exactly_one_reply_win(uow_factory: UnitOfWorkFactory) -> None:
+async def test_concurrent_starts_let_exactly_one_reply_win(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
     conversation = await stored_conversation(uow_factory)
 
-    async def try_start() -> str:
-        async with uow_factory() as uow:
-            started = await start_reply(uow, conversation, uuid.uuid4())
-            await asyncio.sleep(0.05)  # hold the row lock while the rival tries
-            await uow.commit()
-            return started
-
-    results = await asyncio.gather(*(try_start() for _ in range(4)))
+    results = await asyncio.gather(*(start_reply(reply_slots, conversation, uuid.uuid4()) for _ in range(4)))
 
     assert sorted(results) == ["busy", "busy", "busy", "started"]
     async with uow_factory() as uow:
@@ -163,25 +253,31 @@ async def test_concurrent_starts_let_exactly_one_reply_win(uow_factory: UnitOfWo
     assert loaded.message_count == 1  # only the winner counted its message
 
 
-async def test_a_rival_start_waits_for_the_holder_and_wins_if_it_rolls_back(
-    uow_factory: UnitOfWorkFactory,
+@pytest.mark.parametrize("clear_ends_with", ["commit", "rollback"])
+async def test_a_start_waits_for_a_clear_under_way_and_answers_the_history_it_leaves(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots, clear_ends_with: str
 ) -> None:
     conversation = await stored_conversation(uow_factory)
 
-    async def start(claim_id: uuid.UUID) -> str:
-        async with uow_factory() as uow:
-            started = await start_reply(uow, conversation, claim_id)
-            await uow.commit()
-            return started
+    async def start() -> int:
+        started = await reply_slots.start_reply(
+            conversation.id,
+            owner_id=conversation.user_id,
+            claim=ReplyClaim(uuid.uuid4(), expires_at=T0 + timedelta(minutes=1)),
+            now=T0,
+            user_message=new_message(conversation),
+        )
+        assert started.outcome == "started"
+        return started.history_version
 
-    async with uow_factory() as holder:
-        assert await start_reply(holder, conversation, uuid.uuid4()) == "started"
-        rival = asyncio.create_task(start(uuid.uuid4()))
+    async with uow_factory() as clearing:
+        await clearing.conversations.clear_history(conversation.id, T0)
+        rival = asyncio.create_task(start())
         await asyncio.sleep(LOCK_WAIT)
-        assert not rival.done()  # blocked on the holder's row lock
-        await holder.rollback()
+        assert not rival.done()  # blocked on the clear's row lock
+        await (clearing.commit() if clear_ends_with == "commit" else clearing.rollback())
 
-    assert await rival == "started"
+    assert await rival == (1 if clear_ends_with == "commit" else 0)
 
 
 async def test_get_for_update_serialises_refresh_rotation(uow_factory: UnitOfWorkFactory) -> None:
@@ -244,7 +340,7 @@ async def test_a_concurrent_registration_of_the_same_email_fails_on_the_loser(
 
 async def test_a_closed_port_raises_storage_unavailable_promptly() -> None:
     engine = create_engine(CLOSED_PORT_URL, pool_size=1, max_overflow=0, pool_timeout=1)
-    uow_factory = postgres_unit_of_work_factory(create_sessionmaker(engine))
+    uow_factory = postgres_unit_of_work_factory(engine)
     started = time.monotonic()
     try:
         with pytest.raises(StorageUnavailable):
@@ -262,7 +358,7 @@ async def enter(uow_factory: UnitOfWorkFactory) -> None:
 
 async def test_a_silent_server_is_given_up_on_after_the_connect_timeout(black_hole: str) -> None:
     engine = create_engine(black_hole, pool_size=1, max_overflow=0, pool_timeout=1, connect_timeout=2)
-    uow_factory = postgres_unit_of_work_factory(create_sessionmaker(engine))
+    uow_factory = postgres_unit_of_work_factory(engine)
     started = time.monotonic()
     try:
         with pytest.raises(StorageUnavailable):
@@ -275,7 +371,7 @@ async def test_a_silent_server_is_given_up_on_after_the_connect_timeout(black_ho
 
 async def test_an_exhausted_pool_raises_storage_unavailable(migrated_database_url: str) -> None:
     engine = create_engine(migrated_database_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
-    uow_factory = postgres_unit_of_work_factory(create_sessionmaker(engine))
+    uow_factory = postgres_unit_of_work_factory(engine)
     try:
         async with uow_factory():
             with pytest.raises(StorageUnavailable):

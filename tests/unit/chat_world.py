@@ -40,7 +40,7 @@ class Chat:
 
     def services(self, **policy: Any) -> TurnServices:
         return TurnServices(
-            self.db.unit_of_work,
+            self.db.reply_slots,
             self.agent,
             self.tracer,
             self.clock,

@@ -1,4 +1,4 @@
-"""Domain rules: value objects and the auth-session state machine."""
+"""Domain rules: value objects, the auth-session state machine and the reply-slot claim rule."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from uuid import UUID
 import pytest
 
 from parley.domain.auth import AuthSession
-from parley.domain.chat import ConversationCursor, ConversationName, MessageContent, storable_text
+from parley.domain.chat import (
+    ConversationCursor,
+    ConversationName,
+    MessageContent,
+    ReplyClaim,
+    ReplySlot,
+    storable_text,
+)
 from parley.domain.errors import ValidationFailed
 from parley.domain.users import Email, PasswordPolicy, normalise_email
 
@@ -216,3 +223,76 @@ def test_a_forged_cursor_is_a_validation_error(token: str) -> None:
 def test_model_text_is_made_storable_without_losing_anything_else(raw: str, storable: str) -> None:
     assert storable_text(raw) == storable
     storable_text(raw).encode("utf-8")  # never raises
+
+
+# ---------------------------------------------------------------- the reply-slot claim rule
+
+OWNER, STRANGER = UUID(int=1), UUID(int=2)
+TTL = timedelta(minutes=2)
+
+
+def held(claim_id: int, *, at: datetime = NOW, version: int = 0) -> ReplySlot:
+    """A slot of OWNER's conversation claimed at ``at`` for TTL."""
+    return ReplySlot(OWNER, version).started(ReplyClaim.taken(UUID(int=claim_id), now=at, ttl=TTL))
+
+
+def test_a_claim_lives_until_its_expiry_and_not_at_it() -> None:
+    claim = ReplyClaim.taken(UUID(int=9), now=NOW, ttl=TTL)
+
+    assert claim.expires_at == NOW + TTL
+    assert claim.is_live(NOW + TTL - timedelta(microseconds=1))
+    assert not claim.is_live(NOW + TTL)
+
+
+def test_the_owner_may_start_a_reply_in_a_free_slot() -> None:
+    assert ReplySlot(OWNER).refusal(OWNER, NOW) is None
+
+
+def test_anyone_but_the_owner_finds_no_conversation_free_or_held() -> None:
+    assert ReplySlot(OWNER).refusal(STRANGER, NOW) == "not_found"
+    assert held(1).refusal(STRANGER, NOW + TTL) == "not_found"
+
+
+def test_one_reply_at_a_time_until_the_claim_expires() -> None:
+    slot = held(1)
+
+    assert slot.refusal(OWNER, NOW) == "busy"
+    assert slot.refusal(OWNER, NOW + TTL - timedelta(seconds=1)) == "busy"
+    assert slot.refusal(OWNER, NOW + TTL) is None  # its holder died: the claim is taken over
+
+
+def test_starting_holds_the_slot_with_the_new_claim_and_keeps_the_version() -> None:
+    claim = ReplyClaim.taken(UUID(int=3), now=NOW, ttl=TTL)
+
+    assert ReplySlot(OWNER, 4).started(claim) == ReplySlot(OWNER, 4, claim)
+
+
+def test_only_the_holder_frees_the_slot() -> None:
+    slot = held(1)
+
+    assert slot.released(UUID(int=2)) == slot
+    assert slot.released(UUID(int=1)) == ReplySlot(OWNER)
+    assert ReplySlot(OWNER).released(UUID(int=1)) == ReplySlot(OWNER)  # idempotent
+
+
+def test_a_taken_over_claim_cannot_free_its_successor() -> None:
+    successor = held(1).started(ReplyClaim.taken(UUID(int=2), now=NOW + TTL, ttl=TTL))
+
+    assert successor.released(UUID(int=1)) == successor
+
+
+def test_a_reply_is_accepted_only_into_the_history_version_it_started_from() -> None:
+    slot = held(1, version=3)
+
+    assert slot.accepts_reply(3)
+    assert not slot.cleared().accepts_reply(3)
+    assert slot.cleared().accepts_reply(4)
+
+
+def test_clearing_the_history_starts_a_new_version_and_keeps_the_claim() -> None:
+    slot = held(1, version=3)
+
+    cleared = slot.cleared()
+
+    assert (cleared.history_version, cleared.claim) == (4, slot.claim)
+    assert cleared.refusal(OWNER, NOW) == "busy"  # its holder releases it after cleaning up

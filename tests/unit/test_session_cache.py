@@ -204,9 +204,9 @@ class CountingDatabase(InMemoryDatabase):
         super().__init__()
         self.opened = 0
 
-    def unit_of_work(self, *, read_only: bool = False, single_write: bool = False) -> InMemoryUnitOfWork:
+    def unit_of_work(self) -> InMemoryUnitOfWork:
         self.opened += 1
-        return super().unit_of_work(read_only=read_only, single_write=single_write)
+        return super().unit_of_work()
 
 
 async def signed_in(db: InMemoryDatabase, clock: FakeClock, issuer: PyJwtTokenIssuer) -> str:

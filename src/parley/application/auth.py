@@ -51,7 +51,7 @@ class RegisterUser:
 
     async def execute(self, data: RegisterInput) -> User:
         email = self._parse(data)
-        async with self._uow(read_only=True) as uow:
+        async with self._uow() as uow:
             if await uow.users.get_by_email(email) is not None:
                 raise EmailAlreadyRegistered()
         password_hash = await self._hasher.hash(data.password)
@@ -122,7 +122,7 @@ class LogIn:
             email = Email.parse(raw_email)
         except ValidationFailed:
             return None
-        async with self._uow(read_only=True) as uow:
+        async with self._uow() as uow:
             return await uow.users.get_by_email(email)
 
 
@@ -209,7 +209,7 @@ class Authenticate:
         return Principal(user_id=claims.user_id, session_id=claims.session_id)
 
     async def _read(self, session_id: UUID) -> AuthSession | None:
-        async with self._uow(read_only=True) as uow:
+        async with self._uow() as uow:
             return await uow.auth_sessions.get(session_id)
 
 

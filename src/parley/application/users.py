@@ -32,7 +32,7 @@ async def _check_current_password(
     uow_factory: UnitOfWorkFactory, hasher: PasswordHasher, principal: Principal, password: str
 ) -> None:
     """Verify the caller's current password outside any transaction (bcrypt is slow)."""
-    async with uow_factory(read_only=True) as uow:
+    async with uow_factory() as uow:
         user = await _load_user(uow, principal)
     if not await hasher.verify(password, user.password_hash):
         raise CurrentPasswordIncorrect()
@@ -45,7 +45,7 @@ class GetProfile:
         self._uow = uow
 
     async def execute(self, principal: Principal) -> User:
-        async with self._uow(read_only=True) as uow:
+        async with self._uow() as uow:
             return await _load_user(uow, principal)
 
 
@@ -142,7 +142,7 @@ class DeleteAccount:
 
     async def execute(self, principal: Principal) -> None:
         await self._running.interrupt_owner(principal.user_id, error=NotAuthenticated())
-        async with self._uow(read_only=True) as uow:
+        async with self._uow() as uow:
             conversation_ids = await uow.conversations.ids_for_owner(principal.user_id)
         await self._forget(conversation_ids)
         async with self._uow() as uow:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
 from parley.domain.errors import ValidationFailed
@@ -132,6 +133,79 @@ class Message:
     content: str
     status: MessageStatus
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyClaim:
+    """A turn's hold on its conversation's reply slot: who holds it, and until when.
+
+    ``expires_at`` is ``now + claim_ttl`` at the start: longer than the longest turn can run, so a
+    live holder is never overtaken, and a holder that died (its process killed mid-turn) does not
+    block the conversation for longer than that.
+    """
+
+    claim_id: UUID
+    expires_at: datetime
+
+    @classmethod
+    def taken(cls, claim_id: UUID, *, now: datetime, ttl: timedelta) -> ReplyClaim:
+        return cls(claim_id, expires_at=now + ttl)
+
+    def is_live(self, now: datetime) -> bool:
+        """Still holding the slot at ``now``: a claim expires at ``expires_at`` itself."""
+        return now < self.expires_at
+
+
+ReplyRefusal = Literal["busy", "not_found"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplySlot:
+    """A conversation's single reply slot, and the rule for claiming it.
+
+    - **ownership**: only the conversation's owner may start a reply in it; to anyone else
+      the conversation does not exist (``"not_found"``), so its existence is not revealed;
+    - **one reply at a time**: a reply starts only while no live claim holds the slot: it is
+      free, or the claim holding it expired at or before ``now`` (its holder died and never
+      freed it); otherwise ``"busy"``;
+    - **a reply answers the history version it started from**: it is stored only while the
+      history is still at that version; clearing the history starts a new version (the claim
+      stays: its holder releases it after forgetting what the agent remembers of the old one);
+    - **only the holder frees the slot**: finishing or releasing with a claim that no longer
+      holds it (it expired and was taken over) leaves the new holder's claim alone.
+
+    The in-memory store applies these transitions; the PostgreSQL adapter's statements state
+    the same conditions in SQL, and the persistence contract suite checks that both agree.
+    """
+
+    owner_id: UUID
+    history_version: int = 0
+    claim: ReplyClaim | None = None
+
+    def refusal(self, requester_id: UUID, now: datetime) -> ReplyRefusal | None:
+        """Why ``requester_id`` may not start a reply at ``now``, or None when it may."""
+        if requester_id != self.owner_id:
+            return "not_found"
+        if self.claim is not None and self.claim.is_live(now):
+            return "busy"
+        return None
+
+    def started(self, claim: ReplyClaim) -> ReplySlot:
+        """Held by ``claim`` (after :meth:`refusal` said None)."""
+        return replace(self, claim=claim)
+
+    def accepts_reply(self, history_version: int) -> bool:
+        """Whether a reply that started from ``history_version`` may be stored."""
+        return history_version == self.history_version
+
+    def released(self, claim_id: UUID) -> ReplySlot:
+        """Free, if ``claim_id`` holds it; unchanged otherwise."""
+        held_by_it = self.claim is not None and self.claim.claim_id == claim_id
+        return replace(self, claim=None) if held_by_it else self
+
+    def cleared(self) -> ReplySlot:
+        """After the history was cleared: a new version; the claim is kept."""
+        return replace(self, history_version=self.history_version + 1)
 
 
 @dataclass(frozen=True, slots=True)

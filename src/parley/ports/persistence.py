@@ -1,10 +1,11 @@
-"""Persistence ports: repositories and the unit of work that owns a transaction.
+"""Persistence ports: repositories and the unit of work that owns a transaction, and the
+conversations' reply slots, whose operations are atomic by themselves.
 
 Contracts shared by every adapter:
 - repositories never commit; :meth:`UnitOfWork.commit` does, and leaving the
-  ``async with`` block without committing rolls everything back (except in a
-  ``single_write`` unit of work, whose one write commits by itself: see
-  :class:`UnitOfWorkFactory`);
+  ``async with`` block without committing rolls everything back;
+- each :class:`ReplySlots` call is one atomic step that takes effect when it returns
+  (no unit of work around it);
 - entities come back fully loaded (no lazy loading after the transaction);
 - driver failures surface as :class:`StorageUnavailable` (connection lost, server
   down; :class:`StorageBusy` when no pooled connection came free in time) so the edge
@@ -21,7 +22,7 @@ from typing import Literal, Protocol, Self
 from uuid import UUID
 
 from parley.domain.auth import AuthSession
-from parley.domain.chat import Conversation, ConversationCursor, Message
+from parley.domain.chat import Conversation, ConversationCursor, Message, ReplyClaim
 from parley.domain.users import Email, User
 
 
@@ -84,7 +85,7 @@ class MessagePage:
 
 @dataclass(frozen=True, slots=True)
 class ReplyStart:
-    """What :meth:`ConversationRepository.start_reply` did: took the slot (``"started"``), found it
+    """What :meth:`ReplySlots.start_reply` did: took the slot (``"started"``), found it
     held (``"busy"``), or found no conversation of that owner (``"not_found"``).
 
     ``history_version`` is the version of the conversation's history the reply will answer
@@ -96,7 +97,7 @@ class ReplyStart:
 
 
 ReplyFinish = Literal["stored", "discarded", "gone"]
-"""What :meth:`ConversationRepository.finish_reply` did: stored the reply, refused it because the
+"""What :meth:`ReplySlots.finish_reply` did: stored the reply, refused it because the
 history was cleared since the turn started (the slot stays claimed), or found no conversation."""
 
 
@@ -124,29 +125,38 @@ class ConversationRepository(Protocol):
     async def clear_history(self, conversation_id: UUID, now: datetime) -> None:
         """Delete every message of the conversation, set ``message_count`` to zero and
         ``updated_at`` to ``now``, and start a new history version: a reply being generated for
-        the old history will not be stored (see :meth:`finish_reply`).
+        the old history will not be stored (see :meth:`ReplySlots.finish_reply`); a claim on
+        the reply slot is kept.
 
-        Serialised with :meth:`start_reply` and :meth:`finish_reply` on the conversation: a user
-        message stored concurrently either was stored first (and is deleted) or lands in the
-        new history, never in between.
+        Serialised with :meth:`ReplySlots.start_reply` and :meth:`ReplySlots.finish_reply` on
+        the conversation: a user message stored concurrently either was stored first (and is
+        deleted) or lands in the new history, never in between.
         """
         ...
+
+
+class ReplySlots(Protocol):
+    """Each conversation's single reply slot (the rule: :class:`parley.domain.chat.ReplySlot`).
+
+    Every call is one atomic step that takes effect when it returns: it needs no unit of work
+    (there is nothing to commit or roll back), and other callers see its effect at once.
+    Driver failures surface as :class:`StorageUnavailable`, as in a unit of work.
+    """
 
     async def start_reply(
         self,
         conversation_id: UUID,
         *,
         owner_id: UUID,
-        claim_id: UUID,
+        claim: ReplyClaim,
         now: datetime,
-        until: datetime,
         user_message: Message,
     ) -> ReplyStart:
         """Take the conversation's single reply slot and store the user message that asks for the reply.
 
         In one atomic step, when ``owner_id`` owns the conversation and the slot is free
         or its previous claim expired at or before ``now`` (its holder died): hold the
-        slot with ``claim_id`` until ``until``, store ``user_message``, add one to
+        slot with ``claim`` (until ``claim.expires_at``), store ``user_message``, add one to
         ``message_count`` and move ``last_active_at``/``updated_at`` to ``now``; the outcome
         is ``"started"``, with the current history version. Otherwise nothing changes (the
         message is not stored) and the outcome is ``"busy"`` (another live claim holds the
@@ -179,11 +189,7 @@ class ConversationRepository(Protocol):
 
 
 class MessageRepository(Protocol):
-    async def add(self, message: Message) -> None: ...
-
-    async def update(self, message: Message) -> None:
-        """Persist ``content`` and ``status``."""
-        ...
+    """Messages are stored by :class:`ReplySlots` (with the turn that asks or answers)."""
 
     async def page(self, conversation_id: UUID, *, limit: int, before: UUID | None) -> MessagePage:
         """The newest ``limit`` messages older than message ``before`` (all when None).
@@ -194,7 +200,14 @@ class MessageRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One business transaction. Use as ``async with uow_factory() as uow: ...; await uow.commit()``."""
+    """One business transaction. Use as ``async with uow_factory() as uow: ...; await uow.commit()``.
+
+    - nothing written is visible to others before :meth:`commit`;
+    - :meth:`rollback`, or leaving the block without committing (an exception included),
+      undoes every write since the last commit; work after either runs in a new transaction;
+    - how cheaply a unit of work that only reads runs is the adapter's business, not a mode
+      the caller chooses.
+    """
 
     users: UserRepository
     auth_sessions: AuthSessionRepository
@@ -216,21 +229,8 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self, *, read_only: bool = False, single_write: bool = False) -> UnitOfWork:
-        """A fresh, not yet entered unit of work.
-
-        ``read_only=True`` is a promise to only read, without row locks: the adapter may
-        then skip the transaction (for PostgreSQL, the BEGIN and ROLLBACK round trips of a
-        one-query read). Writing in such a unit of work is a bug: the in-memory fake refuses it.
-
-        ``single_write=True`` is a promise to make at most one writing repository call
-        (reads are fine). Each repository call is atomic by itself, so no transaction is
-        needed around it (for PostgreSQL: autocommit, no BEGIN and COMMIT round trips). The
-        write therefore takes effect when the call returns: other units of work see it before
-        :meth:`UnitOfWork.commit`, and neither ``rollback`` nor leaving the block undoes it.
-        Call ``commit`` all the same (it has nothing left to do). Row locks (``for_update``)
-        last only for their own query. A second write is a bug: the in-memory fake refuses it.
-        """
+    def __call__(self) -> UnitOfWork:
+        """A fresh, not yet entered unit of work."""
         ...
 
 

@@ -39,7 +39,7 @@ async def stop_and_forget(
     (its events end with ``error``; the agent has written its last checkpoint), and forget what
     the agent remembers of it (if that fails, nothing has been deleted: the request can be retried).
     """
-    async with uow(read_only=True) as read:
+    async with uow() as read:
         await load_owned(read, principal, conversation_id)
     await running.interrupt([conversation_id], owner_id=principal.user_id, error=error)
     await agent.forget(conversation_id)
@@ -88,7 +88,7 @@ class ListConversations:
         self, principal: Principal, *, limit: int, cursor: str | None = None
     ) -> ConversationList:
         after = ConversationCursor.decode(cursor) if cursor else None
-        async with self._uow(read_only=True) as uow:
+        async with self._uow() as uow:
             page = await uow.conversations.list_for_owner(principal.user_id, limit=limit, after=after)
         return ConversationList(page.items, page.next_cursor.encode() if page.next_cursor else None)
 
@@ -98,7 +98,7 @@ class GetConversation:
         self._uow = uow
 
     async def execute(self, principal: Principal, conversation_id: UUID) -> Conversation:
-        async with self._uow(read_only=True) as uow:
+        async with self._uow() as uow:
             return await load_owned(uow, principal, conversation_id)
 
 

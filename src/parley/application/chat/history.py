@@ -32,7 +32,7 @@ class ListMessages:
     async def execute(
         self, principal: Principal, conversation_id: UUID, *, limit: int, before: UUID | None = None
     ) -> MessageList:
-        async with self._uow(read_only=True) as uow:
+        async with self._uow() as uow:
             await load_owned(uow, principal, conversation_id)
             page = await uow.messages.page(conversation_id, limit=limit, before=before)
         next_cursor = str(page.items[0].id) if page.has_older and page.items else None
@@ -44,7 +44,7 @@ class ClearMessages:
 
     - a reply being generated in this process is stopped first (its stream ends with
       :class:`HistoryCleared`); one running in another process is not stored when it ends (the
-      history it answered is gone: see ``ConversationRepository.finish_reply``);
+      history it answered is gone: see ``ReplySlots.finish_reply``);
     - the agent's memory is forgotten before the messages go (if that fails, nothing is cleared
       and the request can be retried) and again after (a turn may have ended in between).
     """

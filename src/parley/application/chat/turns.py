@@ -18,7 +18,7 @@ What can happen to a running turn, and what the caller sees last:
   :class:`StorageUnavailable`; the reply is stored, and the slot freed, once the database
   answers again (:class:`DeferredWrites`), so the conversation is not left claimed.
 
-Each of tx 1 and tx 2 is one atomic repository call in a ``single_write`` unit of work:
+Each of tx 1 and tx 2 is one atomic :class:`ReplySlots` call, with no unit of work around it:
 for PostgreSQL one statement, with no BEGIN/COMMIT round trips.
 """
 
@@ -36,10 +36,17 @@ from parley.application.chat.agent_run import AgentInterrupted, AgentRun, wait_t
 from parley.application.chat.observer import TurnObserver
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.principal import Principal
-from parley.domain.chat import DEFAULT_MAX_MESSAGE_LENGTH, Message, MessageContent, MessageRole, MessageStatus
+from parley.domain.chat import (
+    DEFAULT_MAX_MESSAGE_LENGTH,
+    Message,
+    MessageContent,
+    MessageRole,
+    MessageStatus,
+    ReplyClaim,
+)
 from parley.domain.errors import ConversationNotFound, HistoryCleared, ReplyInProgress
 from parley.ports.agent import AgentError, AgentTurn, ChatAgent, TokenDelta, ToolCall
-from parley.ports.persistence import ReplyFinish, StorageUnavailable, UnitOfWorkFactory
+from parley.ports.persistence import ReplyFinish, ReplySlots, StorageUnavailable
 from parley.ports.system import Clock, IdGenerator
 from parley.ports.tracing import Tracer, TurnStarted
 
@@ -76,7 +83,7 @@ class TurnPolicy:
 class TurnServices:
     """What a turn needs, shared by :class:`TakeTurn` and the :class:`Turn` it starts."""
 
-    uow: UnitOfWorkFactory
+    reply_slots: ReplySlots
     agent: ChatAgent
     tracer: Tracer
     clock: Clock
@@ -119,20 +126,17 @@ class TakeTurn:
             status=MessageStatus.COMPLETE,
             created_at=now,
         )
-        async with services.uow(single_write=True) as uow:
-            started = await uow.conversations.start_reply(
-                conversation_id,
-                owner_id=principal.user_id,
-                claim_id=claim_id,
-                now=now,
-                until=now + services.policy.claim_ttl,
-                user_message=message,
-            )
-            if started.outcome == "not_found":
-                raise ConversationNotFound()
-            if started.outcome == "busy":
-                raise ReplyInProgress()
-            await uow.commit()
+        started = await services.reply_slots.start_reply(
+            conversation_id,
+            owner_id=principal.user_id,
+            claim=ReplyClaim.taken(claim_id, now=now, ttl=services.policy.claim_ttl),
+            now=now,
+            user_message=message,
+        )
+        if started.outcome == "not_found":
+            raise ConversationNotFound()
+        if started.outcome == "busy":
+            raise ReplyInProgress()
         claim = _Claim(claim_id, started.history_version)
         return Turn(services, principal, message, claim, streaming=streaming)
 
@@ -294,22 +298,18 @@ class Turn:
         the conversation deleted, meanwhile, the agent forgets what it remembered of it, then the
         slot is freed (in that order: a new turn must not read the forgotten memory)."""
         uc, claim = self._services, self._claim
-        async with uc.uow(single_write=True) as uow:
-            stored = await uow.conversations.finish_reply(
-                reply.conversation_id,
-                claim_id=claim.claim_id,
-                history_version=claim.history_version,
-                now=now,
-                reply=reply,
-            )
-            await uow.commit()
+        stored = await uc.reply_slots.finish_reply(
+            reply.conversation_id,
+            claim_id=claim.claim_id,
+            history_version=claim.history_version,
+            now=now,
+            reply=reply,
+        )
         if stored == "stored":
             return stored
         await uc.agent.forget(reply.conversation_id)
         if stored == "discarded":
-            async with uc.uow(single_write=True) as uow:
-                await uow.conversations.release_reply(reply.conversation_id, claim_id=claim.claim_id)
-                await uow.commit()
+            await uc.reply_slots.release_reply(reply.conversation_id, claim_id=claim.claim_id)
         return stored
 
 

@@ -25,12 +25,12 @@ class PostgresUserRepository:
         await self._runner.execute_guarded(insert(users).values(user_to_row(user)))
 
     async def get(self, user_id: UUID) -> User | None:
-        result = await self._runner.execute(select(users).where(users.c.id == user_id))
+        result = await self._runner.read(select(users).where(users.c.id == user_id))
         row = result.mappings().one_or_none()
         return None if row is None else user_from_row(row)
 
     async def get_by_email(self, email: Email) -> User | None:
-        result = await self._runner.execute(select(users).where(users.c.email == email.value))
+        result = await self._runner.read(select(users).where(users.c.email == email.value))
         row = result.mappings().one_or_none()
         return None if row is None else user_from_row(row)
 
@@ -48,7 +48,7 @@ class PostgresUserRepository:
 
 
 # Every authenticated request reads its auth session: one statement object, built once, so
-# SQLAlchemy's memoized cache key is reused (see the turn statements in chat.py).
+# SQLAlchemy's memoized cache key is reused (see the turn statements in reply_slots.py).
 _GET_AUTH_SESSION = select(auth_sessions).where(
     auth_sessions.c.id == bindparam("session_id", type_=auth_sessions.c.id.type)
 )
@@ -65,8 +65,12 @@ class PostgresAuthSessionRepository:
         await self._runner.execute(insert(auth_sessions).values(auth_session_to_row(auth_session)))
 
     async def get(self, session_id: UUID, *, for_update: bool = False) -> AuthSession | None:
-        statement = _GET_AUTH_SESSION_FOR_UPDATE if for_update else _GET_AUTH_SESSION
-        row = (await self._runner.execute(statement, {"session_id": session_id})).mappings().one_or_none()
+        parameters = {"session_id": session_id}
+        if for_update:  # a locking read: it begins the transaction, whose end releases the lock
+            result = await self._runner.execute(_GET_AUTH_SESSION_FOR_UPDATE, parameters)
+        else:
+            result = await self._runner.read(_GET_AUTH_SESSION, parameters)
+        row = result.mappings().one_or_none()
         return None if row is None else auth_session_from_row(row)
 
     async def update(self, auth_session: AuthSession) -> None:

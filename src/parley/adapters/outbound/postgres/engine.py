@@ -1,9 +1,9 @@
-"""Engine and session factories. Nothing here runs at import time: the container builds them once."""
+"""The engine factory and URL helpers. Nothing here runs at import time: the container builds them once."""
 
 from __future__ import annotations
 
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
 ASYNC_DRIVER = "postgresql+psycopg"
@@ -64,8 +64,3 @@ def create_engine(
         echo=echo,
         connect_args=connect_args,
     )
-
-
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for units of work; ``expire_on_commit=False`` because we map rows to plain entities."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

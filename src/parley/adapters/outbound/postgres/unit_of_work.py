@@ -1,12 +1,12 @@
-"""The PostgreSQL unit of work: one db_session, one transaction (or autocommit), four repositories."""
+"""The PostgreSQL unit of work: one connection, one transaction begun when first needed, four repositories."""
 
 from __future__ import annotations
 
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley.ports.persistence import (
     AuthSessionRepository,
@@ -19,23 +19,20 @@ from parley.ports.persistence import (
 
 from .accounts import PostgresAuthSessionRepository, PostgresUserRepository
 from .chat import PostgresConversationRepository, PostgresMessageRepository
-from .errors import translated_errors
-from .statements import StatementRunner
-
-_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+from .statements import LazyTransaction, StatementRunner, autocommit_connection, close_connection
 
 
 class PostgresUnitOfWork:
-    """:class:`parley.ports.persistence.UnitOfWork` over an ``AsyncSession``.
+    """:class:`parley.ports.persistence.UnitOfWork` over one pooled connection.
 
-    - entering checks out a connection and begins the transaction, so an unreachable
-      database fails right at ``async with`` with :class:`StorageUnavailable`;
-    - ``commit``/``rollback`` end the transaction; later statements start a new one;
-    - leaving the block rolls back whatever was not committed and returns the connection;
-    - ``read_only`` and ``single_write`` run the connection in autocommit: no BEGIN and no
-      COMMIT/ROLLBACK round trips (SQLAlchemy restores the isolation level when the connection
-      goes back). Each statement commits by itself: enough for reads and for one write, as
-      every writing repository call is atomic by itself; ``commit`` then sends nothing.
+    - entering checks out a connection (in autocommit), so an unreachable database fails right
+      at ``async with`` with :class:`StorageUnavailable`;
+    - the transaction begins (``BEGIN``) just before the first write or locking read; plain
+      reads before it run on their own, which under READ COMMITTED sees what they would see
+      inside it (see :class:`LazyTransaction`), so a unit of work that only reads sends no
+      BEGIN, COMMIT or ROLLBACK at all;
+    - ``commit``/``rollback`` end the transaction, if one was begun; later writes begin a new one;
+    - leaving the block rolls back whatever was not committed and returns the connection.
     """
 
     # Typed as the ports: the Protocol's attributes are mutable, hence invariant.
@@ -44,27 +41,15 @@ class PostgresUnitOfWork:
     conversations: ConversationRepository
     messages: MessageRepository
 
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        *,
-        read_only: bool = False,
-        single_write: bool = False,
-    ) -> None:
-        self._sessionmaker = sessionmaker
-        self._autocommit = read_only or single_write
-        self._db_session: AsyncSession | None = None
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._open: tuple[AsyncConnection, LazyTransaction] | None = None
 
     async def __aenter__(self) -> Self:
-        db_session = self._sessionmaker()
-        try:
-            with translated_errors():
-                await db_session.connection(execution_options=_AUTOCOMMIT if self._autocommit else None)
-        except BaseException:
-            await db_session.close()
-            raise
-        self._db_session = db_session
-        runner = StatementRunner(db_session, autocommit=self._autocommit)
+        connection = await autocommit_connection(self._engine)
+        transaction = LazyTransaction(connection)
+        self._open = connection, transaction
+        runner = StatementRunner(connection, transaction)
         self.users = PostgresUserRepository(runner)
         self.auth_sessions = PostgresAuthSessionRepository(runner)
         self.conversations = PostgresConversationRepository(runner)
@@ -77,35 +62,34 @@ class PostgresUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        db_session, self._db_session = self._active(), None
-        if exc is None:
-            with translated_errors():
-                await db_session.close()  # rolls back anything uncommitted
-            return
-        # Already failing: a dead connection must not hide the original error.
-        with suppress(StorageUnavailable), translated_errors():
-            await db_session.close()
+        connection, transaction = self._active()
+        self._open = None
+        failing = exc is not None
+        try:
+            # Already failing: a dead connection must not hide the original error.
+            with suppress(StorageUnavailable) if failing else nullcontext():
+                await transaction.rollback()  # whatever was not committed
+        except BaseException:
+            await close_connection(connection, failing=True)
+            raise
+        await close_connection(connection, failing=failing)
 
     async def commit(self) -> None:
-        with translated_errors():
-            await self._active().commit()
+        await self._active()[1].commit()
 
     async def rollback(self) -> None:
-        with translated_errors():
-            await self._active().rollback()
+        await self._active()[1].rollback()
 
-    def _active(self) -> AsyncSession:
-        if self._db_session is None:
+    def _active(self) -> tuple[AsyncConnection, LazyTransaction]:
+        if self._open is None:
             raise RuntimeError("use the unit of work inside 'async with'")
-        return self._db_session
+        return self._open
 
 
-def postgres_unit_of_work_factory(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> UnitOfWorkFactory:
+def postgres_unit_of_work_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
     """A ``UnitOfWorkFactory``: each call yields a fresh, not yet entered unit of work."""
 
-    def create(*, read_only: bool = False, single_write: bool = False) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(sessionmaker, read_only=read_only, single_write=single_write)
+    def create() -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(engine)
 
     return create

@@ -1,0 +1,215 @@
+"""The conversations' reply slots (:class:`parley.ports.persistence.ReplySlots`) on PostgreSQL.
+
+Each operation is one statement on a connection of its own in autocommit (no unit of work): the
+statement is atomic by itself, so it needs no BEGIN and COMMIT round trips. The conditions are
+those of the domain's claim rule, :class:`parley.domain.chat.ReplySlot` (comments point at each);
+the persistence contract suite runs the same tests on this adapter and on the in-memory one.
+Measured when the turn's writes first became single autocommit statements: 157-164 -> 174
+turns/s on the turns bench.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley.domain.chat import Message, ReplyClaim
+from parley.ports.persistence import ReplyFinish, ReplyStart
+
+from .mappers import message_to_row
+from .statements import StatementRunner, autocommit_block
+from .tables import conversations, messages
+
+
+class PostgresReplySlots:
+    """:class:`parley.ports.persistence.ReplySlots` on ``conversations`` (the ``reply_claim_*`` and
+    ``history_version`` columns) and ``messages``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def start_reply(
+        self,
+        conversation_id: UUID,
+        *,
+        owner_id: UUID,
+        claim: ReplyClaim,
+        now: datetime,
+        user_message: Message,
+    ) -> ReplyStart:
+        """One statement claims, counts and stores the message; only a refusal costs a second one.
+
+        The INSERT reads the claimed row's id, so it stores nothing unless the UPDATE claimed.
+        Under READ COMMITTED a concurrent starter waits for the row lock, then re-checks the
+        condition against the committed claim, so exactly one wins.
+        """
+        _check_belongs(user_message, conversation_id)
+        parameters = {
+            **_message_parameters(user_message),
+            "p_conversation_id": conversation_id,
+            "p_owner_id": owner_id,
+            "p_claim_id": claim.claim_id,
+            "p_now": now,
+            "p_until": claim.expires_at,
+        }
+        async with self._statements() as runner:
+            version = (await runner.execute(_START_REPLY, parameters)).scalar_one_or_none()
+            if version is not None:
+                return ReplyStart("started", history_version=version)
+            owned = select(conversations.c.id).where(
+                conversations.c.id == conversation_id, conversations.c.user_id == owner_id
+            )
+            return ReplyStart("busy" if (await runner.read(owned)).first() is not None else "not_found")
+
+    async def finish_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, history_version: int, now: datetime, reply: Message
+    ) -> ReplyFinish:
+        """One statement: the INSERT reads the row the UPDATE matched, so a reply lands only in the
+        history version it answers; only a refusal costs a second statement (discarded or gone?).
+
+        Counted in SQL, not read-modify-write; the slot is freed only by its holder. The version
+        is checked on the row the UPDATE locks: a clear committed meanwhile is seen (READ
+        COMMITTED re-checks the condition on the newest row version).
+        """
+        _check_belongs(reply, conversation_id)
+        parameters = {
+            **_message_parameters(reply),
+            "p_conversation_id": conversation_id,
+            "p_claim_id": claim_id,
+            "p_history_version": history_version,
+            "p_now": now,
+        }
+        async with self._statements() as runner:
+            if (await runner.execute(_FINISH_REPLY, parameters)).scalar_one() == 1:
+                return "stored"
+            exists = select(conversations.c.id).where(conversations.c.id == conversation_id)
+            return "discarded" if (await runner.read(exists)).first() is not None else "gone"
+
+    async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
+        statement = (
+            update(conversations)
+            # ReplySlot.released: only the holder frees the slot.
+            .where(conversations.c.id == conversation_id, conversations.c.reply_claim_id == claim_id)
+            .values(reply_claim_id=None, reply_claim_expires_at=None)
+        )
+        async with self._statements() as runner:
+            await runner.execute(statement)
+
+    @asynccontextmanager
+    async def _statements(self) -> AsyncIterator[StatementRunner]:
+        """A runner with no transaction: each statement commits by itself."""
+        async with autocommit_block(self._engine) as connection:
+            yield StatementRunner(connection)
+
+
+def _check_belongs(message: Message, conversation_id: UUID) -> None:
+    """A precondition of the port: the message must be one of the conversation being claimed/freed."""
+    if message.conversation_id != conversation_id:
+        raise ValueError(f"message {message.id} belongs to another conversation")
+
+
+# The two statements of every chat turn are built once, with named parameters: SQLAlchemy
+# memoizes a statement object's cache key, so reusing the object skips rebuilding the
+# statement and re-deriving its key on every call (~5 % of setting a turn up, profiled).
+# Parameters: p_* for the conversation, m_* for the message's columns.
+_MESSAGE_COLUMNS = [c.name for c in messages.c if c.name not in ("seq", "conversation_id")]
+
+
+def _message_parameters(message: Message) -> dict[str, Any]:
+    row = message_to_row(message)
+    return {f"m_{name}": row[name] for name in _MESSAGE_COLUMNS}
+
+
+def _message_values() -> list[BindParameter[Any]]:
+    return [bindparam(f"m_{name}", type_=messages.c[name].type) for name in _MESSAGE_COLUMNS]
+
+
+def _start_reply_statement() -> Select[tuple[int]]:
+    """Claim (``UPDATE ... RETURNING id, history_version``), then ``INSERT INTO messages SELECT
+    <m_*>, claimed.id FROM claimed``: a message row only if a conversation row was claimed.
+    Returns the claimed history version: one row if claimed, none otherwise."""
+    now = bindparam("p_now", type_=conversations.c.updated_at.type)
+    claimed = (
+        update(conversations)
+        .where(
+            conversations.c.id == bindparam("p_conversation_id", type_=conversations.c.id.type),
+            conversations.c.user_id == bindparam("p_owner_id", type_=conversations.c.user_id.type),
+            # ReplySlot.refusal: the owner's, and no live claim (none, or expired at or before now).
+            or_(
+                conversations.c.reply_claim_id.is_(None),
+                conversations.c.reply_claim_expires_at <= now,
+            ),
+        )
+        .values(
+            reply_claim_id=bindparam("p_claim_id", type_=conversations.c.reply_claim_id.type),
+            reply_claim_expires_at=bindparam("p_until", type_=conversations.c.reply_claim_expires_at.type),
+            message_count=conversations.c.message_count + 1,
+            last_active_at=now,
+            updated_at=now,
+        )
+        .returning(conversations.c.id, conversations.c.history_version)
+        .cte("claimed")
+    )
+    stored = (
+        insert(messages)
+        .from_select([*_MESSAGE_COLUMNS, "conversation_id"], select(*_message_values(), claimed.c.id))
+        .cte("stored")
+    )
+    # PostgreSQL runs a data-modifying CTE exactly once even though nothing reads it.
+    return select(claimed.c.history_version).add_cte(stored)
+
+
+def _finish_reply_statement() -> Select[int]:
+    """``UPDATE conversations ... WHERE history_version = <p> RETURNING id``, then the INSERT
+    reads that row: the reply is stored only if the version matched. Returns how many were stored."""
+    now = bindparam("p_now", type_=conversations.c.updated_at.type)
+    holds = conversations.c.reply_claim_id == bindparam(
+        "p_claim_id", type_=conversations.c.reply_claim_id.type
+    )
+    target = (
+        update(conversations)
+        .where(
+            conversations.c.id == bindparam("p_conversation_id", type_=conversations.c.id.type),
+            # ReplySlot.accepts_reply: the history is still the version the reply answers.
+            conversations.c.history_version
+            == bindparam("p_history_version", type_=conversations.c.history_version.type),
+        )
+        .values(
+            message_count=conversations.c.message_count + 1,
+            last_active_at=now,
+            updated_at=now,
+            # ReplySlot.released: only the holder frees the slot.
+            reply_claim_id=case((holds, None), else_=conversations.c.reply_claim_id),
+            reply_claim_expires_at=case((holds, None), else_=conversations.c.reply_claim_expires_at),
+        )
+        .returning(conversations.c.id)
+        .cte("target")
+    )
+    stored = (
+        insert(messages)
+        .from_select([*_MESSAGE_COLUMNS, "conversation_id"], select(*_message_values(), target.c.id))
+        .returning(literal_column("1"))
+        .cte("stored")
+    )
+    return select(func.count()).select_from(stored)
+
+
+_START_REPLY = _start_reply_statement()
+_FINISH_REPLY = _finish_reply_statement()
