@@ -14,6 +14,7 @@ from enum import StrEnum
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from limits import parse_many
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -46,6 +47,14 @@ def _is_blank(value: Any) -> bool:
 def _is_placeholder(value: str) -> bool:
     lowered = value.strip().lower()
     return lowered in _PLACEHOLDER_SECRETS or lowered.startswith(("change", "replace", "your-", "<"))
+
+
+def _has_placeholder_password(url: str) -> bool:
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # an unparsable URL is the database driver's to refuse
+        return False
+    return password is not None and _is_placeholder(unquote(password))
 
 
 class Settings(BaseSettings):
@@ -198,6 +207,9 @@ class Settings(BaseSettings):
             problems.append(f"JWT_SECRET_KEY must be a random value of at least {MIN_SECRET_BYTES} bytes")
         if self.postgres_url is None:
             problems.append("POSTGRES_URL (or DATABASE_URL) is required")
+        elif _has_placeholder_password(self.postgres_url.get_secret_value()):
+            # The env templates (deploy/env/) build the URL from POSTGRES_PASSWORD=change-me.
+            problems.append("POSTGRES_URL's password is a placeholder: set a real one")
         if "*" in self.cors_origins:
             problems.append("CORS_ORIGINS must list explicit origins, not '*'")
         if problems:

@@ -58,6 +58,21 @@ def test_deployments_refuse_weak_or_placeholder_secrets(secret: str) -> None:
         load_settings(app_env="production", jwt_secret_key=secret, postgres_url="postgresql://db/parley")
 
 
+@pytest.mark.parametrize(
+    "password", ["change-me", "changeme", "CHANGE-ME-TOO", "your-password", "%3Cpassword%3E"]
+)
+def test_deployments_refuse_a_placeholder_database_password(password: str) -> None:
+    with pytest.raises(ConfigurationError, match="POSTGRES_URL's password is a placeholder"):
+        load_settings(
+            app_env="staging", jwt_secret_key=STRONG, postgres_url=f"postgresql://parley:{password}@db/parley"
+        )
+
+
+def test_deployments_accept_a_real_database_password_or_none() -> None:
+    for url in ("postgresql://parley:Xk3-real-Pw@db/parley", "postgresql://db/parley?host=/run/pg"):
+        assert load_settings(app_env="production", jwt_secret_key=STRONG, postgres_url=url).postgres_url
+
+
 def test_production_accepts_a_strong_secret_and_short_access_tokens() -> None:
     settings = load_settings(
         app_env="production", jwt_secret_key=STRONG, postgres_url="postgresql://db/parley"
