@@ -68,11 +68,22 @@ def interpolated(node: Any, values: dict[str, str]) -> Any:
     return node
 
 
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list):
+        return [text for item in node for text in _strings(item)]
+    if isinstance(node, dict):
+        return [text for key, value in node.items() for text in (*_strings(key), *_strings(value))]
+    return []
+
+
 def required_variables() -> set[str]:
-    """Names compose.yaml requires (``${NAME:?...}``)."""
+    """Names compose.yaml requires (``${NAME:?...}``) in its values (not its comments)."""
     return {
         match.group("name")
-        for match in _VARIABLE.finditer(COMPOSE_FILE.read_text())
+        for text in _strings(compose_document())
+        for match in _VARIABLE.finditer(text)
         if match.group("op") in {":?", "?"}
     }
 
