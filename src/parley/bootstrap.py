@@ -23,8 +23,8 @@ from parley.container import Container
 
 async def _database_url(settings: Settings, stack: AsyncExitStack) -> tuple[str, bool]:
     """The database to use, and whether it is the embedded one (started here if so)."""
-    if settings.postgres_url is not None:
-        return settings.postgres_url.get_secret_value(), False
+    if settings.db.url is not None:
+        return settings.db.url.get_secret_value(), False
     if not settings.is_development:  # settings validation already refuses this; belt and braces
         raise ConfigurationError("POSTGRES_URL (or DATABASE_URL) is required outside development")
     embedded = EmbeddedPostgres(settings.data_dir / "postgres")
@@ -53,7 +53,7 @@ async def running_resources(container: Container) -> AsyncIterator[None]:
         url, embedded = await _database_url(settings, stack)
         await ensure_reachable(url)
         container.database_url.override(providers.Object(url))
-        migrate = settings.migrate_on_start if settings.migrate_on_start is not None else embedded
+        migrate = settings.db.migrate_on_start if settings.db.migrate_on_start is not None else embedded
         if migrate:
             await asyncio.to_thread(upgrade_to_head, url)
         stack.push_async_callback(_dispose_engine, container)
@@ -90,8 +90,8 @@ async def migrate_database(settings: Settings, *, wait_seconds: float = 0) -> No
 async def check_database(settings: Settings) -> None:
     """``parley serve``'s first step: a configured database that cannot be reached stops the
     command with one clear line (:class:`StorageUnavailable`), before any worker starts."""
-    if settings.postgres_url is not None:
-        await ensure_reachable(settings.postgres_url.get_secret_value())
+    if settings.db.url is not None:
+        await ensure_reachable(settings.db.url.get_secret_value())
 
 
 def database_pool_reader(container: Container) -> PoolReader:

@@ -79,7 +79,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """
     from parley.adapters.inbound.http.server_protocol import header_timeout_protocol
 
-    protocol = header_timeout_protocol(settings.http_header_timeout_seconds)
+    protocol = header_timeout_protocol(settings.http.header_timeout_seconds)
     return {
         # uvicorn's annotation asks for a class; it only ever calls it (server.py, create_protocol).
         "http": cast("type[asyncio.Protocol]", protocol),
@@ -87,7 +87,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,  # the app writes its own access line, with the request id
         "proxy_headers": False,
         # Streams drain for SHUTDOWN_GRACE_SECONDS, then need a moment to store and say so.
-        "timeout_graceful_shutdown": math.ceil(settings.shutdown_grace_seconds) + SHUTDOWN_MARGIN_SECONDS,
+        "timeout_graceful_shutdown": math.ceil(settings.http.shutdown_grace_seconds)
+        + SHUTDOWN_MARGIN_SECONDS,
     }
 
 
@@ -112,14 +113,14 @@ def serve(
     from parley.log_setup import configure_logging
 
     settings = _settings()
-    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    configure_logging(level=settings.observability.log_level, json_lines=settings.json_logs)
     with _stop_if_database_unreachable():
         asyncio.run(check_database(settings))
     uvicorn.run(
         "parley.main:create_served_app",  # sets up logging in each worker process too
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host or settings.http.host,
+        port=port or settings.http.port,
         reload=reload,
         workers=workers,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
@@ -144,7 +145,7 @@ def migrate(
     from parley.log_setup import configure_logging
 
     settings = _settings()
-    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    configure_logging(level=settings.observability.log_level, json_lines=settings.json_logs)
     with _stop_if_database_unreachable():
         asyncio.run(migrate_database(settings, wait_seconds=wait))
     typer.echo("Database migrated to the newest revision.")

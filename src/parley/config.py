@@ -1,15 +1,29 @@
 """Settings: read once at start-up, then passed down as plain values.
 
-``APP_ENV`` (development | staging | production) selects ``.env.<env>``; a plain
-``.env`` is read first and real environment variables always win.
-Staging and production refuse to start on a missing/weak JWT secret or a missing
-database URL, with one message listing every problem.
+The settings are grouped by what they feed: ``db`` (the engine and migrations), ``auth`` (token
+issuer, password hasher, the cache of checked logins), ``llm`` (the model and the agent's limits),
+``limits`` (rate limits and their storage), ``http`` (the server and the HTTP edge),
+``observability`` (logs and Langfuse), plus the application's own few (``app_env``, ``app_name``,
+``data_dir``, ``max_message_chars``). The composition root hands each group's values to the
+adapter config objects by keyword.
+
+Each setting is still read from one flat environment variable, named at its field
+(``validation_alias``): ``LLM_MODEL`` sets ``settings.llm.model``, ``POSTGRES_URL`` (or
+``DATABASE_URL``) sets ``settings.db.url``. Those names are a public contract (README,
+``.env.example``, deployment manifests); :func:`environment_variable_names` lists them.
+
+``APP_ENV`` (development | staging | production) selects ``.env.<env>``; a plain ``.env`` is read
+first and real environment variables always win. An empty value (``NAME=``) counts as unset.
+Staging and production refuse to start on a missing/weak JWT secret or a missing database URL,
+with one message listing every problem. Overrides given in code (tests) are grouped like the
+settings, e.g. ``load_settings(llm={"model": "fake"})``; an unknown name is refused.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from ipaddress import ip_network
 from pathlib import Path
@@ -17,8 +31,20 @@ from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 from limits import parse_many
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import DotEnvSettingsSource, EnvSettingsSource
 
 from parley.domain.chat import DEFAULT_MAX_MESSAGE_LENGTH
 
@@ -44,6 +70,15 @@ def _is_blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
+def _without_blanks(data: Any) -> Any:
+    """``NAME=`` (as left in a copied ``.env``) means the setting is not set: its default
+    applies. Without this, an empty ``LANGFUSE_PUBLIC_KEY=`` switched tracing on. Applied to
+    the merged sources, so an empty variable still overrides a value in a ``.env`` file."""
+    if isinstance(data, dict):
+        return {key: value for key, value in data.items() if not _is_blank(value)}
+    return data
+
+
 def _is_placeholder(value: str) -> bool:
     lowered = value.strip().lower()
     return lowered in _PLACEHOLDER_SECRETS or lowered.startswith(("change", "replace", "your-", "<"))
@@ -57,160 +92,228 @@ def _has_placeholder_password(url: str) -> bool:
     return password is not None and _is_placeholder(unquote(password))
 
 
-class Settings(BaseSettings):
-    """Every knob of Parley, named exactly like its environment variable (see ``.env.example``).
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
-    An empty value (``NAME=``) counts as unset, for every setting.
-    """
 
-    model_config = SettingsConfigDict(
-        extra="ignore", env_file_encoding="utf-8", validate_default=True, populate_by_name=True
+def _parseable_limit(value: str) -> str:
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a rate limit (e.g. '30 per minute;1000 per day')") from None
+    return value
+
+
+def _addresses_or_networks(value: list[str]) -> list[str]:
+    for item in value:
+        try:
+            ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    return value
+
+
+CommaSeparated = Annotated[list[str], BeforeValidator(_split_commas)]
+RateLimit = Annotated[str, AfterValidator(_parseable_limit)]  # slowapi syntax; ";" separates several
+
+
+class _Group(BaseModel):
+    """A group of settings. Each field names its environment variable as ``validation_alias``;
+    in code (overrides, tests) fields are given by name."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, validate_by_name=True, validate_by_alias=True
     )
 
-    # Application
-    app_env: Environment = Environment.DEVELOPMENT
-    app_name: str = "Parley"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path(".parley")
-    log_level: str = "INFO"
-    log_json: bool | None = None  # None: JSON outside development
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    max_message_chars: int = Field(DEFAULT_MAX_MESSAGE_LENGTH, ge=1, le=1_000_000)
-    sse_ping_seconds: float = Field(15.0, gt=0)  # ": ping" after this long without an event
-    # On SIGTERM, replies being streamed may go on this long before they are stopped (with an
-    # `error` event). The server stops within about this plus 5 s: keep it under the
-    # orchestrator's grace period (Kubernetes: 30 s by default).
-    shutdown_grace_seconds: float = Field(20.0, ge=0, le=3600)
-    # Slow clients (README "Slow clients").
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        return _without_blanks(data)
+
+
+class DatabaseSettings(_Group):
+    """PostgreSQL: the URL (unset in development: an embedded database), the engine's pool."""
+
+    url: SecretStr | None = Field(None, validation_alias=AliasChoices("POSTGRES_URL", "DATABASE_URL"))
+    pool_size: int = Field(10, ge=1, validation_alias="POSTGRES_POOL_SIZE")
+    # 0: SQLAlchemy closes an overflow connection as soon as it is returned, so under steady
+    # concurrency above the pool size every checkout opened a new connection (turns benchmark:
+    # 157 -> 186 turns/s without overflow). Size the pool instead.
+    max_overflow: int = Field(0, ge=0, validation_alias="POSTGRES_MAX_OVERFLOW")
+    # How long a request waits in line for a pooled connection before it is refused (503 with
+    # Retry-After). Long enough for a burst to drain: 1,000 streams opened at once on one core
+    # waited up to ~5 s (bench `slow`), so the former 5 s refused some of them.
+    pool_timeout: float = Field(30.0, gt=0, validation_alias="POSTGRES_POOL_TIMEOUT")
+    # None: only for the embedded development database
+    migrate_on_start: bool | None = Field(None, validation_alias="MIGRATE_ON_START")
+
+
+class AuthSettings(_Group):
+    """The token issuer (JWT_*), the password hasher (BCRYPT_*) and the cache of checked logins."""
+
+    jwt_secret_key: SecretStr | None = Field(None, validation_alias="JWT_SECRET_KEY")
+    jwt_algorithm: str = Field("HS256", validation_alias="JWT_ALGORITHM")
+    # None: 720 in development, 1 otherwise (Settings.access_token_hours)
+    jwt_access_token_expire_hours: float | None = Field(
+        None, gt=0, validation_alias="JWT_ACCESS_TOKEN_EXPIRE_HOURS"
+    )
+    jwt_refresh_token_expire_days: float = Field(365, gt=0, validation_alias="JWT_REFRESH_TOKEN_EXPIRE_DAYS")
+    # How long a checked login (auth session) is trusted without reading it again: a revocation
+    # by another instance takes at most this long to count here; 0 reads it on every request.
+    session_cache_seconds: float = Field(1.0, ge=0, le=60, validation_alias="AUTH_SESSION_CACHE_SECONDS")
+    bcrypt_rounds: int = Field(12, ge=4, le=31, validation_alias="BCRYPT_ROUNDS")
+    bcrypt_workers: int = Field(4, ge=1, validation_alias="BCRYPT_WORKERS")
+
+
+class LlmSettings(_Group):
+    """The model (unset ``api_key``: the offline model) and the agent's per-turn limits."""
+
+    api_key: SecretStr | None = Field(None, validation_alias="LLM_API_KEY")
+    model: str = Field("gpt-4o-mini", validation_alias="LLM_MODEL")
+    base_url: str | None = Field(None, validation_alias="LLM_BASE_URL")
+    temperature: float = Field(0.2, validation_alias="LLM_TEMPERATURE")
+    max_tokens: int = Field(2000, ge=1, validation_alias="LLM_MAX_TOKENS")
+    context_tokens: int = Field(8000, ge=256, validation_alias="LLM_CONTEXT_TOKENS")
+    retry_attempts: int = Field(3, ge=1, le=10, validation_alias="LLM_RETRY_ATTEMPTS")
+    retry_backoff_seconds: float = Field(0.5, ge=0, validation_alias="LLM_RETRY_BACKOFF_SECONDS")
+    # A whole turn: every model call, tool and retry.
+    timeout_seconds: float = Field(60.0, gt=0, validation_alias="LLM_TIMEOUT_SECONDS")
+    # One HTTP request to the model.
+    request_timeout_seconds: float = Field(30.0, gt=0, validation_alias="LLM_REQUEST_TIMEOUT_SECONDS")
+    recursion_limit: int = Field(12, ge=2, validation_alias="LLM_RECURSION_LIMIT")
+    offline_token_delay_ms: float = Field(0.0, ge=0, validation_alias="OFFLINE_MODEL_TOKEN_DELAY_MS")
+
+
+class RateLimitSettings(_Group):
+    """Rate limits (README "Rate limits"; named as in ``RateLimitConfig``) and their
+    storage: this process's memory, or Redis at ``redis_url`` shared by every instance."""
+
+    enabled: bool = Field(True, validation_alias="RATE_LIMIT_ENABLED")
+    default: RateLimit = Field("200 per day;50 per hour", validation_alias="RATE_LIMIT_DEFAULT")
+    chat: RateLimit = Field("30 per minute", validation_alias="RATE_LIMIT_CHAT")
+    chat_stream: RateLimit = Field("20 per minute", validation_alias="RATE_LIMIT_CHAT_STREAM")
+    # ``register`` would shadow pydantic's ``BaseModel.register`` (ABCMeta's).
+    registration: RateLimit = Field("10 per hour", validation_alias="RATE_LIMIT_REGISTER")
+    login: RateLimit = Field("20 per minute", validation_alias="RATE_LIMIT_LOGIN")
+    # Login attempts on one account from every address together (why these numbers:
+    # RateLimitConfig.login_account); spent, even the right password waits for the window.
+    login_account: RateLimit = Field("10 per minute;100 per day", validation_alias="RATE_LIMIT_LOGIN_ACCOUNT")
+    # Addresses whose X-Forwarded-For is believed when finding who pays for a request.
+    trusted_proxies: Annotated[CommaSeparated, AfterValidator(_addresses_or_networks)] = Field(
+        default_factory=list, validation_alias="TRUSTED_PROXIES"
+    )
+    redis_url: SecretStr | None = Field(None, validation_alias="REDIS_URL")
+
+
+class HttpSettings(_Group):
+    """The server (``parley serve``) and the HTTP edge: address, CORS, request bounds, streams."""
+
+    host: str = Field("127.0.0.1", validation_alias="HOST")
+    port: int = Field(8000, validation_alias="PORT")
+    cors_origins: CommaSeparated = Field(default_factory=list, validation_alias="CORS_ORIGINS")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, validation_alias="MAX_BODY_BYTES")
     # The time a connection has to deliver a whole request head (from connecting, or from the
     # previous response). A real client sends its head in one packet, at once: 10 s covers a
     # mobile link's retransmissions, is longer than uvicorn's 5 s keep-alive (which still closes
     # idle connections first), and holds a slowloris connection 10 s instead of forever
     # (nginx's client_header_timeout is 60 s, Go servers commonly set ReadHeaderTimeout to 5-10 s).
-    http_header_timeout_seconds: float = Field(10.0, gt=0)
+    # README "Slow clients".
+    header_timeout_seconds: float = Field(10.0, gt=0, validation_alias="HTTP_HEADER_TIMEOUT_SECONDS")
     # The longest pause within a request body before the request ends with 408. 30 s: between
     # Apache's 20 s (mod_reqtimeout) and nginx's 60 s (client_body_timeout); a phone changing
     # networks resumes well within it, and bodies are small (MAX_BODY_BYTES).
-    http_body_timeout_seconds: float = Field(30.0, gt=0)
+    body_timeout_seconds: float = Field(30.0, gt=0, validation_alias="HTTP_BODY_TIMEOUT_SECONDS")
+    # ": ping" after this long without an event.
+    sse_ping_seconds: float = Field(15.0, gt=0, validation_alias="SSE_PING_SECONDS")
+    # On SIGTERM, replies being streamed may go on this long before they are stopped (with an
+    # `error` event). The server stops within about this plus 5 s: keep it under the
+    # orchestrator's grace period (Kubernetes: 30 s by default).
+    shutdown_grace_seconds: float = Field(20.0, ge=0, le=3600, validation_alias="SHUTDOWN_GRACE_SECONDS")
 
-    # Database
-    postgres_url: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("POSTGRES_URL", "DATABASE_URL")
+
+class ObservabilitySettings(_Group):
+    """Logs, and Langfuse tracing (on when both keys are set)."""
+
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    log_json: bool | None = Field(None, validation_alias="LOG_JSON")  # None: JSON outside development
+    langfuse_public_key: SecretStr | None = Field(None, validation_alias="LANGFUSE_PUBLIC_KEY")
+    langfuse_secret_key: SecretStr | None = Field(None, validation_alias="LANGFUSE_SECRET_KEY")
+    langfuse_host: str = Field("https://cloud.langfuse.com", validation_alias="LANGFUSE_HOST")
+
+    @property
+    def langfuse_enabled(self) -> bool:
+        return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
+
+
+class Settings(BaseSettings):
+    """Every knob of Parley, grouped; each read from the variable its field names (see ``.env.example``)."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",  # sources give only known names: an unknown one is a mistyped override
+        env_file_encoding="utf-8",
+        validate_default=True,
+        validate_by_name=True,
+        validate_by_alias=True,
     )
-    postgres_pool_size: int = Field(10, ge=1)
-    # 0: SQLAlchemy closes an overflow connection as soon as it is returned, so under steady
-    # concurrency above the pool size every checkout opened a new connection (turns benchmark:
-    # 157 -> 186 turns/s without overflow). Size the pool instead.
-    postgres_max_overflow: int = Field(0, ge=0)
-    # How long a request waits in line for a pooled connection before it is refused (503 with
-    # Retry-After). Long enough for a burst to drain: 1,000 streams opened at once on one core
-    # waited up to ~5 s (bench `slow`), so the former 5 s refused some of them.
-    postgres_pool_timeout: float = Field(30.0, gt=0)
-    migrate_on_start: bool | None = None  # None: only for the embedded development database
 
-    # Auth
-    jwt_secret_key: SecretStr | None = None
-    jwt_algorithm: str = "HS256"
-    jwt_access_token_expire_hours: float | None = Field(None, gt=0)  # None: 720 in development, 1 otherwise
-    jwt_refresh_token_expire_days: float = Field(365, gt=0)
-    # How long a checked login (auth session) is trusted without reading it again: a revocation
-    # by another instance takes at most this long to count here; 0 reads it on every request.
-    auth_session_cache_seconds: float = Field(1.0, ge=0, le=60)
-    bcrypt_rounds: int = Field(12, ge=4, le=31)
-    bcrypt_workers: int = Field(4, ge=1)
+    app_env: Environment = Field(Environment.DEVELOPMENT, validation_alias="APP_ENV")
+    app_name: str = Field("Parley", validation_alias="APP_NAME")
+    # Embedded PostgreSQL data and the generated development JWT secret.
+    data_dir: Path = Field(Path(".parley"), validation_alias="DATA_DIR")
+    # The longest chat message (the chat use cases' rule; the HTTP schema documents the default).
+    max_message_chars: int = Field(
+        DEFAULT_MAX_MESSAGE_LENGTH, ge=1, le=1_000_000, validation_alias="MAX_MESSAGE_CHARS"
+    )
 
-    # Language model
-    llm_api_key: SecretStr | None = None
-    llm_model: str = "gpt-4o-mini"
-    llm_base_url: str | None = None
-    llm_temperature: float = 0.2
-    llm_max_tokens: int = Field(2000, ge=1)
-    llm_context_tokens: int = Field(8000, ge=256)
-    llm_retry_attempts: int = Field(3, ge=1, le=10)
-    llm_retry_backoff_seconds: float = Field(0.5, ge=0)
-    llm_timeout_seconds: float = Field(60.0, gt=0)  # a whole turn: every model call, tool and retry
-    llm_request_timeout_seconds: float = Field(30.0, gt=0)  # one HTTP request to the model
-    llm_recursion_limit: int = Field(12, ge=2)
-    offline_model_token_delay_ms: float = Field(0.0, ge=0)
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
-    # Tracing
-    langfuse_public_key: SecretStr | None = None
-    langfuse_secret_key: SecretStr | None = None
-    langfuse_host: str = "https://cloud.langfuse.com"
-
-    # Rate limits (slowapi syntax; ";" separates several limits)
-    redis_url: SecretStr | None = None
-    rate_limit_enabled: bool = True
-    rate_limit_default: str = "200 per day;50 per hour"
-    rate_limit_chat: str = "30 per minute"
-    rate_limit_chat_stream: str = "20 per minute"
-    rate_limit_register: str = "10 per hour"
-    rate_limit_login: str = "20 per minute"
-    # Login attempts on one account from every address together (why these numbers:
-    # RateLimitConfig.login_account); spent, even the right password waits for the window.
-    rate_limit_login_account: str = "10 per minute;100 per day"
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Overrides in code, then the environment, then the ``.env`` files (their own order)."""
+        assert isinstance(env_settings, EnvSettingsSource)
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        return (
+            init_settings,
+            _FlatVariables(settings_cls, env_settings.env_vars),
+            _FlatVariables(settings_cls, dotenv_settings.env_vars),
+        )
 
     @model_validator(mode="before")
     @classmethod
     def _empty_means_unset(cls, data: Any) -> Any:
-        """``NAME=`` (as left in a copied ``.env``) means the setting is not set: its default
-        applies. Without this, an empty ``LANGFUSE_PUBLIC_KEY=`` switched tracing on."""
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if not _is_blank(value)}
-        return data
-
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
-    @classmethod
-    def _split_csv(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
-
-    @field_validator(
-        "rate_limit_default",
-        "rate_limit_chat",
-        "rate_limit_chat_stream",
-        "rate_limit_register",
-        "rate_limit_login",
-        "rate_limit_login_account",
-    )
-    @classmethod
-    def _parseable_limit(cls, value: str) -> str:
-        try:
-            parse_many(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a rate limit (e.g. '30 per minute;1000 per day')") from None
-        return value
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _addresses_or_networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
-        return value
+        return _without_blanks(data)
 
     @model_validator(mode="after")
     def _refuse_unsafe_deployments(self) -> Settings:
         if self.app_env is Environment.DEVELOPMENT:
             return self
         problems: list[str] = []
-        secret = self.jwt_secret_key.get_secret_value() if self.jwt_secret_key else ""
+        secret = self.auth.jwt_secret_key.get_secret_value() if self.auth.jwt_secret_key else ""
         if not secret:
             problems.append("JWT_SECRET_KEY is required")
         elif len(secret.encode()) < MIN_SECRET_BYTES or _is_placeholder(secret):
             problems.append(f"JWT_SECRET_KEY must be a random value of at least {MIN_SECRET_BYTES} bytes")
-        if self.postgres_url is None:
+        if self.db.url is None:
             problems.append("POSTGRES_URL (or DATABASE_URL) is required")
-        elif _has_placeholder_password(self.postgres_url.get_secret_value()):
+        elif _has_placeholder_password(self.db.url.get_secret_value()):
             # The env templates (deploy/env/) build the URL from POSTGRES_PASSWORD=change-me.
             problems.append("POSTGRES_URL's password is a placeholder: set a real one")
-        if "*" in self.cors_origins:
+        if "*" in self.http.cors_origins:
             problems.append("CORS_ORIGINS must list explicit origins, not '*'")
         if problems:
             raise ValueError(f"refusing to start in {self.app_env.value}: " + "; ".join(problems))
@@ -222,17 +325,64 @@ class Settings(BaseSettings):
 
     @property
     def access_token_hours(self) -> float:
-        if self.jwt_access_token_expire_hours is not None:
-            return self.jwt_access_token_expire_hours
+        """``auth.jwt_access_token_expire_hours``, else 720 in development and 1 elsewhere."""
+        if self.auth.jwt_access_token_expire_hours is not None:
+            return self.auth.jwt_access_token_expire_hours
         return 720.0 if self.is_development else 1.0
 
     @property
     def json_logs(self) -> bool:
-        return (not self.is_development) if self.log_json is None else self.log_json
+        """``observability.log_json``, else JSON lines everywhere but in development."""
+        log_json = self.observability.log_json
+        return (not self.is_development) if log_json is None else log_json
 
-    @property
-    def langfuse_enabled(self) -> bool:
-        return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
+
+def _variables_of(field: FieldInfo) -> tuple[str, ...]:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(str(choice) for choice in alias.choices)
+    assert isinstance(alias, str), "every setting names its environment variable"
+    return (alias,)
+
+
+def _settings_and_variables() -> Iterator[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each setting's place (``("llm", "model")``, or ``("app_env",)``) and its variables, first preferred."""
+    for name, field in Settings.model_fields.items():
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, _Group):
+            for member, member_field in group.model_fields.items():
+                yield (name, member), _variables_of(member_field)
+        else:
+            yield (name,), _variables_of(field)
+
+
+class _FlatVariables(PydanticBaseSettingsSource):
+    """One source of flat variables, the environment or the ``.env`` files: each setting is read
+    from its own variable and put in its group (``LLM_MODEL=x`` gives ``{"llm": {"model": "x"}}``).
+
+    ``variables``: the names in lower case, as pydantic-settings reads them (case-insensitively).
+    Values stay strings: the settings' types parse them.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str | None]) -> None:
+        super().__init__(settings_cls)
+        self._variables = variables
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError("_FlatVariables reads every setting in __call__")
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for place, names in _settings_and_variables():
+            value = next((v for name in names if (v := self._variables.get(name.lower())) is not None), None)
+            if value is None:
+                continue
+            *groups, name = place
+            target = found
+            for group in groups:
+                target = target.setdefault(group, {})
+            target[name] = value
+        return found
 
 
 def environment_variable_names() -> frozenset[str]:
@@ -241,19 +391,12 @@ def environment_variable_names() -> frozenset[str]:
     Deployment manifests and templates are checked against this: a variable they set that is
     not here would be silently ignored.
     """
-    names: set[str] = set()
-    for name, field in Settings.model_fields.items():
-        names.add(name.upper())
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(str(choice).upper() for choice in alias.choices)
-        elif isinstance(alias, str):
-            names.add(alias.upper())
-    return frozenset(names)
+    return frozenset(name for _, names in _settings_and_variables() for name in names)
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build the settings from ``.env``, ``.env.<APP_ENV>`` and the environment.
+    """Build the settings from ``.env``, ``.env.<APP_ENV>`` and the environment; ``overrides``
+    (grouped: ``limits={"chat": "5 per minute"}``) win over all three.
 
     In development with no ``JWT_SECRET_KEY``, a random secret is generated once and
     kept in ``<data_dir>/jwt_secret`` so tokens survive restarts.
@@ -263,17 +406,32 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(_env_file=(".env", f".env.{app_env}"), **overrides)
     except ValidationError as invalid:
         raise ConfigurationError(_describe(invalid)) from None
-    if settings.jwt_secret_key is None:
-        settings = settings.model_copy(update={"jwt_secret_key": SecretStr(_local_secret(settings.data_dir))})
+    if settings.auth.jwt_secret_key is None:
+        secret = SecretStr(_local_secret(settings.data_dir))
+        auth = settings.auth.model_copy(update={"jwt_secret_key": secret})
+        settings = settings.model_copy(update={"auth": auth})
     return settings
+
+
+def _variable_at(location: tuple[str | int, ...]) -> str:
+    """The environment variable an error's location stands for (``("llm", "max_tokens")`` ->
+    ``LLM_MAX_TOKENS``); items past the setting (a list index) are dropped."""
+    for place, names in _settings_and_variables():
+        *groups, name = place
+        within = len(location) >= len(place) and location[: len(groups)] == tuple(groups)
+        if within and location[len(groups)] in (name, *names):  # by name, or by variable (an alias)
+            return names[0]
+    return ".".join(str(part) for part in location).upper()
 
 
 def _describe(invalid: ValidationError) -> str:
     parts = []
     for error in invalid.errors():
-        where = ".".join(str(p) for p in error["loc"]).upper()
+        if error["type"] == "extra_forbidden":  # an override in code, never a variable
+            parts.append(f"{'.'.join(map(str, error['loc']))}: no such setting (overrides are grouped)")
+            continue
         message = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
+        parts.append(f"{_variable_at(error['loc'])}: {message}" if error["loc"] else message)
     return "Invalid configuration: " + "; ".join(parts)
 
 

@@ -20,6 +20,7 @@ from parley.adapters.outbound.postgres.engine import create_engine, create_sessi
 from parley.adapters.outbound.postgres.probe import PostgresDatabaseProbe
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
 from parley.adapters.outbound.prometheus import PrometheusTracer
+from parley.adapters.outbound.redis import make_rate_limit_storage
 from parley.adapters.outbound.system import SystemClock, Uuid4Generator
 from parley.application.auth import Authenticate, LogIn, LogOut, RefreshTokens, RegisterUser
 from parley.application.chat.conversations import (
@@ -35,7 +36,7 @@ from parley.application.chat.turns import SendMessage, StreamReply, TurnPolicy, 
 from parley.application.session_cache import RecentAuthSessions
 from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
-from parley.config import Settings
+from parley.config import DatabaseSettings, LlmSettings, ObservabilitySettings, Settings
 
 if TYPE_CHECKING:
     from parley.adapters.outbound.langfuse import LangfuseTracer, NoopTracer
@@ -46,52 +47,52 @@ def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _chat_agent(settings: Settings, postgres_url: str | None) -> LangGraphChatAgent:
+def _chat_agent(llm: LlmSettings, db: DatabaseSettings, postgres_url: str | None) -> LangGraphChatAgent:
     """The LangGraph agent. Imported here, when the agent is built at start-up: LangGraph,
     LangChain and the openai SDK take seconds to import, which ``create_app`` and the CLI
     must not pay (uvicorn kills a worker that does not answer its health ping in time)."""
     from parley.adapters.outbound.langgraph import AgentLimits, LangGraphChatAgent, ModelConfig
 
     model = ModelConfig(
-        name=settings.llm_model,
-        api_key=_secret(settings.llm_api_key),
-        base_url=settings.llm_base_url,
-        temperature=settings.llm_temperature,
-        max_tokens=settings.llm_max_tokens,
-        request_timeout=settings.llm_request_timeout_seconds,
-        offline_token_delay=settings.offline_model_token_delay_ms / 1000,
+        name=llm.model,
+        api_key=_secret(llm.api_key),
+        base_url=llm.base_url,
+        temperature=llm.temperature,
+        max_tokens=llm.max_tokens,
+        request_timeout=llm.request_timeout_seconds,
+        offline_token_delay=llm.offline_token_delay_ms / 1000,
     )
     limits = AgentLimits(
-        context_tokens=settings.llm_context_tokens,
-        turn_timeout=settings.llm_timeout_seconds,
-        recursion_limit=settings.llm_recursion_limit,
-        max_attempts=settings.llm_retry_attempts,
-        backoff_base=settings.llm_retry_backoff_seconds,
+        context_tokens=llm.context_tokens,
+        turn_timeout=llm.timeout_seconds,
+        recursion_limit=llm.recursion_limit,
+        max_attempts=llm.retry_attempts,
+        backoff_base=llm.retry_backoff_seconds,
     )
     return LangGraphChatAgent(
         postgres_url=postgres_url,
         model=model,
         limits=limits,
-        pool_size=settings.postgres_pool_size,
+        pool_size=db.pool_size,
         # Turns queue for a checkpoint connection before the pool (see SettlingPostgresSaver):
         # the pool itself only waits while its connections are re-made (the database is away).
-        pool_timeout=min(settings.postgres_pool_timeout, 5.0),
+        pool_timeout=min(db.pool_timeout, 5.0),
     )
 
 
-def _tracer(settings: Settings) -> LangfuseTracer | NoopTracer:
+def _tracer(observability: ObservabilitySettings, environment: str) -> LangfuseTracer | NoopTracer:
     """Langfuse when its keys are set (its SDK is imported only then), else the no-op tracer."""
-    if not settings.langfuse_enabled:
+    if not observability.langfuse_enabled:
         from parley.adapters.outbound.langfuse import NoopTracer
 
         return NoopTracer()
     from parley.adapters.outbound.langfuse import LangfuseTracer
 
     return LangfuseTracer(
-        public_key=_secret(settings.langfuse_public_key) or "",
-        secret_key=_secret(settings.langfuse_secret_key) or "",
-        host=settings.langfuse_host,
-        environment=settings.app_env.value,
+        public_key=_secret(observability.langfuse_public_key) or "",
+        secret_key=_secret(observability.langfuse_secret_key) or "",
+        host=observability.langfuse_host,
+        environment=environment,
     )
 
 
@@ -99,7 +100,7 @@ def _turn_policy(settings: Settings) -> TurnPolicy:
     # The claim must outlive the longest possible turn, or a slow turn could be overtaken.
     return TurnPolicy(
         max_message_chars=settings.max_message_chars,
-        claim_ttl=timedelta(seconds=settings.llm_timeout_seconds + 60),
+        claim_ttl=timedelta(seconds=settings.llm.timeout_seconds + 60),
     )
 
 
@@ -113,9 +114,9 @@ class Container(containers.DeclarativeContainer):
     engine = providers.Singleton(
         create_engine,
         database_url,
-        pool_size=settings.provided.postgres_pool_size,
-        max_overflow=settings.provided.postgres_max_overflow,
-        pool_timeout=settings.provided.postgres_pool_timeout,
+        pool_size=settings.provided.db.pool_size,
+        max_overflow=settings.provided.db.max_overflow,
+        pool_timeout=settings.provided.db.pool_timeout,
     )
     sessionmaker = providers.Singleton(create_sessionmaker, engine)
     uow_factory = providers.Singleton(postgres_unit_of_work_factory, sessionmaker)
@@ -123,28 +124,35 @@ class Container(containers.DeclarativeContainer):
 
     hasher = providers.Singleton(
         PasslibBcryptHasher,
-        rounds=settings.provided.bcrypt_rounds,
-        max_workers=settings.provided.bcrypt_workers,
+        rounds=settings.provided.auth.bcrypt_rounds,
+        max_workers=settings.provided.auth.bcrypt_workers,
     )
     token_issuer = providers.Singleton(
         PyJwtTokenIssuer,
-        secret=providers.Callable(_secret, settings.provided.jwt_secret_key),
+        secret=providers.Callable(_secret, settings.provided.auth.jwt_secret_key),
         access_ttl=providers.Callable(lambda s: timedelta(hours=s.access_token_hours), settings),
-        refresh_ttl=providers.Callable(lambda s: timedelta(days=s.jwt_refresh_token_expire_days), settings),
-        algorithm=settings.provided.jwt_algorithm,
+        refresh_ttl=providers.Callable(
+            lambda s: timedelta(days=s.auth.jwt_refresh_token_expire_days), settings
+        ),
+        algorithm=settings.provided.auth.jwt_algorithm,
         clock=clock,
     )
-    agent = providers.Singleton(_chat_agent, settings, database_url)
-    tracer = providers.Singleton(_tracer, settings)
+    agent = providers.Singleton(_chat_agent, settings.provided.llm, settings.provided.db, database_url)
+    tracer = providers.Singleton(_tracer, settings.provided.observability, settings.provided.app_env.value)
     # One registry per app (not the process-wide one), so test apps never share metrics;
     # /metrics renders it. Turns report to the metrics and to Langfuse (or the no-op).
     metrics_registry = providers.Singleton(CollectorRegistry)
     prometheus_tracer = providers.Singleton(PrometheusTracer, registry=metrics_registry)
     turn_tracer = providers.Singleton(CompositeTracer, providers.List(prometheus_tracer, tracer))
 
+    # Where the HTTP edge's rate limits count: Redis when REDIS_URL is set, else memory.
+    rate_limit_storage = providers.Singleton(
+        make_rate_limit_storage, providers.Callable(_secret, settings.provided.limits.redis_url)
+    )
+
     # Auth sessions read in the last second: the token check of a burst costs one read per login.
     recent_auth_sessions = providers.Singleton(
-        RecentAuthSessions, ttl=settings.provided.auth_session_cache_seconds
+        RecentAuthSessions, ttl=settings.provided.auth.session_cache_seconds
     )
 
     register_user = providers.Factory(RegisterUser, uow_factory, hasher, clock, ids)

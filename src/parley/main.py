@@ -25,7 +25,7 @@ from parley.adapters.inbound.http.middleware import (
 )
 from parley.adapters.inbound.http.rate_limits import RateLimitConfig, rate_limit_gate
 from parley.bootstrap import database_pool_reader, running_resources
-from parley.config import Settings, load_settings
+from parley.config import RateLimitSettings, Settings, load_settings
 from parley.container import Container
 from parley.gc_tuning import tune_for_serving
 from parley.log_setup import configure_logging
@@ -76,10 +76,13 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
             services=container,
             metrics=http_metrics,
             streams=StreamTiming(
-                ping_seconds=settings.sse_ping_seconds, drain_seconds=settings.shutdown_grace_seconds
+                ping_seconds=settings.http.sse_ping_seconds,
+                drain_seconds=settings.http.shutdown_grace_seconds,
             ),
             environment=settings.app_env.value,
-            rate_limits=rate_limit_gate(_rate_limit_config(settings), registry=registry),
+            rate_limits=rate_limit_gate(
+                _rate_limit_config(settings.limits), container.rate_limit_storage, registry=registry
+            ),
         ),
     )
     for router in (routes_health.router, routes_auth.router, routes_users.router, routes_chat.router):
@@ -89,17 +92,17 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     return app
 
 
-def _rate_limit_config(settings: Settings) -> RateLimitConfig:
+def _rate_limit_config(limits: RateLimitSettings) -> RateLimitConfig:
+    """The limits group, but its storage (``limits.redis_url``: the container's ``rate_limit_storage``)."""
     return RateLimitConfig(
-        enabled=settings.rate_limit_enabled,
-        default=settings.rate_limit_default,
-        chat=settings.rate_limit_chat,
-        chat_stream=settings.rate_limit_chat_stream,
-        register=settings.rate_limit_register,
-        login=settings.rate_limit_login,
-        login_account=settings.rate_limit_login_account,
-        storage_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
-        trusted_proxies=settings.trusted_proxies,
+        enabled=limits.enabled,
+        default=limits.default,
+        chat=limits.chat,
+        chat_stream=limits.chat_stream,
+        register=limits.registration,
+        login=limits.login,
+        login_account=limits.login_account,
+        trusted_proxies=limits.trusted_proxies,
     )
 
 
@@ -107,23 +110,23 @@ def create_served_app() -> FastAPI:
     """The factory ``parley serve`` hands to uvicorn. It sets up logging too: worker and
     reload processes start fresh and never ran the command's own set-up."""
     settings = load_settings()
-    configure_logging(level=settings.log_level, json_lines=settings.json_logs)
+    configure_logging(level=settings.observability.log_level, json_lines=settings.json_logs)
     return create_app(settings, serving=True)
 
 
 def _add_middleware(app: FastAPI, settings: Settings, http_metrics: HttpMetrics) -> None:
     # Starlette wraps in reverse order: the last added runs first (outermost).
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.http.max_body_bytes)
     # Outside the size limit, which counts what this one lets through; both answer through
     # CORS and metrics, so browsers can read their 413/408 and both are counted.
-    app.add_middleware(BodyTimeoutMiddleware, timeout_seconds=settings.http_body_timeout_seconds)
-    if settings.cors_origins:
+    app.add_middleware(BodyTimeoutMiddleware, timeout_seconds=settings.http.body_timeout_seconds)
+    if settings.http.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
+            allow_origins=settings.http.cors_origins,
             # Browsers refuse credentials with a wildcard origin; development may use "*".
-            allow_credentials="*" not in settings.cors_origins,
+            allow_credentials="*" not in settings.http.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Retry-After"],

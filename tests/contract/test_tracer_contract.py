@@ -1,7 +1,7 @@
-"""The ``Tracer`` / ``TurnTrace`` contract, for the recording fake, the no-op and the Langfuse tracer.
+"""The ``Tracer`` / ``TurnTrace`` contract, for the recording fake and every adapter.
 
-The port promises that tracing never raises into the caller, whatever it is
-given and in whatever order, and that every ``TurnTrace`` method returns ``None``.
+The port promises that tracing never raises into the caller, whatever events it is
+given and in whatever order, and that ``record`` returns ``None``.
 The Langfuse tracer runs against a local stand-in for the Langfuse host.
 """
 
@@ -14,9 +14,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from parley.adapters.outbound.langfuse import LangfuseTracer, NoopTracer
-from parley.ports.tracing import Tracer, TurnTrace
+from parley.adapters.outbound.prometheus import PrometheusTracer
+from parley.ports.tracing import (
+    ModelCalled,
+    ModelRetried,
+    ToolUsed,
+    Tracer,
+    TurnEnded,
+    TurnFailed,
+    TurnStarted,
+    TurnTrace,
+)
 from tests.fakes.langfuse_server import FakeLangfuseServer
 from tests.fakes.tracing import RecordingTracer
 
@@ -40,6 +51,7 @@ def _langfuse(host: str) -> Tracer:
 TRACERS: dict[str, Callable[[str], Tracer]] = {
     "recording": lambda _host: RecordingTracer(),
     "noop": lambda _host: NoopTracer(),
+    "prometheus": lambda _host: PrometheusTracer(CollectorRegistry()),
     "langfuse": _langfuse,
 }
 
@@ -55,29 +67,36 @@ def _start(
     tracer: Tracer, *, input_text: str = "What's the weather?", started_at: datetime = T0
 ) -> TurnTrace:
     return tracer.start_turn(
-        user_id=uuid.uuid4(),
-        conversation_id=uuid.uuid4(),
-        input_text=input_text,
-        streaming=True,
-        started_at=started_at,
+        TurnStarted(
+            user_id=uuid.uuid4(),
+            conversation_id=uuid.uuid4(),
+            input_text=input_text,
+            streaming=True,
+            at=started_at,
+        )
     )
 
 
 def _full_turn(turn: TurnTrace) -> None:
-    """Every documented call once, in a realistic order."""
-    turn.generation(
-        model="gpt-4o-mini",
-        prompt_tokens=12,
-        completion_tokens=7,
-        started_at=T0,
-        first_token_at=T0 + timedelta(milliseconds=300),
-        ended_at=T0 + timedelta(seconds=1),
-        output="Let me check.",
-    )
-    turn.tool(name="weather", arguments={"city": "Oslo"}, result="4°C, rain", at=T0 + timedelta(seconds=1))
-    turn.retry(model="gpt-4o-mini", attempt=1, reason="rate_limited")
-    turn.error(kind="AgentTimeout", model="gpt-4o-mini")
-    turn.end(status="failed", output="", ended_at=T0 + timedelta(seconds=3))
+    """Every kind of event once, in a realistic order."""
+    for event in (
+        ModelCalled(
+            model="gpt-4o-mini",
+            prompt_tokens=12,
+            completion_tokens=7,
+            started_at=T0,
+            first_token_at=T0 + timedelta(milliseconds=300),
+            ended_at=T0 + timedelta(seconds=1),
+            output="Let me check.",
+        ),
+        ToolUsed(
+            name="weather", arguments={"city": "Oslo"}, result="4°C, rain", at=T0 + timedelta(seconds=1)
+        ),
+        ModelRetried(model="gpt-4o-mini", attempt=1, reason="rate_limited", at=T0 + timedelta(seconds=2)),
+        TurnFailed(kind="AgentTimeout", model="gpt-4o-mini", at=T0 + timedelta(seconds=3)),
+        TurnEnded(status="failed", output="", at=T0 + timedelta(seconds=3)),
+    ):
+        assert turn.record(event) is None  # type: ignore[func-returns-value]
 
 
 def _circular() -> dict[str, Any]:
@@ -96,7 +115,7 @@ async def _closes_in_time(tracer: Tracer) -> bool:
 # Each then checks that the tracer still closes, in bounded time, after what it was given.
 
 
-async def test_every_documented_call_is_accepted(tracer: Tracer) -> None:
+async def test_every_kind_of_event_is_accepted(tracer: Tracer) -> None:
     _full_turn(_start(tracer))
 
     assert await _closes_in_time(tracer)
@@ -106,39 +125,42 @@ async def test_odd_inputs_never_raise(tracer: Tracer) -> None:
     naive = datetime(2025, 1, 1, 12, 0)
     turn = _start(tracer, input_text="", started_at=naive)
 
-    turn.generation(
-        model="",
-        prompt_tokens=-1,
-        completion_tokens=10**30,
-        started_at=T0 + timedelta(hours=1),  # ends before it starts
-        first_token_at=T0 + timedelta(days=1),
-        ended_at=T0,
-        output="\x00\ud800 🦜 " + "x" * 1_000_000,  # NUL, a lone surrogate, an emoji, 1 MB
-    )
-    turn.generation(
-        model="m",
-        prompt_tokens=0,
-        completion_tokens=0,
-        started_at=naive,
-        first_token_at=None,
-        ended_at=naive,
-        output="",
-    )
-    turn.tool(
-        name="",
-        arguments={"blob": b"\xff\xfe", "when": T0, "set": {1, 2}, "obj": object(), "cycle": _circular()},
-        result="",
-        at=naive,
-    )
-    turn.tool(name="t" * 10_000, arguments={}, result="r" * 100_000, at=T0)
-    turn.retry(model="", attempt=-1, reason="")
-    turn.error(kind="", model=None)
-    turn.end(status="not-a-status", output="\x00", ended_at=naive)
+    for event in (
+        ModelCalled(
+            model="",
+            prompt_tokens=-1,
+            completion_tokens=10**30,
+            started_at=T0 + timedelta(hours=1),  # ends before it starts
+            first_token_at=T0 + timedelta(days=1),
+            ended_at=T0,
+            output="\x00\ud800 🦜 " + "x" * 1_000_000,  # NUL, a lone surrogate, an emoji, 1 MB
+        ),
+        ModelCalled(
+            model="m",
+            prompt_tokens=0,
+            completion_tokens=0,
+            started_at=naive,
+            first_token_at=None,
+            ended_at=naive,
+            output="",
+        ),
+        ToolUsed(
+            name="",
+            arguments={"blob": b"\xff\xfe", "when": T0, "set": {1, 2}, "obj": object(), "cycle": _circular()},
+            result="",
+            at=naive,
+        ),
+        ToolUsed(name="t" * 10_000, arguments={}, result="r" * 100_000, at=T0),
+        ModelRetried(model="", attempt=-1, reason="", at=naive),
+        TurnFailed(kind="", model=None, at=naive),
+        TurnEnded(status="not-a-status", output="\x00", at=naive),
+    ):
+        turn.record(event)
 
     assert await _closes_in_time(tracer)
 
 
-async def test_calls_after_end_and_a_second_end_never_raise(tracer: Tracer) -> None:
+async def test_events_after_the_end_and_a_second_end_never_raise(tracer: Tracer) -> None:
     turn = _start(tracer)
     _full_turn(turn)
 

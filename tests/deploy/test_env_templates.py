@@ -92,8 +92,8 @@ def test_development_starts_as_shipped(monkeypatch: pytest.MonkeyPatch, tmp_path
 
     settings = load_settings()
     assert settings.app_env is Environment.DEVELOPMENT
-    assert settings.redis_url is not None
-    assert settings.trusted_proxies == ["172.28.0.10"]
+    assert settings.limits.redis_url is not None
+    assert settings.limits.trusted_proxies == ["172.28.0.10"]
 
 
 @pytest.mark.parametrize("environment", DEPLOYED)

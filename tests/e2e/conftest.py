@@ -36,17 +36,19 @@ def e2e_database_url(create_database: Callable[[], str]) -> str:
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a test app; ``overrides`` are grouped like the settings (``llm={"model": "x"}``)
+    and merged into the test defaults group by group."""
     values: dict[str, Any] = {
         "app_env": "development",
-        "postgres_url": database_url,
-        "jwt_secret_key": TEST_SECRET,
-        "bcrypt_rounds": 4,
         "data_dir": tmp_path,
-        "migrate_on_start": False,
-        "rate_limit_enabled": False,
-        "llm_retry_backoff_seconds": 0.0,
+        "db": {"url": database_url, "migrate_on_start": False},
+        "auth": {"jwt_secret_key": TEST_SECRET, "bcrypt_rounds": 4},
+        "limits": {"enabled": False},
+        "llm": {"retry_backoff_seconds": 0.0},
     }
-    values.update(overrides)
+    for name, value in overrides.items():
+        base = values.get(name)
+        values[name] = base | value if isinstance(base, dict) and isinstance(value, dict) else value
     return Settings(_env_file=None, **values)
 
 

@@ -150,7 +150,7 @@ async def test_openapi_is_served_without_the_docs_routes(client: httpx.AsyncClie
 
 
 async def test_docs_pages_and_assets_are_never_rate_limited(start_app: AppFactory) -> None:
-    _, client = await start_app(rate_limit_enabled=True, rate_limit_default="1 per minute")
+    _, client = await start_app(limits={"enabled": True, "default": "1 per minute"})
     paths = [*PAGES, *await _local_assets(client)]
 
     answers = {path: [(await client.get(path)).status_code for _ in range(3)] for path in paths}

@@ -237,8 +237,8 @@ async def test_logout_without_a_body_works(client: httpx.AsyncClient) -> None:
 async def test_a_logout_reaches_another_instance_within_the_session_cache_lifetime(
     start_app: AppFactory,
 ) -> None:
-    _, here = await start_app(auth_session_cache_seconds=0.5)
-    _, elsewhere = await start_app(auth_session_cache_seconds=0.5)
+    _, here = await start_app(auth={"session_cache_seconds": 0.5})
+    _, elsewhere = await start_app(auth={"session_cache_seconds": 0.5})
     email = new_email()
     await register(here, email)
     headers = {"Authorization": f"Bearer {(await log_in(here, email))['access_token']}"}

@@ -338,7 +338,7 @@ async def test_a_model_failure_mid_stream_ends_with_an_error_event(start_app: Ap
 
 async def test_whole_replies_use_one_non_streamed_model_request(start_app: AppFactory) -> None:
     with FakeOpenAIServer(FakeReply(text="Forty-two, of course.")) as model:
-        _, client = await start_app(llm_api_key="test-key", llm_base_url=model.base_url, llm_model="fake")
+        _, client = await start_app(llm={"api_key": "test-key", "base_url": model.base_url, "model": "fake"})
         headers = await signed_up(client, new_email())
         session_id = (await new_session(client, headers))["id"]
 
@@ -354,7 +354,7 @@ async def test_whole_replies_use_one_non_streamed_model_request(start_app: AppFa
 
 async def test_a_silent_stream_sends_ping_comments(start_app: AppFactory) -> None:
     agent = ScriptedChatAgent([ScriptedTurn(events=[TokenDelta("late")], delay=0.5)])
-    _, client = await start_app(overrides={"agent": agent}, sse_ping_seconds=0.1)
+    _, client = await start_app(overrides={"agent": agent}, http={"sse_ping_seconds": 0.1})
     headers = await signed_up(client, new_email())
     session_id = (await new_session(client, headers))["id"]
 
@@ -373,7 +373,7 @@ async def test_a_model_reply_with_nul_or_lone_surrogates_is_stored_and_streamed_
     hold becomes U+FFFD, the same in the stream, the stored reply and the whole reply."""
     with FakeOpenAIServer() as model:
         model.script(FakeReply(text="bad\x00 byte and \ud800 half"), FakeReply(text="x\x00y"))
-        _, client = await start_app(llm_api_key="test-key", llm_base_url=model.base_url, llm_model="fake")
+        _, client = await start_app(llm={"api_key": "test-key", "base_url": model.base_url, "model": "fake"})
         headers = await signed_up(client, new_email())
         session_id = (await new_session(client, headers))["id"]
 

@@ -53,7 +53,7 @@ async def _stream_then_leave(app: Any, path: str, headers: dict[str, str], conte
 async def test_leaving_mid_stream_stops_generation_and_stores_an_incomplete_reply(
     start_app: AppFactory,
 ) -> None:
-    app, client = await start_app(offline_model_token_delay_ms=30)
+    app, client = await start_app(llm={"offline_token_delay_ms": 30})
     headers = await signed_up(client, new_email())
     session_id = (await new_session(client, headers))["id"]
 
@@ -85,7 +85,9 @@ async def test_leaving_mid_stream_closes_the_upstream_model_request(start_app: A
     """Through every layer (SSE, turn, LangGraph, ChatOpenAI over HTTP): the model server
     sees its request closed soon after the client leaves, not when the reply would end."""
     with FakeOpenAIServer(FakeReply(text="word " * 400, token_delay=0.05)) as model:
-        app, client = await start_app(llm_api_key="test-key", llm_base_url=model.base_url, llm_model="fake")
+        app, client = await start_app(
+            llm={"api_key": "test-key", "base_url": model.base_url, "model": "fake"}
+        )
         headers = await signed_up(client, new_email())
         session_id = (await new_session(client, headers))["id"]
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 # About 40 tokens at 60 ms each: a reply that takes seconds to stream.
 LONG_QUESTION = "please tell me a long story about " + " ".join(f"word{i}" for i in range(30))
-SLOW_TOKENS = {"offline_model_token_delay_ms": 60}
+SLOW_TOKENS = {"llm": {"offline_token_delay_ms": 60}}
 
 
 async def checkpoint_rows(database_url: str, thread_id: str) -> int:

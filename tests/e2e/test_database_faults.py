@@ -29,7 +29,7 @@ async def proxy(e2e_database_url: str) -> AsyncIterator[CuttableProxy]:
 async def test_no_chat_turn_fails_after_the_database_restarts(
     start_app: AppFactory, proxy: CuttableProxy
 ) -> None:
-    _, client = await start_app(postgres_url=proxy.url, postgres_pool_size=3)
+    _, client = await start_app(db={"url": proxy.url, "pool_size": 3})
     headers = await signed_up(client, new_email())
     sessions = [(await new_session(client, headers))["id"] for _ in range(3)]
     # Every pooled connection of both pools has been used once.
@@ -54,7 +54,7 @@ async def test_clearing_and_deleting_right_after_a_database_restart_work(
     start_app: AppFactory, proxy: CuttableProxy
 ) -> None:
     """The agent's first checkpoint operation after a restart may be a forget, not a turn."""
-    _, client = await start_app(postgres_url=proxy.url, postgres_pool_size=2)
+    _, client = await start_app(db={"url": proxy.url, "pool_size": 2})
     headers = await signed_up(client, new_email())
     sessions = [(await new_session(client, headers))["id"] for _ in range(2)]
     for response in await asyncio.gather(*(send(client, headers, s, "before") for s in sessions)):
@@ -70,9 +70,7 @@ async def test_clearing_and_deleting_right_after_a_database_restart_work(
 async def test_an_outage_mid_stream_is_a_503_and_the_reply_is_stored_once_the_database_is_back(
     start_app: AppFactory, proxy: CuttableProxy
 ) -> None:
-    _, client = await start_app(
-        postgres_url=proxy.url, offline_model_token_delay_ms=30, postgres_pool_timeout=1
-    )
+    _, client = await start_app(db={"url": proxy.url, "pool_timeout": 1}, llm={"offline_token_delay_ms": 30})
     headers = await signed_up(client, new_email())
     session_id = (await new_session(client, headers))["id"]
     stream = await start_streaming(client, headers, session_id)
@@ -101,7 +99,7 @@ async def test_an_outage_mid_stream_is_a_503_and_the_reply_is_stored_once_the_da
 async def test_a_request_that_waits_too_long_for_a_connection_is_a_503_with_retry_after(
     start_app: AppFactory,
 ) -> None:
-    app, client = await start_app(postgres_pool_size=1, postgres_pool_timeout=0.3)
+    app, client = await start_app(db={"pool_size": 1, "pool_timeout": 0.3})
     headers = await signed_up(client, new_email())
 
     async with app.state.container.uow_factory()():  # holds the only connection
@@ -117,7 +115,7 @@ async def test_health_reports_the_database_up_while_every_pooled_connection_is_b
     start_app: AppFactory,
 ) -> None:
     """A burst that keeps the pool busy must not make an orchestrator restart a healthy instance."""
-    app, client = await start_app(postgres_pool_size=1, postgres_pool_timeout=0.3)
+    app, client = await start_app(db={"pool_size": 1, "pool_timeout": 0.3})
 
     async with app.state.container.uow_factory()():  # holds the pool's only connection
         health = await client.get("/health")

@@ -79,7 +79,7 @@ async def test_a_client_leaving_mid_body_is_counted_499_and_logged_as_no_error(
     start_app: AppFactory, capture_logs: Capture, path: str, content_type: str
 ) -> None:
     buffer = capture_logs(json_lines=True)
-    app, client = await start_app(max_body_bytes=LIMIT)
+    app, client = await start_app(http={"max_body_bytes": LIMIT})
     first_chunk = {"type": "http.request", "body": BODY_STARTS[content_type], "more_body": True}
 
     await _call(
@@ -99,7 +99,7 @@ async def test_an_oversized_login_body_is_a_413_and_logged_as_no_error(
     start_app: AppFactory, capture_logs: Capture, content_type: str
 ) -> None:
     buffer = capture_logs(json_lines=True)
-    app, client = await start_app(max_body_bytes=LIMIT)
+    app, client = await start_app(http={"max_body_bytes": LIMIT})
     chunk = BODY_STARTS[content_type]
     receive = _receiving(
         {"type": "http.request", "body": chunk, "more_body": True},
@@ -121,7 +121,7 @@ async def test_an_abandoned_login_is_audited_as_such_not_as_an_error(
     start_app: AppFactory, capture_logs: Capture
 ) -> None:
     capture_logs(json_lines=True)
-    app, client = await start_app(max_body_bytes=LIMIT)
+    app, client = await start_app(http={"max_body_bytes": LIMIT})
     content_type = "application/json"
     chunk = {"type": "http.request", "body": BODY_STARTS[content_type], "more_body": True}
 

@@ -30,7 +30,7 @@ async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) ->
 
 
 async def test_a_body_over_the_limit_is_413(start_app: AppFactory) -> None:
-    _, client = await start_app(max_body_bytes=2048)
+    _, client = await start_app(http={"max_body_bytes": 2048})
 
     response = await client.post(
         "/api/v1/auth/register", json={"email": new_email(), "password": PASSWORD + "x" * 4000}
@@ -42,7 +42,7 @@ async def test_a_body_over_the_limit_is_413(start_app: AppFactory) -> None:
 
 
 async def test_a_streamed_body_over_the_limit_is_413_without_content_length(start_app: AppFactory) -> None:
-    _, client = await start_app(max_body_bytes=2048)
+    _, client = await start_app(http={"max_body_bytes": 2048})
 
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):
@@ -98,7 +98,7 @@ async def test_database_down_is_503_and_the_service_recovers_by_itself(
 ) -> None:
     proxy = CuttableProxy(e2e_database_url)
     await proxy.start()
-    _, client = await start_app(postgres_url=proxy.url)
+    _, client = await start_app(db={"url": proxy.url})
     email = new_email()
     await register(client, email)
 
@@ -124,7 +124,7 @@ async def test_database_down_is_503_and_the_service_recovers_by_itself(
 
 
 async def test_health_answers_while_logins_hash_off_the_event_loop(start_app: AppFactory) -> None:
-    _, client = await start_app(bcrypt_rounds=12, bcrypt_workers=2)
+    _, client = await start_app(auth={"bcrypt_rounds": 12, "bcrypt_workers": 2})
     email = new_email()
     await register(client, email)
 
@@ -168,7 +168,7 @@ async def test_openapi_documents_every_route_with_examples(client: httpx.AsyncCl
 
 
 async def test_cors_allows_only_configured_origins_with_credentials(start_app: AppFactory) -> None:
-    _, client = await start_app(cors_origins="https://app.example")
+    _, client = await start_app(http={"cors_origins": "https://app.example"})
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
 
     allowed = await client.options(
@@ -184,7 +184,7 @@ async def test_cors_allows_only_configured_origins_with_credentials(start_app: A
 
 
 async def test_a_wildcard_origin_never_comes_with_credentials(start_app: AppFactory) -> None:
-    _, client = await start_app(cors_origins="*")
+    _, client = await start_app(http={"cors_origins": "*"})
 
     response = await client.get("/health", headers={"Origin": "https://any.example"})
 

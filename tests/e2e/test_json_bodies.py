@@ -41,7 +41,7 @@ async def test_success_and_error_bodies_end_with_a_newline(client: httpx.AsyncCl
 
 
 async def test_the_middlewares_own_413_ends_with_a_newline(start_app: AppFactory) -> None:
-    _, client = await start_app(max_body_bytes=2048)
+    _, client = await start_app(http={"max_body_bytes": 2048})
 
     response = await client.post(
         "/api/v1/auth/register", json={"email": new_email(), "password": PASSWORD + "x" * 4000}

@@ -34,15 +34,20 @@ REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
 WRONG_PASSWORD = "Wr0ng!Passw0rd"
-LIMITS = ("default", "chat", "chat_stream", "register", "login", "login_account")
+LIMITS = ("default", "chat", "chat_stream", "registration", "login", "login_account")  # RateLimitSettings
 EXEMPT = ("/health", "/metrics", "/openapi.json", "/docs")
 AddressClient = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
+def limits_on(**limits: Any) -> dict[str, Any]:
+    """The ``limits`` settings group with rate limits on: ``limits`` (its fields), and roomy
+    limits for the routes not named."""
+    return {"enabled": True, **dict.fromkeys(LIMITS, "100 per minute"), **limits}
+
+
 async def limited_app(start_app: AppFactory, **limits: Any) -> tuple[FastAPI, httpx.AsyncClient]:
-    """An app with rate limits on; routes not named in ``limits`` get roomy ones."""
-    roomy = {f"rate_limit_{name}": "100 per minute" for name in LIMITS}
-    return await start_app(rate_limit_enabled=True, **(roomy | limits))
+    """An app with rate limits on (see :func:`limits_on`)."""
+    return await start_app(limits=limits_on(**limits))
 
 
 def from_address(app: FastAPI) -> AddressClient:
@@ -71,7 +76,7 @@ def assert_refused(response: httpx.Response, limit: str, window_seconds: int) ->
 
 
 async def test_the_default_limit_refuses_with_429_and_retry_after(start_app: AppFactory) -> None:
-    app, client = await limited_app(start_app, rate_limit_default="2 per minute")
+    app, client = await limited_app(start_app, default="2 per minute")
 
     answers = [await client.get(ME) for _ in range(3)]
 
@@ -81,7 +86,7 @@ async def test_the_default_limit_refuses_with_429_and_retry_after(start_app: App
 
 
 async def test_register_has_its_own_limit(start_app: AppFactory) -> None:
-    _, client = await limited_app(start_app, rate_limit_register="2 per hour")
+    _, client = await limited_app(start_app, registration="2 per hour")
 
     answers = [
         await client.post("/api/v1/auth/register", json={"email": new_email(), "password": PASSWORD})
@@ -93,7 +98,7 @@ async def test_register_has_its_own_limit(start_app: AppFactory) -> None:
 
 
 async def test_login_has_its_own_limit(start_app: AppFactory) -> None:
-    _, client = await limited_app(start_app, rate_limit_login="2 per minute")
+    _, client = await limited_app(start_app, login="2 per minute")
     email = new_email()
     await register(client, email)
 
@@ -106,9 +111,7 @@ async def test_login_has_its_own_limit(start_app: AppFactory) -> None:
 
 
 async def test_chat_messages_have_their_own_limit_instead_of_the_default(start_app: AppFactory) -> None:
-    app, client = await limited_app(
-        start_app, rate_limit_default="1 per minute", rate_limit_chat="3 per minute"
-    )
+    app, client = await limited_app(start_app, default="1 per minute", chat="3 per minute")
     headers = await signed_up(client, new_email())
     session_id = (await new_session(client, headers))["id"]
 
@@ -126,7 +129,7 @@ async def test_chat_messages_have_their_own_limit_instead_of_the_default(start_a
 
 
 async def test_chat_streams_have_their_own_limit(start_app: AppFactory) -> None:
-    app, client = await limited_app(start_app, rate_limit_chat_stream="2 per minute")
+    app, client = await limited_app(start_app, chat_stream="2 per minute")
     headers = await signed_up(client, new_email())
     session_id = (await new_session(client, headers))["id"]
     url = f"{CHAT}/{session_id}/messages/stream"
@@ -140,7 +143,7 @@ async def test_chat_streams_have_their_own_limit(start_app: AppFactory) -> None:
 
 
 async def test_each_route_has_its_own_budget(start_app: AppFactory) -> None:
-    _, client = await limited_app(start_app, rate_limit_default="1 per minute")
+    _, client = await limited_app(start_app, default="1 per minute")
     headers = await signed_up(client, new_email())
 
     first_me = await client.get(ME, headers=headers)
@@ -152,7 +155,7 @@ async def test_each_route_has_its_own_budget(start_app: AppFactory) -> None:
 
 
 async def test_users_do_not_share_a_budget(start_app: AppFactory) -> None:
-    _, client = await limited_app(start_app, rate_limit_default="2 per minute")
+    _, client = await limited_app(start_app, default="2 per minute")
     alice = await signed_up(client, new_email())
     bob = await signed_up(client, new_email())
 
@@ -164,7 +167,7 @@ async def test_users_do_not_share_a_budget(start_app: AppFactory) -> None:
 
 
 async def test_one_user_shares_a_budget_across_addresses(start_app: AppFactory) -> None:
-    app, client = await limited_app(start_app, rate_limit_default="2 per minute")
+    app, client = await limited_app(start_app, default="2 per minute")
     headers = await signed_up(client, new_email())
     client_from = from_address(app)
 
@@ -179,7 +182,7 @@ async def test_one_user_shares_a_budget_across_addresses(start_app: AppFactory) 
 
 
 async def test_anonymous_requests_are_limited_per_address(start_app: AppFactory) -> None:
-    app, _ = await limited_app(start_app, rate_limit_default="2 per minute")
+    app, _ = await limited_app(start_app, default="2 per minute")
     client_from = from_address(app)
 
     async with client_from("198.51.100.1") as first, client_from("198.51.100.2") as second:
@@ -191,7 +194,7 @@ async def test_anonymous_requests_are_limited_per_address(start_app: AppFactory)
 
 
 async def test_a_forged_token_counts_against_the_address(start_app: AppFactory) -> None:
-    _, client = await limited_app(start_app, rate_limit_default="2 per minute")
+    _, client = await limited_app(start_app, default="2 per minute")
     forged = {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.forged"}
 
     answers = [await client.get(ME), await client.get(ME, headers=forged), await client.get(ME)]
@@ -200,7 +203,7 @@ async def test_a_forged_token_counts_against_the_address(start_app: AppFactory) 
 
 
 async def test_forwarded_addresses_are_believed_only_from_trusted_proxies(start_app: AppFactory) -> None:
-    app, _ = await limited_app(start_app, rate_limit_default="2 per minute", trusted_proxies=["10.0.0.0/8"])
+    app, _ = await limited_app(start_app, default="2 per minute", trusted_proxies=["10.0.0.0/8"])
     client_from = from_address(app)
 
     def forwarded_for(address: str) -> dict[str, str]:
@@ -225,21 +228,19 @@ CredentialBody = Callable[[], dict[str, str]]
     [
         pytest.param(
             REGISTER,
-            "rate_limit_register",
+            "registration",
             lambda: {"email": new_email(), "password": PASSWORD},
             201,
             id="register",
         ),
         pytest.param(
             LOGIN,
-            "rate_limit_login",
+            "login",
             lambda: {"email": new_email(), "password": WRONG_PASSWORD},
             401,
             id="login",
         ),
-        pytest.param(
-            REFRESH, "rate_limit_default", lambda: {"refresh_token": "not-a-refresh-token"}, 401, id="refresh"
-        ),
+        pytest.param(REFRESH, "default", lambda: {"refresh_token": "not-a-refresh-token"}, 401, id="refresh"),
     ],
 )
 async def test_an_access_token_buys_no_credential_attempts_past_the_address_budget(
@@ -261,7 +262,7 @@ async def test_an_access_token_buys_no_credential_attempts_past_the_address_budg
 
 
 async def test_one_accounts_login_budget_holds_across_addresses_and_spellings(start_app: AppFactory) -> None:
-    app, client = await limited_app(start_app, rate_limit_login_account="3 per minute")
+    app, client = await limited_app(start_app, login_account="3 per minute")
     email, other = new_email(), new_email()
     await register(client, email)
     await register(client, other)
@@ -290,7 +291,7 @@ async def test_one_accounts_login_budget_holds_across_addresses_and_spellings(st
 async def test_a_refused_login_looks_the_same_for_a_registered_and_an_unknown_email(
     start_app: AppFactory,
 ) -> None:
-    _, client = await limited_app(start_app, rate_limit_login_account="2 per minute")
+    _, client = await limited_app(start_app, login_account="2 per minute")
     registered = new_email()
     await register(client, registered)
 
@@ -311,9 +312,7 @@ async def test_a_login_refused_by_the_account_budget_never_reaches_the_password_
     start_app: AppFactory,
 ) -> None:
     hasher = FakePasswordHasher()
-    _, client = await limited_app(
-        start_app, rate_limit_login_account="2 per minute", overrides={"hasher": hasher}
-    )
+    _, client = await start_app(limits=limits_on(login_account="2 per minute"), overrides={"hasher": hasher})
     email = new_email()
     await register(client, email)
 
@@ -332,7 +331,7 @@ async def test_a_login_refused_by_the_account_budget_never_reaches_the_password_
 
 async def test_the_owner_logs_in_until_attempts_have_spent_the_account_budget(start_app: AppFactory) -> None:
     """The known trade-off of a per-account budget: whoever knows an address can spend it."""
-    app, client = await limited_app(start_app, rate_limit_login_account="3 per minute")
+    app, client = await limited_app(start_app, login_account="3 per minute")
     email = new_email()
     await register(client, email)
     wrong, right = {"email": email, "password": WRONG_PASSWORD}, {"email": email, "password": PASSWORD}
@@ -352,7 +351,7 @@ async def test_the_owner_logs_in_until_attempts_have_spent_the_account_budget(st
 
 async def test_every_api_operation_is_limited(start_app: AppFactory) -> None:
     """Guards against a router that forgets ``dependencies=[RATE_LIMITED]``."""
-    app, client = await limited_app(start_app, **{f"rate_limit_{name}": "1 per minute" for name in LIMITS})
+    app, client = await limited_app(start_app, **dict.fromkeys(LIMITS, "1 per minute"))
     operations = [
         (method.upper(), re.sub(r"\{[^}]+\}", str(uuid4()), path))
         for path, methods in app.openapi()["paths"].items()
@@ -371,7 +370,7 @@ async def test_every_api_operation_is_limited(start_app: AppFactory) -> None:
 
 @pytest.mark.parametrize("path", EXEMPT)
 async def test_operations_and_docs_are_exempt(start_app: AppFactory, path: str) -> None:
-    _, client = await limited_app(start_app, rate_limit_default="1 per minute")
+    _, client = await limited_app(start_app, default="1 per minute")
 
     answers = [await client.get(path) for _ in range(3)]
 
@@ -379,7 +378,7 @@ async def test_operations_and_docs_are_exempt(start_app: AppFactory, path: str) 
 
 
 async def test_limits_are_off_when_disabled(start_app: AppFactory) -> None:
-    _, client = await start_app(rate_limit_enabled=False, rate_limit_default="1 per minute")
+    _, client = await start_app(limits={"enabled": False, "default": "1 per minute"})
 
     answers = [await client.get(ME) for _ in range(3)]
 
@@ -390,7 +389,7 @@ def test_an_unreadable_limit_is_refused_by_settings_and_by_the_limiter(
     e2e_database_url: str, tmp_path: Path
 ) -> None:
     with pytest.raises(ValueError, match="'lots' is not a rate limit"):
-        make_settings(e2e_database_url, tmp_path, rate_limit_enabled=True, rate_limit_chat="lots")
+        make_settings(e2e_database_url, tmp_path, limits={"enabled": True, "chat": "lots"})
     with pytest.raises(ValueError, match="invalid rate limit chat='lots'"):
         RateLimitConfig(
             enabled=True,

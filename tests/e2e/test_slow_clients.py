@@ -68,7 +68,7 @@ async def test_a_body_that_stalls_is_ended_with_408_and_connection_close(
     start_app: AppFactory, capture_logs: Capture, path: str, content_type: str, first_chunk: bytes
 ) -> None:
     buffer = capture_logs(json_lines=True)
-    app, client = await start_app(http_body_timeout_seconds=0.2)
+    app, client = await start_app(http={"body_timeout_seconds": 0.2})
     chunks: list[Message] = [{"type": "http.request", "body": first_chunk, "more_body": True}]
     sent: list[Message] = []
 
@@ -97,7 +97,7 @@ async def test_a_body_that_stalls_is_ended_with_408_and_connection_close(
 async def test_a_streamed_reply_outlasting_the_body_timeout_is_not_cut(start_app: AppFactory) -> None:
     """Once the body is in, ``receive`` is where the app waits for the client to leave:
     the body timeout must not end a reply that takes longer than it."""
-    _, client = await start_app(http_body_timeout_seconds=0.2, offline_model_token_delay_ms=40)
+    _, client = await start_app(http={"body_timeout_seconds": 0.2}, llm={"offline_token_delay_ms": 40})
     headers = await signed_up(client, f"stream-{uuid.uuid4().hex[:8]}@example.com")
     session_id = (await new_session(client, headers))["id"]
     began = time.monotonic()
@@ -112,7 +112,10 @@ async def test_a_streamed_reply_outlasting_the_body_timeout_is_not_cut(start_app
 
 
 async def test_a_real_server_answers_a_stalled_body_with_408_and_closes(served: Served) -> None:
-    async with served(http_body_timeout_seconds=SHORT) as base_url, RawConnection(base_url) as connection:
+    async with (
+        served(http={"body_timeout_seconds": SHORT}) as base_url,
+        RawConnection(base_url) as connection,
+    ):
         await connection.send(
             b"POST /api/v1/auth/login HTTP/1.1\r\nHost: parley\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n" + b'{"email": '
@@ -143,7 +146,7 @@ async def test_a_real_server_serves_a_slow_but_steady_client(served: Served) -> 
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     async with (
-        served(http_header_timeout_seconds=1.0, http_body_timeout_seconds=1.0) as base_url,
+        served(http={"header_timeout_seconds": 1.0, "body_timeout_seconds": 1.0}) as base_url,
         RawConnection(base_url) as connection,
     ):
         began = time.monotonic()
@@ -175,7 +178,10 @@ HALF_HEADS = [
 async def test_a_connection_that_stalls_before_its_head_is_complete_is_closed(
     served: Served, sent: bytes
 ) -> None:
-    async with served(http_header_timeout_seconds=SHORT) as base_url, RawConnection(base_url) as connection:
+    async with (
+        served(http={"header_timeout_seconds": SHORT}) as base_url,
+        RawConnection(base_url) as connection,
+    ):
         began = time.monotonic()
         await connection.send(sent)
 
@@ -192,7 +198,10 @@ async def test_a_connection_that_stalls_before_its_head_is_complete_is_closed(
 
 async def test_a_head_trickled_a_byte_at_a_time_is_bounded_like_a_stall(served: Served) -> None:
     head = b"GET /health HTTP/1.1\r\nHost: parley\r\n" + b"X-Padding: " + b"x" * 200 + b"\r\n\r\n"
-    async with served(http_header_timeout_seconds=SHORT) as base_url, RawConnection(base_url) as connection:
+    async with (
+        served(http={"header_timeout_seconds": SHORT}) as base_url,
+        RawConnection(base_url) as connection,
+    ):
 
         async def trickle() -> None:
             with contextlib.suppress(OSError):
@@ -215,7 +224,10 @@ async def test_a_head_trickled_a_byte_at_a_time_is_bounded_like_a_stall(served: 
 async def test_a_kept_alive_connection_that_stalls_in_its_next_head_is_closed(served: Served) -> None:
     """uvicorn's keep-alive timer stops at the next request's first byte; the head bound,
     counted from the previous response, still closes the connection."""
-    async with served(http_header_timeout_seconds=SHORT) as base_url, RawConnection(base_url) as connection:
+    async with (
+        served(http={"header_timeout_seconds": SHORT}) as base_url,
+        RawConnection(base_url) as connection,
+    ):
         await connection.send(b"GET /health HTTP/1.1\r\nHost: parley\r\n\r\n")
         status, _, _ = await read_response(connection.reader, timeout=MARGIN)
         began = time.monotonic()
@@ -231,7 +243,7 @@ async def test_a_kept_alive_connection_that_stalls_in_its_next_head_is_closed(se
 async def test_an_idle_kept_alive_connection_is_still_closed_by_uvicorns_keep_alive(served: Served) -> None:
     """The head bound (30 s here) leaves idle connections to uvicorn's keep-alive (1 s here)."""
     async with (
-        served(http_header_timeout_seconds=30.0, keep_alive_seconds=1) as base_url,
+        served(keep_alive_seconds=1, http={"header_timeout_seconds": 30.0}) as base_url,
         RawConnection(base_url) as connection,
     ):
         await connection.send(b"GET /health HTTP/1.1\r\nHost: parley\r\n\r\n")

@@ -24,9 +24,11 @@ async def test_each_chat_turn_becomes_a_trace_flushed_at_shutdown(
         settings = make_settings(
             e2e_database_url,
             tmp_path,
-            langfuse_public_key="pk-lf-test",
-            langfuse_secret_key="sk-lf-test",
-            langfuse_host=langfuse.url,
+            observability={
+                "langfuse_public_key": "pk-lf-test",
+                "langfuse_secret_key": "sk-lf-test",
+                "langfuse_host": langfuse.url,
+            },
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):

@@ -1,144 +1,68 @@
 """In-memory double of the ``Tracer`` port, for use-case unit tests.
 
-``RecordingTracer`` keeps every turn it was asked to start, and each turn keeps
-what it was told, in order, so tests can assert on what a use case reported:
+``RecordingTracer`` keeps every turn it was asked to start, and each turn keeps the
+events it was handed, in order, so tests can assert on what a use case reported:
 
     tracer = RecordingTracer()
     ...  # run the use case with it
     turn = tracer.last_turn
-    assert [g.model for g in turn.generations] == ["gpt-4o-mini"]
-    assert turn.ended is not None and turn.ended.status == "ok"
+    assert [g.model for g in turn.model_calls] == ["gpt-4o-mini"]
+    assert turn.ended is not None and turn.ended.status == "complete"
 
-Like every tracer it never raises, even when called after ``end()`` or
-``aclose()``: those calls are still recorded (and counted in
-``calls_after_end``) so a test can assert that a use case does not make them.
+Like every tracer it never raises, even when handed events after the end or after
+``aclose()``: those are still recorded (and counted in ``events_after_end``) so a test
+can assert that a use case does not send them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-from uuid import UUID
 
-
-@dataclass(frozen=True)
-class RecordedGeneration:
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    started_at: datetime
-    first_token_at: datetime | None
-    ended_at: datetime
-    output: str
-
-
-@dataclass(frozen=True)
-class RecordedTool:
-    name: str
-    arguments: dict[str, Any]
-    result: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RecordedRetry:
-    model: str
-    attempt: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class RecordedError:
-    kind: str
-    model: str | None
-
-
-@dataclass(frozen=True)
-class RecordedEnd:
-    status: str
-    output: str
-    ended_at: datetime
-
-
-RecordedCall = RecordedGeneration | RecordedTool | RecordedRetry | RecordedError | RecordedEnd
+from parley.ports.tracing import (
+    ModelCalled,
+    ModelRetried,
+    ToolUsed,
+    TraceEvent,
+    TurnEnded,
+    TurnFailed,
+    TurnStarted,
+)
 
 
 @dataclass
 class RecordingTurnTrace:
-    """One recorded turn; ``calls`` holds every call in the order it was made."""
+    """One recorded turn; ``events`` holds every event in the order it came."""
 
-    user_id: UUID
-    conversation_id: UUID
-    input_text: str
-    streaming: bool
-    started_at: datetime
-    calls: list[RecordedCall] = field(default_factory=list)
-    calls_after_end: int = 0
+    started: TurnStarted
+    events: list[TraceEvent] = field(default_factory=list)
+    events_after_end: int = 0
 
-    # --- the TurnTrace port -------------------------------------------------
-    def generation(
-        self,
-        *,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        started_at: datetime,
-        first_token_at: datetime | None,
-        ended_at: datetime,
-        output: str,
-    ) -> None:
-        self._record(
-            RecordedGeneration(
-                model=model,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                started_at=started_at,
-                first_token_at=first_token_at,
-                ended_at=ended_at,
-                output=output,
-            )
-        )
-
-    def tool(self, *, name: str, arguments: dict[str, Any], result: str, at: datetime) -> None:
-        # Copy the arguments: the caller may mutate its dict after the call.
-        self._record(RecordedTool(name=name, arguments=dict(arguments), result=result, at=at))
-
-    def retry(self, *, model: str, attempt: int, reason: str) -> None:
-        self._record(RecordedRetry(model=model, attempt=attempt, reason=reason))
-
-    def error(self, *, kind: str, model: str | None) -> None:
-        self._record(RecordedError(kind=kind, model=model))
-
-    def end(self, *, status: str, output: str, ended_at: datetime) -> None:
-        self._record(RecordedEnd(status=status, output=output, ended_at=ended_at))
+    def record(self, event: TraceEvent) -> None:
+        if self.ended is not None:
+            self.events_after_end += 1
+        self.events.append(event)
 
     # --- views for assertions -------------------------------------------------
     @property
-    def generations(self) -> list[RecordedGeneration]:
-        return [c for c in self.calls if isinstance(c, RecordedGeneration)]
+    def model_calls(self) -> list[ModelCalled]:
+        return [e for e in self.events if isinstance(e, ModelCalled)]
 
     @property
-    def tools(self) -> list[RecordedTool]:
-        return [c for c in self.calls if isinstance(c, RecordedTool)]
+    def tools(self) -> list[ToolUsed]:
+        return [e for e in self.events if isinstance(e, ToolUsed)]
 
     @property
-    def retries(self) -> list[RecordedRetry]:
-        return [c for c in self.calls if isinstance(c, RecordedRetry)]
+    def retries(self) -> list[ModelRetried]:
+        return [e for e in self.events if isinstance(e, ModelRetried)]
 
     @property
-    def errors(self) -> list[RecordedError]:
-        return [c for c in self.calls if isinstance(c, RecordedError)]
+    def errors(self) -> list[TurnFailed]:
+        return [e for e in self.events if isinstance(e, TurnFailed)]
 
     @property
-    def ended(self) -> RecordedEnd | None:
-        """The first ``end()`` call, or ``None`` while the turn is open."""
-        return next((c for c in self.calls if isinstance(c, RecordedEnd)), None)
-
-    def _record(self, call: RecordedCall) -> None:
-        if self.ended is not None:
-            self.calls_after_end += 1
-        self.calls.append(call)
+    def ended(self) -> TurnEnded | None:
+        """The first :class:`TurnEnded`, or ``None`` while the turn is open."""
+        return next((e for e in self.events if isinstance(e, TurnEnded)), None)
 
 
 class RecordingTracer:
@@ -148,16 +72,8 @@ class RecordingTracer:
         self.turns: list[RecordingTurnTrace] = []
         self.closed = False
 
-    def start_turn(
-        self, *, user_id: UUID, conversation_id: UUID, input_text: str, streaming: bool, started_at: datetime
-    ) -> RecordingTurnTrace:
-        turn = RecordingTurnTrace(
-            user_id=user_id,
-            conversation_id=conversation_id,
-            input_text=input_text,
-            streaming=streaming,
-            started_at=started_at,
-        )
+    def start_turn(self, started: TurnStarted) -> RecordingTurnTrace:
+        turn = RecordingTurnTrace(started)
         self.turns.append(turn)
         return turn
 

@@ -146,7 +146,8 @@ def test_building_the_app_does_not_import_the_agent_or_tracing_libraries(tmp_pat
     code = (
         "from parley.config import Settings\n"
         "from parley.main import create_app\n"
-        f"create_app(Settings(_env_file=None, jwt_secret_key='k' * 40, data_dir={str(tmp_path)!r}))"
+        "create_app(Settings(_env_file=None, auth={'jwt_secret_key': 'k' * 40}, "
+        f"data_dir={str(tmp_path)!r}))"
     )
 
     assert set(_modules_loaded_by(code)) & {"langgraph", "langchain_core", "openai", "langfuse"} == set()

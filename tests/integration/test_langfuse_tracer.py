@@ -22,7 +22,15 @@ from opentelemetry import trace as otel_trace
 from tests.fakes.langfuse_server import OTLP_TRACES_PATH, FakeLangfuseServer, ReceivedSpan
 
 from parley.adapters.outbound.langfuse import LangfuseTracer
-from parley.ports.tracing import Tracer
+from parley.ports.tracing import (
+    ModelCalled,
+    ModelRetried,
+    ToolUsed,
+    Tracer,
+    TurnEnded,
+    TurnFailed,
+    TurnStarted,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -56,54 +64,66 @@ def _nanos(moment: datetime) -> int:
 
 
 def _failed_turn_with_everything(tracer: Tracer) -> Turn:
-    """Two model calls, a tool call, a retry and an error, then end() as failed."""
+    """Two model calls, a tool call, a retry and an error, then the end, as failed."""
     turn_ids = Turn(user_id=uuid.uuid4(), conversation_id=uuid.uuid4())
     turn = tracer.start_turn(
-        user_id=turn_ids.user_id,
-        conversation_id=turn_ids.conversation_id,
-        input_text=SECRET_QUESTION,
-        streaming=True,
-        started_at=T0,
+        TurnStarted(
+            user_id=turn_ids.user_id,
+            conversation_id=turn_ids.conversation_id,
+            input_text=SECRET_QUESTION,
+            streaming=True,
+            at=T0,
+        )
     )
-    turn.generation(
-        model="gpt-4o-mini",
-        prompt_tokens=12,
-        completion_tokens=7,
-        started_at=T0 + timedelta(milliseconds=10),
-        first_token_at=T0 + timedelta(milliseconds=310),
-        ended_at=T0 + timedelta(seconds=1),
-        output="calling the weather tool",
+    turn.record(
+        ModelCalled(
+            model="gpt-4o-mini",
+            prompt_tokens=12,
+            completion_tokens=7,
+            started_at=T0 + timedelta(milliseconds=10),
+            first_token_at=T0 + timedelta(milliseconds=310),
+            ended_at=T0 + timedelta(seconds=1),
+            output="calling the weather tool",
+        )
     )
-    turn.tool(name="weather", arguments={"city": "Oslo"}, result="4°C, rain", at=T0 + timedelta(seconds=1))
-    turn.retry(model="gpt-4o", attempt=1, reason="rate_limited")
-    turn.generation(
-        model="gpt-4o",
-        prompt_tokens=40,
-        completion_tokens=3,
-        started_at=T0 + timedelta(seconds=2),
-        first_token_at=None,
-        ended_at=T0 + timedelta(seconds=4),
-        output=SECRET_REPLY,
+    turn.record(
+        ToolUsed(name="weather", arguments={"city": "Oslo"}, result="4°C, rain", at=T0 + timedelta(seconds=1))
     )
-    turn.error(kind="AgentTimeout", model="gpt-4o")
-    turn.end(status="failed", output=SECRET_REPLY, ended_at=T0 + timedelta(seconds=5))
+    turn.record(ModelRetried(model="gpt-4o", attempt=1, reason="rate_limited", at=T0 + timedelta(seconds=2)))
+    turn.record(
+        ModelCalled(
+            model="gpt-4o",
+            prompt_tokens=40,
+            completion_tokens=3,
+            started_at=T0 + timedelta(seconds=2),
+            first_token_at=None,
+            ended_at=T0 + timedelta(seconds=4),
+            output=SECRET_REPLY,
+        )
+    )
+    turn.record(TurnFailed(kind="AgentTimeout", model="gpt-4o", at=T0 + timedelta(seconds=5)))
+    turn.record(TurnEnded(status="failed", output=SECRET_REPLY, at=T0 + timedelta(seconds=5)))
     return turn_ids
 
 
 def _successful_turn(tracer: Tracer) -> None:
     turn = tracer.start_turn(
-        user_id=uuid.uuid4(), conversation_id=uuid.uuid4(), input_text="hi", streaming=False, started_at=T0
+        TurnStarted(
+            user_id=uuid.uuid4(), conversation_id=uuid.uuid4(), input_text="hi", streaming=False, at=T0
+        )
     )
-    turn.generation(
-        model="gpt-4o-mini",
-        prompt_tokens=3,
-        completion_tokens=2,
-        started_at=T0,
-        first_token_at=None,
-        ended_at=T0 + timedelta(seconds=1),
-        output="hello",
+    turn.record(
+        ModelCalled(
+            model="gpt-4o-mini",
+            prompt_tokens=3,
+            completion_tokens=2,
+            started_at=T0,
+            first_token_at=None,
+            ended_at=T0 + timedelta(seconds=1),
+            output="hello",
+        )
     )
-    turn.end(status="complete", output="hello", ended_at=T0 + timedelta(seconds=1))
+    turn.record(TurnEnded(status="complete", output="hello", at=T0 + timedelta(seconds=1)))
 
 
 def _only(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:

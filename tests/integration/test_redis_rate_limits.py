@@ -1,8 +1,9 @@
 """Rate limits on a real Redis: shared by app instances, and served through an outage.
 
 Most tests build small apps on the HTTP adapter alone (a limited router, the error table,
-``rate_limit_gate`` on an ``HttpEdge``), each with its own key prefix so runs never collide; one builds
-two full apps with ``create_app`` to show that ``REDIS_URL`` reaches the limiter. Per-account
+``rate_limit_gate`` on an ``HttpEdge``) counting in the storage adapter's Redis or memory, each with
+its own key prefix so runs never collide; one builds two full apps with ``create_app`` to show that
+``REDIS_URL`` reaches the limiter. Per-account
 budgets (``enforce_account_limit``, what log in uses) go through the same storage path.
 """
 
@@ -34,6 +35,7 @@ from parley.adapters.inbound.http.rate_limits import (
     enforce_account_limit,
     rate_limit_gate,
 )
+from parley.adapters.outbound.redis import make_rate_limit_storage
 from parley.config import Settings
 from parley.main import create_app
 
@@ -44,7 +46,7 @@ ATTEMPT = "/accounts/{account}/attempts"
 AppClient = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, CollectorRegistry]]]
 
 
-def small_app(config: RateLimitConfig, registry: CollectorRegistry) -> FastAPI:
+def small_app(config: RateLimitConfig, storage_url: str | None, registry: CollectorRegistry) -> FastAPI:
     router = APIRouter(dependencies=[RATE_LIMITED])
 
     @router.get(PING)
@@ -64,7 +66,7 @@ def small_app(config: RateLimitConfig, registry: CollectorRegistry) -> FastAPI:
         metrics=HttpMetrics.register(registry),
         streams=StreamTiming(ping_seconds=15, drain_seconds=20),
         environment="test",
-        rate_limits=rate_limit_gate(config, registry=registry),
+        rate_limits=rate_limit_gate(config, lambda: make_rate_limit_storage(storage_url), registry=registry),
     )
     attach_edge(app, edge)
     return app
@@ -73,15 +75,16 @@ def small_app(config: RateLimitConfig, registry: CollectorRegistry) -> FastAPI:
 @pytest.fixture
 def app_client() -> AppClient:
     """``async with app_client(storage_url=..., key_prefix=...) as (client, registry)``: a small app
+    counting in Redis at ``storage_url`` (None: memory), other keywords ``RateLimitConfig``'s
     (its client's address: ``address=...``, else httpx's default)."""
 
     @asynccontextmanager
     async def open_client(
-        *, address: str = "127.0.0.1", **config: Any
+        *, address: str = "127.0.0.1", storage_url: str | None = None, **config: Any
     ) -> AsyncIterator[tuple[httpx.AsyncClient, CollectorRegistry]]:
         registry = CollectorRegistry()
         config = {"default": "3 per minute", "login_account": "2 per minute"} | config
-        app = small_app(RateLimitConfig(**config), registry)
+        app = small_app(RateLimitConfig(**config), storage_url, registry)
         transport = httpx.ASGITransport(app=app, client=(address, 40000), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client, registry
@@ -208,12 +211,10 @@ async def test_redis_url_setting_makes_full_apps_share_a_budget(
 ) -> None:
     settings = Settings(
         _env_file=None,
-        postgres_url=migrated_database_url,
-        jwt_secret_key="integration-test-secret-" + "x" * 40,
         data_dir=tmp_path,
-        migrate_on_start=False,
-        redis_url=redis_url,
-        rate_limit_default="2 per minute",
+        db={"url": migrated_database_url, "migrate_on_start": False},
+        auth={"jwt_secret_key": "integration-test-secret-" + "x" * 40},
+        limits={"redis_url": redis_url, "default": "2 per minute"},
     )
     # main.py has no key prefix setting: an address of this test's own keeps its keys apart.
     address = str(IPv6Address(uuid.uuid4().int))

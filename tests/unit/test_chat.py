@@ -134,7 +134,7 @@ async def test_streamed_events_concatenate_to_the_stored_reply(chat: Chat) -> No
     assert (done.prompt_tokens, done.completion_tokens) == (30, 5)
     assert [e.name for e in events if isinstance(e, ToolCall)] == ["calculator"]
     trace = chat.tracer.last_turn
-    assert [g.model for g in trace.generations] == ["model-a", "model-a"]
+    assert [g.model for g in trace.model_calls] == ["model-a", "model-a"]
     assert trace.ended is not None
     assert trace.ended.status == "complete"
 

@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from parley.application.tracing import CompositeTracer
-from parley.ports.tracing import TurnTrace
+from parley.ports.tracing import (
+    ModelCalled,
+    ModelRetried,
+    ToolUsed,
+    TraceEvent,
+    TurnEnded,
+    TurnFailed,
+    TurnStarted,
+    TurnTrace,
+)
 from tests.fakes.tracing import RecordingTracer
 
 pytestmark = pytest.mark.unit
@@ -20,7 +29,7 @@ T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 class _BrokenTracer:
     """Breaks the port's never-raise contract on every call."""
 
-    def start_turn(self, **_: Any) -> TurnTrace:
+    def start_turn(self, started: TurnStarted) -> TurnTrace:
         raise RuntimeError("cannot start")
 
     async def aclose(self) -> None:
@@ -28,45 +37,46 @@ class _BrokenTracer:
 
 
 class _BrokenTurn:
-    def __getattr__(self, name: str) -> Any:
-        def fail(**_: Any) -> None:
-            raise RuntimeError(name)
-
-        return fail
+    def record(self, event: TraceEvent) -> None:
+        raise RuntimeError(type(event).__name__)
 
 
 class _TracerWithBrokenTurns(RecordingTracer):
-    def start_turn(self, **_: Any) -> Any:
+    def start_turn(self, started: TurnStarted) -> Any:
         return _BrokenTurn()
 
 
 def _report_a_turn(tracer: CompositeTracer) -> None:
     turn = tracer.start_turn(
-        user_id=uuid.uuid4(), conversation_id=uuid.uuid4(), input_text="hi", streaming=True, started_at=T0
+        TurnStarted(
+            user_id=uuid.uuid4(), conversation_id=uuid.uuid4(), input_text="hi", streaming=True, at=T0
+        )
     )
-    turn.generation(
-        model="m",
-        prompt_tokens=1,
-        completion_tokens=2,
-        started_at=T0,
-        first_token_at=None,
-        ended_at=T0,
-        output="hello",
+    turn.record(
+        ModelCalled(
+            model="m",
+            prompt_tokens=1,
+            completion_tokens=2,
+            started_at=T0,
+            first_token_at=None,
+            ended_at=T0,
+            output="hello",
+        )
     )
-    turn.tool(name="calculator", arguments={}, result="2", at=T0)
-    turn.retry(model="m", attempt=1, reason="timeout")
-    turn.error(kind="AgentTimeout", model="m")
-    turn.end(status="failed", output="hello", ended_at=T0)
+    turn.record(ToolUsed(name="calculator", arguments={}, result="2", at=T0))
+    turn.record(ModelRetried(model="m", attempt=1, reason="timeout", at=T0))
+    turn.record(TurnFailed(kind="AgentTimeout", model="m", at=T0))
+    turn.record(TurnEnded(status="failed", output="hello", at=T0))
 
 
-def test_every_tracer_gets_every_call() -> None:
+def test_every_tracer_gets_every_event() -> None:
     first, second = RecordingTracer(), RecordingTracer()
 
     _report_a_turn(CompositeTracer([first, second]))
 
     for recorder in (first, second):
         turn = recorder.last_turn
-        assert [g.model for g in turn.generations] == ["m"]
+        assert [g.model for g in turn.model_calls] == ["m"]
         assert [t.name for t in turn.tools] == ["calculator"]
         assert turn.ended is not None
         assert turn.ended.status == "failed"
@@ -78,7 +88,7 @@ def test_a_tracer_that_raises_does_not_stop_the_others_or_the_caller() -> None:
     _report_a_turn(CompositeTracer([_BrokenTracer(), _TracerWithBrokenTurns(), healthy]))
 
     turn = healthy.last_turn
-    assert [g.completion_tokens for g in turn.generations] == [2]
+    assert [g.completion_tokens for g in turn.model_calls] == [2]
     assert turn.ended is not None
     assert turn.ended.status == "failed"
 

@@ -19,7 +19,9 @@ def _service_names() -> list[str]:
 
 
 def test_the_container_provides_every_service_the_http_edge_names(tmp_path: Path) -> None:
-    container = Container(settings=Settings(_env_file=None, jwt_secret_key="k" * 40, data_dir=tmp_path))
+    container = Container(
+        settings=Settings(_env_file=None, data_dir=tmp_path, auth={"jwt_secret_key": "k" * 40})
+    )
 
     missing = [name for name in _service_names() if not callable(getattr(container, name, None))]
 

@@ -5,6 +5,8 @@ No I/O: these are unit tests (marked so), kept beside the adapter's other tests.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx2  # the HTTP client the openai SDK is built on (not httpx)
 import openai
 import pytest
@@ -13,9 +15,10 @@ from langchain_core.messages.utils import count_tokens_approximately
 
 from parley.adapters.outbound.langgraph.checkpoints import libpq_url
 from parley.adapters.outbound.langgraph.context import build_context, drop_unanswered_tool_calls
-from parley.adapters.outbound.langgraph.failures import RetryPolicy, retry_reason
+from parley.adapters.outbound.langgraph.failures import RetryPolicy, call_with_retries, retry_reason
 from parley.adapters.outbound.langgraph.offline_model import OFFLINE_PREFIX, OfflineChatModel, find_arithmetic
 from parley.adapters.outbound.langgraph.tools import CalculationError, calculator, evaluate_arithmetic
+from parley.ports.agent import AgentEvent, AgentUnavailable, ModelRetry
 
 pytestmark = pytest.mark.unit
 
@@ -155,6 +158,62 @@ def status_error(cls: type[openai.APIStatusError], status: int) -> openai.APISta
 )
 def test_only_transient_failures_are_retryable(error: Exception, retryable: bool) -> None:
     assert (retry_reason(error) is not None) is retryable
+
+
+def _flaky_call(failures: list[Exception], *, text_before_failing: str = "") -> Any:
+    """A model call that raises each of ``failures`` in turn (after streaming some text), then answers."""
+    calls = 0
+
+    async def call(streamed: list[str]) -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= len(failures):
+            if text_before_failing:
+                streamed.append(text_before_failing)
+            raise failures[calls - 1]
+        return f"answer after {calls} call(s)"
+
+    return call
+
+
+NO_WAIT = RetryPolicy(max_attempts=3, backoff_base=0.0)
+DROPPED = openai.APIConnectionError(request=httpx2.Request("POST", "http://127.0.0.1"))
+
+
+async def test_a_transient_failure_is_retried_and_announced() -> None:
+    events: list[AgentEvent] = []
+
+    reply = await call_with_retries(_flaky_call([DROPPED]), policy=NO_WAIT, model="m", emit=events.append)
+
+    assert reply == "answer after 2 call(s)"
+    assert events == [ModelRetry(attempt=1, reason="connection failed", model="m")]
+
+
+async def test_retries_give_up_after_the_policys_attempts_naming_the_model() -> None:
+    events: list[AgentEvent] = []
+
+    with pytest.raises(AgentUnavailable, match="gave up after 3 attempt") as failed:
+        await call_with_retries(_flaky_call([DROPPED] * 3), policy=NO_WAIT, model="m", emit=events.append)
+
+    assert failed.value.model == "m"
+    assert [e.attempt for e in events if isinstance(e, ModelRetry)] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("failure", "text_before_failing"),
+    [(status_error(openai.BadRequestError, 400), ""), (DROPPED, "half a sent")],
+    ids=["not transient", "text already sent"],
+)
+async def test_no_retry_for_a_lasting_failure_or_once_text_was_sent(
+    failure: Exception, text_before_failing: str
+) -> None:
+    events: list[AgentEvent] = []
+    call = _flaky_call([failure], text_before_failing=text_before_failing)
+
+    with pytest.raises(AgentUnavailable):
+        await call_with_retries(call, policy=NO_WAIT, model="m", emit=events.append)
+
+    assert events == []
 
 
 def test_the_offline_model_answers_the_same_whether_streamed_or_not() -> None:

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from parley.adapters.outbound.prometheus import PrometheusTracer, PrometheusTurnTrace
+from parley.ports.tracing import ModelCalled, ModelRetried, ToolUsed, TurnEnded, TurnFailed, TurnStarted
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +24,9 @@ def registry() -> CollectorRegistry:
 
 def _start(tracer: PrometheusTracer) -> PrometheusTurnTrace:
     return tracer.start_turn(
-        user_id=uuid.uuid4(), conversation_id=uuid.uuid4(), input_text="hi", streaming=True, started_at=T0
+        TurnStarted(
+            user_id=uuid.uuid4(), conversation_id=uuid.uuid4(), input_text="hi", streaming=True, at=T0
+        )
     )
 
 
@@ -32,14 +35,18 @@ def _value(registry: CollectorRegistry, name: str, **labels: str) -> float | Non
 
 
 def _generation(turn: PrometheusTurnTrace, *, model: str = MODEL, first_token_ms: int | None = 300) -> None:
-    turn.generation(
-        model=model,
-        prompt_tokens=12,
-        completion_tokens=7,
-        started_at=T0,
-        first_token_at=T0 + timedelta(milliseconds=first_token_ms) if first_token_ms is not None else None,
-        ended_at=T0 + timedelta(seconds=2),
-        output="Hello!",
+    turn.record(
+        ModelCalled(
+            model=model,
+            prompt_tokens=12,
+            completion_tokens=7,
+            started_at=T0,
+            first_token_at=T0 + timedelta(milliseconds=first_token_ms)
+            if first_token_ms is not None
+            else None,
+            ended_at=T0 + timedelta(seconds=2),
+            output="Hello!",
+        )
     )
 
 
@@ -81,11 +88,11 @@ def test_each_model_that_answered_gets_its_own_series(registry: CollectorRegistr
 def test_retries_errors_and_tools_are_counted_with_their_labels(registry: CollectorRegistry) -> None:
     turn = _start(PrometheusTracer(registry=registry))
 
-    turn.retry(model=MODEL, attempt=1, reason="rate_limited")
-    turn.retry(model=MODEL, attempt=2, reason="rate_limited")
-    turn.tool(name="calculator", arguments={"expression": "1+1"}, result="2", at=T0)
-    turn.error(kind="AgentTimeout", model=MODEL)
-    turn.error(kind="AgentUnavailable", model=None)
+    turn.record(ModelRetried(model=MODEL, attempt=1, reason="rate_limited", at=T0))
+    turn.record(ModelRetried(model=MODEL, attempt=2, reason="rate_limited", at=T0))
+    turn.record(ToolUsed(name="calculator", arguments={"expression": "1+1"}, result="2", at=T0))
+    turn.record(TurnFailed(kind="AgentTimeout", model=MODEL, at=T0))
+    turn.record(TurnFailed(kind="AgentUnavailable", model=None, at=T0))
 
     assert _value(registry, "parley_llm_retries_total", model=MODEL, reason="rate_limited") == 2
     assert _value(registry, "parley_llm_tool_calls_total", tool="calculator") == 1
@@ -98,12 +105,12 @@ def test_a_turn_is_an_active_stream_until_it_ends_and_counts_once(registry: Coll
     first, second = _start(tracer), _start(tracer)
     assert _value(registry, "parley_llm_active_streams") == 2
 
-    first.end(status="complete", output="ok", ended_at=T0)
-    first.end(status="complete", output="ok", ended_at=T0)
+    first.record(TurnEnded(status="complete", output="ok", at=T0))
+    first.record(TurnEnded(status="complete", output="ok", at=T0))
 
     assert _value(registry, "parley_llm_active_streams") == 1
     assert _value(registry, "parley_chat_turns_total", status="complete") == 1
-    second.end(status="incomplete", output="", ended_at=T0)
+    second.record(TurnEnded(status="incomplete", output="", at=T0))
     assert _value(registry, "parley_llm_active_streams") == 0
     assert _value(registry, "parley_chat_turns_total", status="incomplete") == 1
 
@@ -112,23 +119,27 @@ def test_odd_inputs_are_dropped_or_clamped_never_raised(registry: CollectorRegis
     turn = _start(PrometheusTracer(registry=registry))
     naive = datetime(2025, 1, 1, 12, 0)
 
-    turn.generation(  # naive and aware datetimes cannot be subtracted: the sample is dropped
-        model=MODEL,
-        prompt_tokens=1,
-        completion_tokens=1,
-        started_at=naive,
-        first_token_at=None,
-        ended_at=T0,
-        output="",
+    turn.record(  # naive and aware datetimes cannot be subtracted: the sample is dropped
+        ModelCalled(
+            model=MODEL,
+            prompt_tokens=1,
+            completion_tokens=1,
+            started_at=naive,
+            first_token_at=None,
+            ended_at=T0,
+            output="",
+        )
     )
-    turn.generation(  # ends before it starts, negative usage
-        model="m" * 10_000,
-        prompt_tokens=-5,
-        completion_tokens=-1,
-        started_at=T0 + timedelta(hours=1),
-        first_token_at=T0,
-        ended_at=T0,
-        output="",
+    turn.record(  # ends before it starts, negative usage
+        ModelCalled(
+            model="m" * 10_000,
+            prompt_tokens=-5,
+            completion_tokens=-1,
+            started_at=T0 + timedelta(hours=1),
+            first_token_at=T0,
+            ended_at=T0,
+            output="",
+        )
     )
 
     long_model = "m" * 100

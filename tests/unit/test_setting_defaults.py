@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
-from pathlib import Path
+from operator import attrgetter
 from typing import Any
 
 import pytest
@@ -36,30 +36,31 @@ def _parameter_defaults(function: Callable[..., Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir: Path = tmp_path_factory.mktemp("data")
-    return Settings(_env_file=None, jwt_secret_key="k" * 40, data_dir=data_dir)
+def settings() -> Settings:
+    """The declared defaults only: no environment variable or ``.env`` file is read."""
+    return Settings.model_construct()
 
 
 # (where the code has a default: a dataclass, or a callable's parameter; its name; the setting)
 PAIRS: list[tuple[Any, str, str]] = [
-    (ModelConfig, "name", "llm_model"),
-    (ModelConfig, "temperature", "llm_temperature"),
-    (ModelConfig, "max_tokens", "llm_max_tokens"),
-    (ModelConfig, "request_timeout", "llm_request_timeout_seconds"),
-    (AgentLimits, "context_tokens", "llm_context_tokens"),
-    (AgentLimits, "turn_timeout", "llm_timeout_seconds"),
-    (AgentLimits, "recursion_limit", "llm_recursion_limit"),
-    (AgentLimits, "max_attempts", "llm_retry_attempts"),
-    (AgentLimits, "backoff_base", "llm_retry_backoff_seconds"),
-    (LangGraphChatAgent.__init__, "pool_size", "postgres_pool_size"),
-    (PasslibBcryptHasher.__init__, "rounds", "bcrypt_rounds"),
-    (PasslibBcryptHasher.__init__, "max_workers", "bcrypt_workers"),
-    (RecentAuthSessions.__init__, "ttl", "auth_session_cache_seconds"),
+    (ModelConfig, "name", "llm.model"),
+    (ModelConfig, "temperature", "llm.temperature"),
+    (ModelConfig, "max_tokens", "llm.max_tokens"),
+    (ModelConfig, "request_timeout", "llm.request_timeout_seconds"),
+    (AgentLimits, "context_tokens", "llm.context_tokens"),
+    (AgentLimits, "turn_timeout", "llm.timeout_seconds"),
+    (AgentLimits, "recursion_limit", "llm.recursion_limit"),
+    (AgentLimits, "max_attempts", "llm.retry_attempts"),
+    (AgentLimits, "backoff_base", "llm.retry_backoff_seconds"),
+    (LangGraphChatAgent.__init__, "pool_size", "db.pool_size"),
+    (PasslibBcryptHasher.__init__, "rounds", "auth.bcrypt_rounds"),
+    (PasslibBcryptHasher.__init__, "max_workers", "auth.bcrypt_workers"),
+    (RecentAuthSessions.__init__, "ttl", "auth.session_cache_seconds"),
     (TurnPolicy, "max_message_chars", "max_message_chars"),
+    (RateLimitConfig, "register", "limits.registration"),
     *[
-        (RateLimitConfig, name, "rate_limit_" + name)
-        for name in ("enabled", "default", "chat", "chat_stream", "register", "login", "login_account")
+        (RateLimitConfig, name, f"limits.{name}")
+        for name in ("enabled", "default", "chat", "chat_stream", "login", "login_account")
     ],
 ]
 
@@ -76,6 +77,6 @@ def _default_in_code(owner: Any, name: str) -> Any:
 def test_a_default_in_the_code_is_the_settings_default(
     owner: Any, name: str, setting: str, settings: Settings
 ) -> None:
-    assert _default_in_code(owner, name) == getattr(settings, setting), (
-        f"{name} drifted from {setting.upper()}"
+    assert _default_in_code(owner, name) == attrgetter(setting)(settings), (
+        f"{name} drifted from settings.{setting}"
     )

@@ -41,7 +41,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Durability
 from limits import RateLimitItem
 from limits.errors import StorageError
-from limits.strategies import RateLimiter
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
 from openai.types.chat import ChatCompletionChunk
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -488,12 +489,34 @@ def _request(key: str) -> Request:
 
 
 @pytest.fixture
-def limiter() -> Limiter:
-    """The limiter of a RateLimitGate (memory storage), with a route allowed twice a minute."""
+def storage() -> MemoryStorage:
+    """The storage handed to the RateLimitGate (the composition root's, in the app)."""
+    return MemoryStorage(wrap_exceptions=True)
+
+
+@pytest.fixture
+def limiter(storage: MemoryStorage) -> Limiter:
+    """The limiter of a RateLimitGate counting in ``storage``, with a route allowed twice a minute."""
     config = RateLimitConfig(key_prefix="tripwire")
-    gate = RateLimitGate(config, ClientIdentity(()), RateLimitMetrics.register(CollectorRegistry()))
+    gate = RateLimitGate(config, storage, ClientIdentity(()), RateLimitMetrics.register(CollectorRegistry()))
     gate.shared.limit("2 per minute")(_rate_limited)
     return gate.shared
+
+
+def test_slowapi_limiter_counts_in_the_storage_put_in_its_private_state(
+    limiter: Limiter, storage: MemoryStorage
+) -> None:
+    counted = _request("10.0.0.1")
+    with LIMIT_CHECK.named_failures():
+        limiter._check_request_limit(counted, _rate_limited, in_middleware=False)
+    item, identifiers = counted.state.view_rate_limit
+
+    # Read straight from the storage: were the count elsewhere (slowapi's own storage, if it
+    # renamed `_storage`/`_limiter`), a shared Redis would silently stop being shared.
+    remaining = FixedWindowRateLimiter(storage).get_window_stats(item, *identifiers).remaining
+    assert remaining == 1, LIMIT_CHECK.broken(
+        "a count no longer lands in the storage set as Limiter._storage / Limiter._limiter"
+    )
 
 
 def test_slowapi_check_request_limit_keeps_the_parameters_rate_limits_passes() -> None:

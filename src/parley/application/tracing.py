@@ -8,64 +8,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
-from uuid import UUID
 
-from parley.ports.tracing import Tracer, TurnTrace
+from parley.ports.tracing import TraceEvent, Tracer, TurnStarted, TurnTrace
 
 _log = logging.getLogger(__name__)
 
 
-def _each(targets: Sequence[Any], method: str, **kwargs: Any) -> None:
-    """Call ``method`` on every target in order; one failing never stops the next."""
-    for target in targets:
-        try:
-            getattr(target, method)(**kwargs)
-        except Exception as exc:  # a tracer broke its never-raise contract: contain it
-            _log.warning("Tracer %s.%s failed (%s)", type(target).__name__, method, type(exc).__name__)
-
-
 class CompositeTurnTrace:
-    """Forwards every ``TurnTrace`` call to each child trace, in order."""
+    """Hands every event to each child trace, in order; one failing never stops the next."""
 
     def __init__(self, traces: Sequence[TurnTrace]) -> None:
         self._traces = tuple(traces)
 
-    def generation(
-        self,
-        *,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        started_at: datetime,
-        first_token_at: datetime | None,
-        ended_at: datetime,
-        output: str,
-    ) -> None:
-        _each(
-            self._traces,
-            "generation",
-            model=model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            started_at=started_at,
-            first_token_at=first_token_at,
-            ended_at=ended_at,
-            output=output,
-        )
-
-    def tool(self, *, name: str, arguments: dict[str, Any], result: str, at: datetime) -> None:
-        _each(self._traces, "tool", name=name, arguments=arguments, result=result, at=at)
-
-    def retry(self, *, model: str, attempt: int, reason: str) -> None:
-        _each(self._traces, "retry", model=model, attempt=attempt, reason=reason)
-
-    def error(self, *, kind: str, model: str | None) -> None:
-        _each(self._traces, "error", kind=kind, model=model)
-
-    def end(self, *, status: str, output: str, ended_at: datetime) -> None:
-        _each(self._traces, "end", status=status, output=output, ended_at=ended_at)
+    def record(self, event: TraceEvent) -> None:
+        for trace in self._traces:
+            try:
+                trace.record(event)
+            except Exception as exc:  # a tracer broke its never-raise contract: contain it
+                _log.warning("Tracer %s.record failed (%s)", type(trace).__name__, type(exc).__name__)
 
 
 class CompositeTracer:
@@ -80,21 +40,11 @@ class CompositeTracer:
     def __init__(self, tracers: Sequence[Tracer]) -> None:
         self._tracers = tuple(tracers)
 
-    def start_turn(
-        self, *, user_id: UUID, conversation_id: UUID, input_text: str, streaming: bool, started_at: datetime
-    ) -> CompositeTurnTrace:
+    def start_turn(self, started: TurnStarted) -> CompositeTurnTrace:
         traces: list[TurnTrace] = []
         for tracer in self._tracers:
             try:
-                traces.append(
-                    tracer.start_turn(
-                        user_id=user_id,
-                        conversation_id=conversation_id,
-                        input_text=input_text,
-                        streaming=streaming,
-                        started_at=started_at,
-                    )
-                )
+                traces.append(tracer.start_turn(started))
             except Exception as exc:
                 _log.warning("Tracer %s.start_turn failed (%s)", type(tracer).__name__, type(exc).__name__)
         return CompositeTurnTrace(traces)

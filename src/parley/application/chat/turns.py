@@ -32,23 +32,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from parley.application.chat.agent_run import AgentInterrupted, AgentRun, wait_through_cancellation
+from parley.application.chat.observer import TurnObserver
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.principal import Principal
 from parley.domain.chat import DEFAULT_MAX_MESSAGE_LENGTH, Message, MessageContent, MessageRole, MessageStatus
 from parley.domain.errors import ConversationNotFound, HistoryCleared, ReplyInProgress
-from parley.ports.agent import (
-    AgentError,
-    AgentEvent,
-    AgentTurn,
-    ChatAgent,
-    ModelRetry,
-    TokenDelta,
-    ToolCall,
-    Usage,
-)
+from parley.ports.agent import AgentError, AgentTurn, ChatAgent, TokenDelta, ToolCall
 from parley.ports.persistence import ReplyFinish, StorageUnavailable, UnitOfWorkFactory
 from parley.ports.system import Clock, IdGenerator
-from parley.ports.tracing import Tracer, TurnTrace
+from parley.ports.tracing import Tracer, TurnStarted
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,39 +137,18 @@ class TakeTurn:
         return Turn(services, principal, message, claim, streaming=streaming)
 
 
-class _GenerationClock:
-    """Splits one turn into model calls (each ends with a Usage event) for tracing."""
-
-    def __init__(self, started_at: datetime) -> None:
-        self.started_at = started_at
-        self.first_token_at: datetime | None = None
-        self.parts: list[str] = []
-
-    def token(self, text: str, now: datetime) -> None:
-        self.first_token_at = self.first_token_at or now
-        self.parts.append(text)
-
-
-class _Interrupted(Exception):
-    """Put on a turn's queue by :meth:`Turn.interrupt`: end the events with ``error``."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
 class Turn:
-    """A claimed turn whose user message is stored; the agent starts at once.
+    """A claimed turn whose user message is stored; the agent starts at once (:class:`AgentRun`).
 
-    - the agent runs from the moment the turn exists (its first steps overlap with
-      sending the response head), in a task of its own, fed through a queue;
     - ``events()`` yields token deltas and tool calls as they happen, then exactly one
-      :class:`ReplyStored` or :class:`ReplyFailed`;
+      :class:`ReplyStored` or :class:`ReplyFailed`; a :class:`TurnObserver` accounts for
+      every event on the way (reply text, usage, tracing);
     - closing the iterator or cancelling its task stops the agent (and its upstream
       request) and stores what was produced as ``incomplete``;
     - :meth:`interrupt` stops the agent from outside (a delete, a clear, a shutdown):
       ``events()`` then stores what was produced as ``incomplete`` and ends with the error;
-    - :meth:`aclose` finishes a turn whose events were never (fully) consumed; it is
+    - :meth:`aclose` finishes a turn whose events were never (fully) consumed, and returns
+      only once the reply is stored, even if its caller is cancelled meanwhile; it is
       idempotent, so callers may always call it.
     """
 
@@ -190,21 +162,30 @@ class Turn:
         streaming: bool = True,
     ) -> None:
         self.user_message = user_message
-        self._streaming = streaming
         self._services, self._principal, self._claim = services, principal, claim
-        self._parts: list[str] = []
-        self._prompt_tokens = self._completion_tokens = 0
         self._finished = False
         self._closing: asyncio.Future[Any] | None = None
-        self._started_at = services.clock.now()
         self._deadline = asyncio.get_running_loop().time() + services.policy.claim_ttl.total_seconds()
-        self._trace = self._start_trace()
-        # The agent runs in a task of its own, fed through a queue. Cancelling *that* task
-        # is a plain, one-shot asyncio cancellation, so the agent's clean-up (closing the
-        # graph run and its upstream HTTP request) always completes, even when the consumer
-        # sits under a framework that re-cancels every await (anyio does).
-        self._queue: asyncio.Queue[AgentEvent | BaseException | None] = asyncio.Queue()
-        self._agent_run = asyncio.ensure_future(_run_agent(services.agent, self._agent_turn(), self._queue))
+        self._observer = TurnObserver(
+            services.tracer,
+            services.clock,
+            TurnStarted(
+                user_id=principal.user_id,
+                conversation_id=user_message.conversation_id,
+                input_text=user_message.content,
+                streaming=streaming,
+                at=services.clock.now(),
+            ),
+        )
+        self._agent = AgentRun(
+            services.agent,
+            AgentTurn(
+                conversation_id=user_message.conversation_id,
+                user_id=principal.user_id,
+                content=user_message.content,
+                stream_tokens=streaming,
+            ),
+        )
         services.running.add(self)
 
     @property
@@ -215,45 +196,29 @@ class Turn:
     def owner_id(self) -> UUID:
         return self._principal.user_id
 
-    def _start_trace(self) -> TurnTrace:
-        uc = self._services
-        return uc.tracer.start_turn(
-            user_id=self._principal.user_id,
-            conversation_id=self.user_message.conversation_id,
-            input_text=self.user_message.content,
-            streaming=self._streaming,
-            started_at=self._started_at,
-        )
-
-    def _agent_turn(self) -> AgentTurn:
-        return AgentTurn(
-            conversation_id=self.user_message.conversation_id,
-            user_id=self._principal.user_id,
-            content=self.user_message.content,
-            stream_tokens=self._streaming,
-        )
-
     async def events(self) -> AsyncGenerator[TurnEvent, None]:
         error: Exception | None = None
         status = MessageStatus.COMPLETE
         try:
-            async for event in self._observed(_drain(self._queue)):
-                yield event
+            async for event in self._agent.events():
+                self._observer.saw(event)
+                if isinstance(event, TokenDelta | ToolCall):
+                    yield event
         except (AgentError, StorageUnavailable) as failure:
-            self._trace.error(kind=type(failure).__name__, model=getattr(failure, "model", None))
+            self._observer.failed(failure)
             error, status = failure, MessageStatus.FAILED
-        except _Interrupted as interrupted:
-            self._trace.error(kind=type(interrupted.error).__name__, model=None)
+        except AgentInterrupted as interrupted:
+            self._observer.failed(interrupted.error)
             error, status = interrupted.error, MessageStatus.INCOMPLETE
         except Exception as bug:  # a bug below: keep what we have, marked failed
-            self._trace.error(kind=type(bug).__name__, model=None)
+            self._observer.failed(bug)
             await self._finish(MessageStatus.FAILED)
             raise
         except BaseException:
             # Closed or cancelled: stop the agent, then save what we have, in a task that a
             # re-cancelling framework cannot interrupt; aclose() waits for it.
             closing = self._closing = asyncio.ensure_future(self._abandon())
-            await asyncio.shield(closing)
+            await wait_through_cancellation(closing)
             raise
         yield await self._outcome(status, error)
 
@@ -269,65 +234,27 @@ class Turn:
             return ReplyFailed(None, HistoryCleared())
         if error is not None:
             return ReplyFailed(reply, error)
-        return ReplyStored(reply, self._prompt_tokens, self._completion_tokens)
+        return ReplyStored(reply, self._observer.prompt_tokens, self._observer.completion_tokens)
 
     async def interrupt(self, error: Exception) -> None:
         """Stop the agent now; ``events()`` stores what was produced as ``incomplete`` and ends
         with ``error``. Returns once the agent has stopped (its checkpoint writes done)."""
-        if not self._agent_run.done():
-            self._agent_run.cancel()
-            self._queue.put_nowait(_Interrupted(error))
-        await asyncio.wait({self._agent_run})
+        await self._agent.interrupt(error)
 
     async def aclose(self) -> None:
-        """Store what was produced as ``incomplete`` unless the turn already ended;
-        wait for a clean-up already under way."""
+        """Store what was produced as ``incomplete`` unless the turn already ended; wait for a
+        clean-up already under way, through cancellations (raised again once it is done)."""
         if self._closing is None and not self._finished:
             self._closing = asyncio.ensure_future(self._abandon())
         if self._closing is not None:
-            await asyncio.shield(self._closing)
+            await wait_through_cancellation(self._closing)
 
     async def _abandon(self) -> None:
-        self._agent_run.cancel()
-        await asyncio.wait({self._agent_run})  # the agent has closed its upstream request
+        await self._agent.stop()  # the agent has closed its upstream request
         if not self._finished:
             # Retried in the background by _finish when the database is down; nobody is listening.
             with suppress(StorageUnavailable):
                 await self._finish(MessageStatus.INCOMPLETE)
-
-    async def _observed(
-        self, stream: AsyncGenerator[AgentEvent, None]
-    ) -> AsyncGenerator[TokenDelta | ToolCall, None]:
-        clock = self._services.clock
-        generation = _GenerationClock(self._started_at)
-        async for event in stream:
-            if isinstance(event, TokenDelta):
-                generation.token(event.text, clock.now())
-                self._parts.append(event.text)
-                yield event
-            elif isinstance(event, ToolCall):
-                self._trace.tool(
-                    name=event.name, arguments=event.arguments, result=event.result, at=clock.now()
-                )
-                yield event
-            elif isinstance(event, ModelRetry):
-                self._trace.retry(model=event.model, attempt=event.attempt, reason=event.reason)
-            elif isinstance(event, Usage):
-                self._record_usage(event, generation, clock.now())
-                generation = _GenerationClock(clock.now())
-
-    def _record_usage(self, usage: Usage, generation: _GenerationClock, now: datetime) -> None:
-        self._prompt_tokens += usage.prompt_tokens
-        self._completion_tokens += usage.completion_tokens
-        self._trace.generation(
-            model=usage.model,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            started_at=generation.started_at,
-            first_token_at=generation.first_token_at,
-            ended_at=now,
-            output="".join(generation.parts),
-        )
 
     async def _finish(self, status: MessageStatus) -> tuple[Message, ReplyFinish]:
         """tx 2 (runs once): store the assistant message and free the reply slot.
@@ -344,7 +271,7 @@ class Turn:
             id=uc.ids.new_id(),
             conversation_id=self.user_message.conversation_id,
             role=MessageRole.ASSISTANT,
-            content="".join(self._parts),
+            content=self._observer.text,
             status=status,
             created_at=now,
         )
@@ -360,7 +287,7 @@ class Turn:
             )
             raise
         finally:
-            self._trace.end(status=status.value, output=reply.content, ended_at=now)
+            self._observer.ended(status, now)
 
     async def _store(self, reply: Message, now: datetime) -> ReplyFinish:
         """Store the reply into the history version it answers. If that history was cleared, or
@@ -384,25 +311,6 @@ class Turn:
                 await uow.conversations.release_reply(reply.conversation_id, claim_id=claim.claim_id)
                 await uow.commit()
         return stored
-
-
-async def _run_agent(
-    agent: ChatAgent, turn: AgentTurn, queue: asyncio.Queue[AgentEvent | BaseException | None]
-) -> None:
-    """Run the agent with ``queue`` as its sink, then put None (the end) or the error it raised."""
-    try:
-        await agent.run(turn, queue.put_nowait)
-    except Exception as error:
-        queue.put_nowait(error)
-    else:
-        queue.put_nowait(None)
-
-
-async def _drain(queue: asyncio.Queue[AgentEvent | BaseException | None]) -> AsyncGenerator[AgentEvent, None]:
-    while (item := await queue.get()) is not None:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ Contract (API.md, "Rate limits"):
 - a refused request raises :class:`RateLimited`, answered by the error table as 429 with
   ``{"detail": "Rate limit exceeded: 30 per 1 minute"}`` and ``Retry-After`` (seconds), and
   counted in ``parley_rate_limit_rejections_total{endpoint=<route template>}``;
-- with a shared (Redis) storage, an unreachable storage never fails a request: the check
-  falls back to this instance's memory (same limits), logs a warning, counts
+- the storage the limits count in is handed in (the composition root builds it: this
+  process's memory, or Redis shared by every instance, ``adapters/outbound/redis``); with a
+  shared storage, an unreachable storage never fails a request: the check falls back to this
+  instance's memory (same limits), logs a warning, counts
   ``parley_rate_limit_storage_errors_total``, and tries the shared storage again after
   ``storage_retry_seconds``.
 
@@ -26,7 +28,8 @@ Why not slowapi's middlewares: they find the route by walking ``app.routes``, wh
 longer lists endpoints once FastAPI includes routers lazily, and they only enforce default
 limits. A dependency runs after routing, so the route and its template are known, and its
 :class:`RateLimited` reaches the app's error handlers like any other error. The check itself
-is slowapi's: the call its own decorator makes, a private method (entry 5 of
+is slowapi's: the call its own decorator makes, a private method, on a strategy over the
+storage handed in, which replaces the one slowapi builds from a URI (entry 5 of
 ``docs/upstream-overrides.md``).
 """
 
@@ -43,10 +46,10 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
+from limits.storage import MemoryStorage, Storage
+from limits.strategies import FixedWindowRateLimiter
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
 
@@ -120,11 +123,9 @@ class RateLimitConfig:
     # (logins already open keep refreshing); a shorter window trades guesses for a shorter
     # lock-out.
     login_account: str = "10 per minute;100 per day"
-    storage_url: str | None = None  # None: this process's memory; redis://...: shared by instances
     trusted_proxies: Sequence[str] = ()  # IPs or CIDRs whose X-Forwarded-For is believed
     key_prefix: str = "parley"
-    storage_timeout_seconds: float = 0.5
-    storage_retry_seconds: float = 5.0
+    storage_retry_seconds: float = 5.0  # after a shared storage failed, count in memory this long
 
     def __post_init__(self) -> None:
         for name in ("default", *RouteLimit, *AccountLimit):
@@ -164,13 +165,18 @@ class RateLimitMetrics:
         )
 
 
-def rate_limit_gate(config: RateLimitConfig, *, registry: CollectorRegistry) -> RateLimitGate | None:
-    """The app's limits, counting on ``registry`` (the one ``/metrics`` renders); None when
-    ``config.enabled`` is false. The app hands it to the HTTP edge (``HttpEdge.rate_limits``),
-    which :data:`RATE_LIMITED` and :func:`enforce_account_limit` read."""
+def rate_limit_gate(
+    config: RateLimitConfig, storage: Callable[[], Storage], *, registry: CollectorRegistry
+) -> RateLimitGate | None:
+    """The app's limits, counting in the storage ``storage()`` makes (called only when limits are
+    on) and reporting on ``registry`` (the one ``/metrics`` renders); None when ``config.enabled``
+    is false. The app hands it to the HTTP edge (``HttpEdge.rate_limits``), which
+    :data:`RATE_LIMITED` and :func:`enforce_account_limit` read."""
     if not config.enabled:
         return None
-    return RateLimitGate(config, ClientIdentity(config.trusted_proxies), RateLimitMetrics.register(registry))
+    return RateLimitGate(
+        config, storage(), ClientIdentity(config.trusted_proxies), RateLimitMetrics.register(registry)
+    )
 
 
 async def enforce_rate_limits(request: Request) -> None:
@@ -198,24 +204,21 @@ async def enforce_account_limit(request: Request, limit: AccountLimit, account: 
         await gate.check_account(request, limit, account)
 
 
-def _limiter(config: RateLimitConfig, storage_url: str) -> Limiter:
-    options: dict[str, Any] = {"wrap_exceptions": True}  # storage failures become StorageError
-    if storage_url.startswith("redis"):
-        # Fail fast: a rate limiter must not hold a request through redis-py's 10 retries.
-        options |= {
-            "socket_timeout": config.storage_timeout_seconds,
-            "socket_connect_timeout": config.storage_timeout_seconds,
-            "retry": Retry(NoBackoff(), 1),  # one retry: a pooled connection may have gone stale
-        }
-    return Limiter(
+def _limiter(config: RateLimitConfig, storage: Storage) -> Limiter:
+    """A slowapi limiter counting in ``storage`` with the fixed-window strategy."""
+    limiter = Limiter(
         key_func=_request_key,
         default_limits=[config.default],
         strategy="fixed-window",
-        storage_uri=storage_url,
-        storage_options=options,
+        storage_uri="memory://",  # replaced below: slowapi takes a URI, never a storage
         key_prefix=config.key_prefix,
         key_style="endpoint",  # one budget per route, not per raw path (ids would split it)
     )
+    # Private state (capped, docs/upstream-overrides.md entry 5): every count goes through
+    # ``Limiter.limiter``, slowapi's strategy over its storage, so both name the one handed in.
+    limiter._storage = storage
+    limiter._limiter = FixedWindowRateLimiter(storage)
+    return limiter
 
 
 def _request_key(request: Request) -> str:
@@ -239,12 +242,16 @@ _ACCOUNT_BUDGETS: Mapping[AccountLimit, Callable[[Request], None]] = {
 
 
 class RateLimitGate:
-    """The app's limiters: the configured storage, plus memory while a shared storage is down."""
+    """The app's limiters: the storage handed in, plus memory while a shared storage is down
+    (a storage other than this process's memory may be unreachable)."""
 
-    def __init__(self, config: RateLimitConfig, identity: ClientIdentity, metrics: RateLimitMetrics) -> None:
+    def __init__(
+        self, config: RateLimitConfig, storage: Storage, identity: ClientIdentity, metrics: RateLimitMetrics
+    ) -> None:
         self._config, self._identity, self._metrics = config, identity, metrics
-        self.shared = _limiter(config, config.storage_url or "memory://")
-        self._fallback = _limiter(config, "memory://") if config.storage_url else None
+        self.shared = _limiter(config, storage)
+        shared = not isinstance(storage, MemoryStorage)
+        self._fallback = _limiter(config, MemoryStorage(wrap_exceptions=True)) if shared else None
         self._registered: set[Callable[..., Any]] = set()
         self._retry_shared_at = 0.0  # time.monotonic() before which the shared storage is skipped
         self._shared_down = False

@@ -86,10 +86,9 @@ async def _frames(turn: Turn, shutdown: anyio.Event, drain_seconds: float) -> As
         yield _error_event(exc)
     finally:
         drain.cancel()
-        # The client may have left: anyio cancels this generator, and would cancel any
-        # await here too; the shield lets the partial reply be stored before we return.
-        with anyio.CancelScope(shield=True):
-            await turn.aclose()
+        # The client may have left (anyio then cancels this generator, and every await in
+        # it): aclose() still returns only once the partial reply is stored.
+        await turn.aclose()
 
 
 class EventStream(EventSourceResponse):

@@ -10,8 +10,6 @@ only (never message bodies or keys). Nothing is fetched at construction.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
-from uuid import UUID
 
 from langfuse import Langfuse, LangfuseOtelSpanAttributes
 from langfuse import __version__ as langfuse_version
@@ -23,6 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from parley.adapters.outbound.langfuse.noop import NoopTurnTrace
 from parley.adapters.outbound.langfuse.turn import TRACE_NAME, LangfuseTurnTrace
+from parley.ports.tracing import TurnStarted
 
 
 class LangfuseTracer:
@@ -95,9 +94,7 @@ class LangfuseTracer:
             LANGFUSE_TRACER_NAME, langfuse_version, attributes={"public_key": self._public_key}
         )
 
-    def start_turn(
-        self, *, user_id: UUID, conversation_id: UUID, input_text: str, streaming: bool, started_at: datetime
-    ) -> LangfuseTurnTrace | NoopTurnTrace:
+    def start_turn(self, started: TurnStarted) -> LangfuseTurnTrace | NoopTurnTrace:
         """Open a trace for one turn; a do-nothing turn when tracing is off or fails."""
         if self._client is None or self._tracer is None:
             return NoopTurnTrace()
@@ -106,14 +103,12 @@ class LangfuseTracer:
                 client=self._client,
                 tracer=self._tracer,
                 trace_attributes={
-                    LangfuseOtelSpanAttributes.TRACE_USER_ID: str(user_id),
-                    LangfuseOtelSpanAttributes.TRACE_SESSION_ID: str(conversation_id),
+                    LangfuseOtelSpanAttributes.TRACE_USER_ID: str(started.user_id),
+                    LangfuseOtelSpanAttributes.TRACE_SESSION_ID: str(started.conversation_id),
                     LangfuseOtelSpanAttributes.TRACE_NAME: TRACE_NAME,
                 },
                 capture_content=self._capture_content,
-                input_text=input_text,
-                streaming=streaming,
-                started_at=started_at,
+                started=started,
             )
         except Exception as exc:
             logger.warning("Langfuse tracing: start_turn failed ({})", type(exc).__name__)

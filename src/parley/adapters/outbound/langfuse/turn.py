@@ -9,7 +9,7 @@ What Langfuse receives for one turn:
   its own start/end time, ``completion_start_time`` = first token);
 - one ``tool`` observation per tool call;
 - one ``event`` per retry (level WARNING) and per error (level ERROR, the error
-  kind as status message).
+  kind as status message), at the moment the port gives.
 
 Every method only hands spans to the SDK's batch processor (no network on the
 caller's thread) and logs instead of raising.
@@ -18,7 +18,6 @@ caller's thread) and logs instead of raising.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, ParamSpec
@@ -35,6 +34,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 
 from parley.domain.chat import MessageStatus
+from parley.ports.tracing import (
+    ModelCalled,
+    ModelRetried,
+    ToolUsed,
+    TraceEvent,
+    TurnEnded,
+    TurnFailed,
+    TurnStarted,
+)
 
 TRACE_NAME = "chat-turn"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,9 +100,7 @@ class LangfuseTurnTrace:
         tracer: otel_trace.Tracer,
         trace_attributes: dict[str, str],
         capture_content: bool,
-        input_text: str,
-        streaming: bool,
-        started_at: datetime,
+        started: TurnStarted,
     ) -> None:
         self._client = client
         self._tracer = tracer
@@ -104,81 +110,76 @@ class LangfuseTurnTrace:
         self._ended = False
         # An empty parent context: the turn is its own trace even when the caller
         # runs inside some other OpenTelemetry span.
-        root_span = self._start_span(TRACE_NAME, _nanos(started_at), parent=otel_context.Context())
+        root_span = self._start_span(TRACE_NAME, _nanos(started.at), parent=otel_context.Context())
         self._root_context = otel_trace.set_span_in_context(root_span)
         self._root = LangfuseAgent(
             otel_span=root_span,
             langfuse_client=client,
-            input=self._content(input_text),
-            metadata={"streaming": streaming, "input_chars": len(input_text)},
+            input=self._content(started.input_text),
+            metadata={"streaming": started.streaming, "input_chars": len(started.input_text)},
         )
 
     # --- the TurnTrace port -------------------------------------------------
-    @_swallowing("generation")
-    def generation(
-        self,
-        *,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        started_at: datetime,
-        first_token_at: datetime | None,
-        ended_at: datetime,
-        output: str,
-    ) -> None:
-        """Record one finished model call (its own start/end time, usage and first token)."""
-        usage = {"input": _token_count(prompt_tokens), "output": _token_count(completion_tokens)}
-        usage["total"] = _token_count(usage["input"] + usage["output"])
-        generation = LangfuseGeneration(
-            otel_span=self._start_span(f"llm:{model}", _nanos(started_at), parent=self._root_context),
-            langfuse_client=self._client,
-            model=_clean(model),
-            usage_details=usage,
-            completion_start_time=first_token_at,
-            output=self._content(output),
-        )
-        generation.end(end_time=_nanos(ended_at))
-
-    @_swallowing("tool")
-    def tool(self, *, name: str, arguments: dict[str, Any], result: str, at: datetime) -> None:
-        """Record one tool call; the port gives a single instant, so it has zero duration."""
-        tool = LangfuseTool(
-            otel_span=self._start_span(f"tool:{name}", _nanos(at), parent=self._root_context),
-            langfuse_client=self._client,
-            input=self._content(arguments),
-            output=self._content(result),
-            metadata={"tool": _clean(name)},
-        )
-        tool.end(end_time=_nanos(at))
-
-    @_swallowing("retry")
-    def retry(self, *, model: str, attempt: int, reason: str) -> None:
-        """Record a retried model call as a WARNING event."""
-        metadata = {"model": _clean(model), "attempt": attempt}
-        self._event("retry", level="WARNING", status_message=_clean(reason), metadata=metadata)
-
-    @_swallowing("error")
-    def error(self, *, kind: str, model: str | None) -> None:
-        """Record an error as an ERROR event; the turn's root will be ERROR as well."""
-        kind = _clean(kind)
-        self._error_kinds.append(kind)
-        metadata = {"error_kind": kind, "model": _clean(model or "")}
-        self._event("error", level="ERROR", status_message=kind, metadata=metadata)
-
-    @_swallowing("end")
-    def end(self, *, status: str, output: str, ended_at: datetime) -> None:
-        """Finish the trace with the turn's status and reply; later calls are ignored."""
+    @_swallowing("record")
+    def record(self, event: TraceEvent) -> None:
+        """Translate one event into its observation; events after the end are ignored."""
         if self._ended:
             return
+        match event:
+            case ModelCalled():
+                self._model_called(event)
+            case ToolUsed():
+                self._tool_used(event)
+            case ModelRetried(model=model, attempt=attempt, reason=reason, at=at):
+                metadata = {"model": _clean(model), "attempt": attempt}
+                self._event("retry", at, level="WARNING", status_message=_clean(reason), metadata=metadata)
+            case TurnFailed(kind=kind, model=model, at=at):
+                # The turn's root will be ERROR as well.
+                kind = _clean(kind)
+                self._error_kinds.append(kind)
+                metadata = {"error_kind": kind, "model": _clean(model or "")}
+                self._event("error", at, level="ERROR", status_message=kind, metadata=metadata)
+            case TurnEnded():
+                self._end(event)
+
+    def _model_called(self, call: ModelCalled) -> None:
+        """One finished model call: its own start/end time, usage and first token."""
+        usage = {"input": _token_count(call.prompt_tokens), "output": _token_count(call.completion_tokens)}
+        usage["total"] = _token_count(usage["input"] + usage["output"])
+        span = self._start_span(f"llm:{call.model}", _nanos(call.started_at), parent=self._root_context)
+        generation = LangfuseGeneration(
+            otel_span=span,
+            langfuse_client=self._client,
+            model=_clean(call.model),
+            usage_details=usage,
+            completion_start_time=call.first_token_at,
+            output=self._content(call.output),
+        )
+        generation.end(end_time=_nanos(call.ended_at))
+
+    def _tool_used(self, tool_call: ToolUsed) -> None:
+        """One tool call; the port gives a single instant, so it has zero duration."""
+        at = _nanos(tool_call.at)
+        tool = LangfuseTool(
+            otel_span=self._start_span(f"tool:{tool_call.name}", at, parent=self._root_context),
+            langfuse_client=self._client,
+            input=self._content(tool_call.arguments),
+            output=self._content(tool_call.result),
+            metadata={"tool": _clean(tool_call.name)},
+        )
+        tool.end(end_time=at)
+
+    def _end(self, ended: TurnEnded) -> None:
+        """Finish the trace with the turn's status and reply."""
         self._ended = True
-        level, status_message = self._outcome(status)
+        level, status_message = self._outcome(ended.status)
         self._root.update(
-            output=self._content(output),
+            output=self._content(ended.output),
             level=level,
             status_message=status_message,
-            metadata={"status": _clean(status), "output_chars": len(output)},
+            metadata={"status": _clean(ended.status), "output_chars": len(ended.output)},
         )
-        self._root.end(end_time=_nanos(ended_at))
+        self._root.end(end_time=_nanos(ended.at))
 
     # --- internals ----------------------------------------------------------
     def _start_span(self, name: str, start_ns: int, *, parent: otel_context.Context) -> otel_trace.Span:
@@ -192,16 +193,17 @@ class LangfuseTurnTrace:
         span.set_attributes(self._trace_attributes)
         return span
 
-    def _event(self, name: str, *, level: Level, status_message: str, metadata: dict[str, Any]) -> None:
-        # The port gives retries and errors no timestamp: they happen "now".
-        now = time.time_ns()
+    def _event(
+        self, name: str, at: datetime, *, level: Level, status_message: str, metadata: dict[str, Any]
+    ) -> None:
+        moment = _nanos(at)
         LangfuseEvent(
-            otel_span=self._start_span(name, now, parent=self._root_context),
+            otel_span=self._start_span(name, moment, parent=self._root_context),
             langfuse_client=self._client,
             level=level,
             status_message=status_message,
             metadata=metadata,
-        ).end(end_time=now)
+        ).end(end_time=moment)
 
     def _outcome(self, status: str) -> tuple[Level, str | None]:
         if self._error_kinds or status == MessageStatus.FAILED:

@@ -1,4 +1,5 @@
-"""Which model failures are worth retrying, and how long to wait before retrying.
+"""Model-call retries, all in one place: which failures are worth retrying, how long to wait,
+when to give up, and what the caller is told then.
 
 The policy is a frozen value; each model call keeps its own attempt counter, so no
 mutable state is shared between requests.
@@ -10,9 +11,16 @@ the turn at once: retrying would fail the same way and waste the caller's time.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import openai
+
+from parley.ports.agent import AgentUnavailable, EventSink, ModelRetry
+
+_Reply = TypeVar("_Reply")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,3 +61,40 @@ def failure_summary(error: BaseException) -> str:
     if isinstance(error, openai.APIStatusError):
         return f"model request failed with status {error.status_code}"
     return f"model request failed ({type(error).__name__})"
+
+
+async def call_with_retries(
+    call: Callable[[list[str]], Awaitable[_Reply]], *, policy: RetryPolicy, model: str, emit: EventSink
+) -> _Reply:
+    """Make one model call (``call``), retrying it per ``policy``.
+
+    - ``call`` appends each piece of text it streams to the list it is given;
+    - a failure is retried only when it is transient (:func:`retry_reason`) and produced no
+      text yet: once text has reached the client a retry would duplicate it;
+    - each retry is announced with :class:`ModelRetry` (``attempt`` is the 1-based number of
+      the attempt that just failed), then follows after :meth:`RetryPolicy.delay_before`;
+    - otherwise, or after ``policy.max_attempts`` attempts, :class:`AgentUnavailable` naming
+      ``model`` is raised, with a short, secret-free reason.
+    """
+    attempt = 1
+    while True:
+        streamed: list[str] = []
+        try:
+            return await call(streamed)
+        except Exception as error:
+            reason = retry_reason(error)
+            if reason is None or streamed or attempt >= policy.max_attempts:
+                raise _unavailable(error, attempt, model=model, streamed=bool(streamed)) from error
+            emit(ModelRetry(attempt=attempt, reason=reason, model=model))
+            await asyncio.sleep(policy.delay_before(attempt))
+            attempt += 1
+
+
+def _unavailable(error: Exception, attempt: int, *, model: str, streamed: bool) -> AgentUnavailable:
+    if streamed:
+        detail = f"{failure_summary(error)} after part of the reply was sent"
+    elif retry_reason(error) is not None:
+        detail = f"{failure_summary(error)}; gave up after {attempt} attempt(s)"
+    else:
+        detail = failure_summary(error)
+    return AgentUnavailable(detail, model=model)

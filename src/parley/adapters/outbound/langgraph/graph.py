@@ -14,7 +14,6 @@ to every token. The model node announces retries and usage itself:
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,13 +34,11 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
 from parley.adapters.outbound.langgraph.context import build_context
-from parley.adapters.outbound.langgraph.failures import RetryPolicy, failure_summary, retry_reason
+from parley.adapters.outbound.langgraph.failures import RetryPolicy, call_with_retries
 from parley.domain.chat import storable_text
 from parley.ports.agent import (
     AgentEvent,
-    AgentUnavailable,
     EventSink,
-    ModelRetry,
     TokenDelta,
     ToolCall,
     Usage,
@@ -55,13 +52,8 @@ ModelUpdate = dict[str, list[BaseMessage]]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelStep:
-    """The model node: builds the context, calls the model, retries per ``policy``.
-
-    A failed call is retried only when it is transient and produced no text yet;
-    once text has reached the client a retry would duplicate it, so the turn fails
-    with :class:`AgentUnavailable` instead. ``ModelRetry.attempt`` is the number
-    (1-based) of the attempt that just failed; the retry follows after the backoff.
-    """
+    """The model node: builds the context, calls the model, retries per ``policy``
+    (the rules: :func:`~parley.adapters.outbound.langgraph.failures.call_with_retries`)."""
 
     model: Runnable[LanguageModelInput, BaseMessage]
     model_name: str
@@ -74,24 +66,15 @@ class ModelStep:
         emit = _sink(configurable)
         stream_tokens = bool(configurable.get(STREAM_TOKENS, True))
         prompt = build_context(self.system_prompt, state["messages"], self.context_budget)
-        attempt = 1
-        while True:
-            streamed: list[str] = []
-            try:
-                if stream_tokens:
-                    reply = await self._call(prompt, emit, streamed)
-                else:
-                    reply = await self._call_whole(prompt, emit)
-            except Exception as error:
-                reason = retry_reason(error)
-                if reason is None or streamed or attempt >= self.policy.max_attempts:
-                    raise self._unavailable(error, attempt, bool(streamed)) from error
-                emit(ModelRetry(attempt=attempt, reason=reason, model=self.model_name))
-                await asyncio.sleep(self.policy.delay_before(attempt))
-                attempt += 1
-                continue
-            emit(self._usage(reply, prompt))
-            return {"messages": [reply]}
+
+        async def one_call(streamed: list[str]) -> AIMessage:
+            if stream_tokens:
+                return await self._call(prompt, emit, streamed)
+            return await self._call_whole(prompt, emit)
+
+        reply = await call_with_retries(one_call, policy=self.policy, model=self.model_name, emit=emit)
+        emit(self._usage(reply, prompt))
+        return {"messages": [reply]}
 
     async def _call(self, prompt: list[BaseMessage], emit: EventSink, streamed: list[str]) -> AIMessage:
         """Stream one model call, forwarding text as it comes; ``streamed`` collects it."""
@@ -124,15 +107,6 @@ class ModelStep:
         if usage is None:
             return Usage(model, count_tokens_approximately(prompt), count_tokens_approximately([reply]))
         return Usage(model, usage["input_tokens"], usage["output_tokens"])
-
-    def _unavailable(self, error: Exception, attempt: int, streamed: bool) -> AgentUnavailable:
-        if streamed:
-            detail = f"{failure_summary(error)} after part of the reply was sent"
-        elif retry_reason(error) is not None:
-            detail = f"{failure_summary(error)}; gave up after {attempt} attempt(s)"
-        else:
-            detail = failure_summary(error)
-        return AgentUnavailable(detail, model=self.model_name)
 
 
 async def report_tool_call(

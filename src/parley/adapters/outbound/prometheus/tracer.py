@@ -21,12 +21,21 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ParamSpec
-from uuid import UUID
+from typing import ParamSpec
 
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.registry import REGISTRY
+
+from parley.ports.tracing import (
+    ModelCalled,
+    ModelRetried,
+    ToolUsed,
+    TraceEvent,
+    TurnEnded,
+    TurnFailed,
+    TurnStarted,
+)
 
 MAX_LABEL_CHARS = 100
 UNKNOWN = "unknown"
@@ -124,7 +133,7 @@ class LlmMetrics:
 
 
 class PrometheusTurnTrace:
-    """One turn's metrics; see the module docstring. ``end()`` counts once."""
+    """One turn's metrics; see the module docstring. The turn is counted once, at its end."""
 
     def __init__(self, metrics: LlmMetrics) -> None:
         self._metrics = metrics
@@ -136,46 +145,34 @@ class PrometheusTurnTrace:
         self._metrics.active_streams.inc()
 
     @_never_raising
-    def generation(
-        self,
-        *,
-        model: str,
-        prompt_tokens: int,
-        completion_tokens: int,
-        started_at: datetime,
-        first_token_at: datetime | None,
-        ended_at: datetime,
-        output: str,
-    ) -> None:
-        """Count one finished model call: its latency, first token and usage."""
-        m, name = self._metrics, _label(model)
-        m.calls.labels(name).inc()
-        m.call_seconds.labels(name).observe(_seconds(started_at, ended_at))
-        if first_token_at is not None:
-            m.first_token_seconds.labels(name).observe(_seconds(started_at, first_token_at))
-        m.tokens.labels(name, "prompt").inc(max(0, prompt_tokens))
-        m.tokens.labels(name, "completion").inc(max(0, completion_tokens))
-
-    @_never_raising
-    def tool(self, *, name: str, arguments: dict[str, Any], result: str, at: datetime) -> None:
-        self._metrics.tool_calls.labels(_label(name)).inc()
-
-    @_never_raising
-    def retry(self, *, model: str, attempt: int, reason: str) -> None:
-        self._metrics.retries.labels(_label(model), _label(reason)).inc()
-
-    @_never_raising
-    def error(self, *, kind: str, model: str | None) -> None:
-        self._metrics.errors.labels(_label(model), _label(kind)).inc()
-
-    @_never_raising
-    def end(self, *, status: str, output: str, ended_at: datetime) -> None:
-        """Count the turn by status and release its active-stream slot (first call only)."""
+    def record(self, event: TraceEvent) -> None:
         if self._ended:
             return
-        self._ended = True
-        self._metrics.active_streams.dec()
-        self._metrics.turns.labels(_label(status)).inc()
+        m = self._metrics
+        match event:
+            case ModelCalled():
+                self._model_called(event)
+            case ToolUsed(name=name):
+                m.tool_calls.labels(_label(name)).inc()
+            case ModelRetried(model=model, reason=reason):
+                m.retries.labels(_label(model), _label(reason)).inc()
+            case TurnFailed(kind=kind, model=model):
+                m.errors.labels(_label(model), _label(kind)).inc()
+            case TurnEnded(status=status):
+                # Count the turn by status and release its active-stream slot.
+                self._ended = True
+                m.active_streams.dec()
+                m.turns.labels(_label(status)).inc()
+
+    def _model_called(self, call: ModelCalled) -> None:
+        """Count one finished model call: its latency, first token and usage."""
+        m, name = self._metrics, _label(call.model)
+        m.calls.labels(name).inc()
+        m.call_seconds.labels(name).observe(_seconds(call.started_at, call.ended_at))
+        if call.first_token_at is not None:
+            m.first_token_seconds.labels(name).observe(_seconds(call.started_at, call.first_token_at))
+        m.tokens.labels(name, "prompt").inc(max(0, call.prompt_tokens))
+        m.tokens.labels(name, "completion").inc(max(0, call.completion_tokens))
 
 
 class PrometheusTracer:
@@ -189,9 +186,7 @@ class PrometheusTracer:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.metrics = LlmMetrics.register(REGISTRY if registry is None else registry)
 
-    def start_turn(
-        self, *, user_id: UUID, conversation_id: UUID, input_text: str, streaming: bool, started_at: datetime
-    ) -> PrometheusTurnTrace:
+    def start_turn(self, started: TurnStarted) -> PrometheusTurnTrace:
         return PrometheusTurnTrace(self.metrics)
 
     async def aclose(self) -> None:
