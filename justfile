@@ -52,3 +52,50 @@ fmt:
 # Benchmarks against a local fake model (see bench/README.md)
 bench *args:
     uv run python -m bench {{args}}
+
+# --- Containers (README "Run the full stack"; Docker with the compose plugin) ---------------
+# Each takes ENV (development | staging | production; `ENV=` may be written or not) and reads
+# .env.<ENV> at the root, made from deploy/env/.env.<ENV> (development's is copied for you).
+
+# Build the API image, tagged parley:<ENV>: just docker-build-env ENV=production
+docker-build-env ENV="development": (_env-file ENV)
+    docker compose --env-file .env.{{ trim_start_match(ENV, "ENV=") }} build api
+
+# Run the API behind its proxy, with its PostgreSQL and Redis (no monitoring): http://localhost:8080
+docker-run-env ENV="development": (_env-file ENV)
+    docker compose --env-file .env.{{ trim_start_match(ENV, "ENV=") }} up -d --build --wait proxy
+
+# Follow the API's and the proxy's logs
+docker-logs ENV="development": (_env-file ENV)
+    docker compose --env-file .env.{{ trim_start_match(ENV, "ENV=") }} logs --follow --tail 200 api proxy
+
+# Stop the containers (they and their data stay; stack-down removes them)
+docker-stop ENV="development": (_env-file ENV)
+    docker compose --env-file .env.{{ trim_start_match(ENV, "ENV=") }} stop
+
+# The whole stack: API, proxy, PostgreSQL, Redis, Prometheus, Grafana (COMPOSE_PROFILES=langfuse adds Langfuse)
+stack-up ENV="development": (_env-file ENV)
+    docker compose --env-file .env.{{ trim_start_match(ENV, "ENV=") }} up -d --build --wait
+
+# Remove the stack's containers and network; the data volumes stay (add -v by hand to drop them)
+stack-down ENV="development": (_env-file ENV)
+    docker compose --env-file .env.{{ trim_start_match(ENV, "ENV=") }} down
+
+# .env.<ENV> must exist: development's is made from its template, the others are yours to fill in
+[private]
+_env-file ENV:
+    #!/usr/bin/env sh
+    set -eu
+    env="{{ trim_start_match(ENV, "ENV=") }}"
+    case "$env" in
+        development | staging | production) ;;
+        *) echo "ENV must be development, staging or production, not '$env'" >&2; exit 2 ;;
+    esac
+    [ -f ".env.$env" ] && exit 0
+    if [ "$env" = development ]; then
+        cp deploy/env/.env.development .env.development
+        echo "Created .env.development from deploy/env/.env.development (development values only)."
+        exit 0
+    fi
+    echo "No .env.$env: cp deploy/env/.env.$env .env.$env, then replace every change-me and fill GRAFANA_ADMIN_PASSWORD." >&2
+    exit 1

@@ -16,7 +16,7 @@ from sqlalchemy.pool import QueuePool
 from parley.adapters.inbound.http.metrics_endpoint import DatabaseCheck, PoolReader, PoolUsage
 from parley.adapters.outbound.postgres.embedded import EmbeddedPostgres
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
-from parley.adapters.outbound.postgres.probe import ensure_reachable
+from parley.adapters.outbound.postgres.probe import ensure_reachable, wait_until_reachable
 from parley.config import ConfigurationError, Settings
 from parley.container import Container
 from parley.ports.persistence import StorageUnavailable
@@ -73,11 +73,18 @@ async def _dispose_engine(container: Container) -> None:
     await container.engine().dispose()
 
 
-async def migrate_database(settings: Settings) -> None:
-    """``parley migrate``: bring the configured (or embedded) database to the newest schema."""
+async def migrate_database(settings: Settings, *, wait_seconds: float = 0) -> None:
+    """``parley migrate``: bring the configured (or embedded) database to the newest schema.
+
+    ``wait_seconds`` > 0 (the image's prestart step): wait that long for the database to
+    answer before giving up with :class:`StorageUnavailable`; 0 tries once. Safe to run
+    twice, or from several replicas at once: the upgrade holds a PostgreSQL advisory lock
+    (``migrations/env.py``), so one process migrates while the others wait, then find the
+    schema at the newest revision and do nothing.
+    """
     async with AsyncExitStack() as stack:
         url, _ = await _database_url(settings, stack)
-        await ensure_reachable(url)
+        await wait_until_reachable(url, within=wait_seconds)
         await asyncio.to_thread(upgrade_to_head, url)
 
 

@@ -98,7 +98,12 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: PORT or 8000)")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
     workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes; for metrics set PROMETHEUS_MULTIPROC_DIR (README)")
+        int,
+        typer.Option(
+            min=1,
+            envvar="WEB_CONCURRENCY",
+            help="Worker processes; for metrics set PROMETHEUS_MULTIPROC_DIR (README)",
+        ),
     ] = 1,
 ) -> None:
     """Serve the API. With no database URL in development, an embedded PostgreSQL is started."""
@@ -124,9 +129,15 @@ def serve(
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait for the database to answer (prestart); 0: try once"),
+    ] = 0,
+) -> None:
     """Upgrade the database (POSTGRES_URL/DATABASE_URL, else the embedded one) to the newest schema.
 
+    Safe to run twice or from several replicas at once (an advisory lock serialises them).
     To step back a revision, run Alembic with the database's URL:
     DATABASE_URL=postgresql://... uv run alembic downgrade -1
     """
@@ -136,7 +147,7 @@ def migrate() -> None:
     settings = _settings()
     configure_logging(level=settings.observability.log_level, json_lines=settings.json_logs)
     with _stop_if_database_unreachable():
-        asyncio.run(migrate_database(settings))
+        asyncio.run(migrate_database(settings, wait_seconds=wait))
     typer.echo("Database migrated to the newest revision.")
 
 

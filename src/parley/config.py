@@ -28,6 +28,7 @@ from enum import StrEnum
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from limits import parse_many
 from pydantic import (
@@ -81,6 +82,14 @@ def _without_blanks(data: Any) -> Any:
 def _is_placeholder(value: str) -> bool:
     lowered = value.strip().lower()
     return lowered in _PLACEHOLDER_SECRETS or lowered.startswith(("change", "replace", "your-", "<"))
+
+
+def _has_placeholder_password(url: str) -> bool:
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # an unparsable URL is the database driver's to refuse
+        return False
+    return password is not None and _is_placeholder(unquote(password))
 
 
 def _split_commas(value: Any) -> Any:
@@ -301,6 +310,9 @@ class Settings(BaseSettings):
             problems.append(f"JWT_SECRET_KEY must be a random value of at least {MIN_SECRET_BYTES} bytes")
         if self.db.url is None:
             problems.append("POSTGRES_URL (or DATABASE_URL) is required")
+        elif _has_placeholder_password(self.db.url.get_secret_value()):
+            # The env templates (deploy/env/) build the URL from POSTGRES_PASSWORD=change-me.
+            problems.append("POSTGRES_URL's password is a placeholder: set a real one")
         if "*" in self.http.cors_origins:
             problems.append("CORS_ORIGINS must list explicit origins, not '*'")
         if problems:

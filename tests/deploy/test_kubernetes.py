@@ -25,11 +25,13 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import typer
 import yaml
 
 from parley.adapters.inbound.http.api_docs import ASSETS_PATH, DOCS_PATH, REDOC_PATH
 from parley.adapters.inbound.http.metrics_endpoint import METRICS_PATH
 from parley.adapters.outbound.postgres.probe import DEFAULT_PROBE_TIMEOUT_SECONDS
+from parley.cli import app as parley_cli
 from parley.cli import server_options
 from parley.config import Settings, environment_variable_names
 from parley.main import create_app
@@ -341,6 +343,19 @@ def test_the_migration_job_runs_the_same_image_with_the_same_settings(manifests:
     assert container["image"] == api["image"]
     assert container["envFrom"] == api["envFrom"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+@pytest.mark.parametrize("kind", ["Job", "Deployment"])
+def test_the_commands_the_pods_run_are_ones_the_cli_accepts(manifests: list[Manifest], kind: str) -> None:
+    (container,) = one(manifests, kind)["spec"]["template"]["spec"]["containers"]
+    program, name, *arguments = container["command"]
+    cli: Any = typer.main.get_command(parley_cli)  # a click group (typer vendors its own click)
+
+    command = cli.get_command(cli.make_context("parley", [name]), name)
+
+    assert program == "parley"
+    assert command is not None, f"parley has no command {name!r}"
+    command.make_context(name, list(arguments))  # raises on an unknown option or a bad value
 
 
 # --- deploy.sh, with a kubectl that records what it is asked ----------------------------------

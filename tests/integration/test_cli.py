@@ -110,6 +110,15 @@ def test_serve_gives_uvicorn_the_header_bound_protocol_every_worker_can_rebuild(
     assert protocol.header_timeout == 7.5
 
 
+def test_web_concurrency_sets_the_worker_count_and_the_option_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The image sets its worker count with WEB_CONCURRENCY (deploy/Dockerfile).
+    assert _uvicorn_options_of_serve(monkeypatch, tmp_path, WEB_CONCURRENCY="3")["workers"] == 3
+    options = _uvicorn_options_of_serve(monkeypatch, tmp_path, "--workers", "2", WEB_CONCURRENCY="3")
+    assert options["workers"] == 2
+
+
 def test_version_option_prints_the_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
 

@@ -61,6 +61,24 @@ def test_deployments_refuse_weak_or_placeholder_secrets(secret: str) -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "password", ["change-me", "changeme", "CHANGE-ME-TOO", "your-password", "%3Cpassword%3E"]
+)
+def test_deployments_refuse_a_placeholder_database_password(password: str) -> None:
+    with pytest.raises(ConfigurationError, match="POSTGRES_URL's password is a placeholder"):
+        load_settings(
+            app_env="staging",
+            auth={"jwt_secret_key": STRONG},
+            db={"url": f"postgresql://parley:{password}@db/parley"},
+        )
+
+
+def test_deployments_accept_a_real_database_password_or_none() -> None:
+    for url in ("postgresql://parley:Xk3-real-Pw@db/parley", "postgresql://db/parley?host=/run/pg"):
+        settings = load_settings(app_env="production", auth={"jwt_secret_key": STRONG}, db={"url": url})
+        assert settings.db.url is not None
+
+
 def test_production_accepts_a_strong_secret_and_short_access_tokens() -> None:
     settings = load_settings(
         app_env="production", auth={"jwt_secret_key": STRONG}, db={"url": "postgresql://db/parley"}

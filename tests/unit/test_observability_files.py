@@ -112,12 +112,14 @@ def test_dashboards_default_to_the_provisioned_prometheus() -> None:
         assert all(v["datasource"] == PANEL_DATASOURCE for v in others), dashboard["uid"]
 
 
-def test_the_dashboard_provider_reads_the_folder_the_readme_says_to_mount() -> None:
+def test_the_dashboard_provider_reads_the_folder_the_readme_and_compose_mount() -> None:
     (provider,) = _yaml(GRAFANA / "provisioning" / "dashboards" / "parley.yml")["providers"]
     mount = provider["options"]["path"]
+    grafana_volumes = _yaml(OBSERVABILITY.parent / "compose.yaml")["services"]["grafana"]["volumes"]
 
-    assert mount == "/var/lib/grafana/dashboards"
+    assert mount == "/etc/grafana/dashboards"
     assert mount in (OBSERVABILITY / "README.md").read_text()
+    assert f"./observability/grafana/dashboards:{mount}:ro" in grafana_volumes
 
 
 def test_every_alert_says_how_long_how_bad_what_and_what_to_do() -> None:

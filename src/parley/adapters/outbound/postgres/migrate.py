@@ -18,8 +18,28 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-# src/parley/adapters/outbound/postgres/migrate.py -> the repository root holds migrations/.
-MIGRATIONS_DIR = Path(__file__).resolve().parents[5] / "migrations"
+
+def find_migrations(module_file: Path = Path(__file__)) -> Path:
+    """Where the Alembic scripts are, for this module at ``module_file``.
+
+    - an installed wheel (the image) carries them as package data, ``parley/migrations``
+      (pyproject's ``force-include``), beside ``parley/adapters``;
+    - a source checkout (editable install, tests) has them at the repository root,
+      ``<root>/migrations``, beside ``src/parley``.
+
+    The packaged copy wins, so an installed Parley never depends on the directory it runs
+    in. When neither exists the packaged path is returned, and :func:`alembic_config` says
+    it is missing.
+    """
+    package = module_file.resolve().parents[3]  # .../parley/adapters/outbound/postgres/migrate.py
+    packaged = package / "migrations"
+    if (packaged / "env.py").is_file():
+        return packaged
+    checkout = package.parents[1] / "migrations"  # <root>/src/parley -> <root>/migrations
+    return checkout if (checkout / "env.py").is_file() else packaged
+
+
+MIGRATIONS_DIR = find_migrations()
 
 
 def alembic_config(url: str, *, script_location: Path = MIGRATIONS_DIR) -> Config:

@@ -79,3 +79,32 @@ async def ensure_reachable(url: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
         raise StorageUnavailable(
             f"Cannot reach the database at {shown_url(url)}: no answer within {timeout:.0f}s"
         ) from None
+
+
+async def wait_until_reachable(
+    url: str, *, within: float, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+) -> None:
+    """Try :func:`ensure_reachable` until the database answers, for at most ``within`` seconds.
+
+    For a prestart step (``parley migrate --wait``): in a fresh stack the database container
+    may still be starting when the API's starts. The pause between attempts grows from 0.5 s
+    to 2 s. After the bound, raise :class:`StorageUnavailable` with one line: how long it
+    waited, and the last reason (the URL without its password). ``within`` <= 0 tries once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    pause = 0.5
+    while True:
+        remaining = deadline - loop.time()
+        try:
+            # An attempt never runs past the bound by more than the 1 s libpq minimum.
+            await ensure_reachable(url, timeout=max(1.0, min(connect_timeout, remaining)))
+            return
+        except StorageUnavailable as unreachable:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                if within <= 0:
+                    raise
+                raise StorageUnavailable(f"{unreachable} (gave up after waiting {within:g}s)") from None
+        await asyncio.sleep(min(pause, remaining))
+        pause = min(pause * 2, 2.0)
