@@ -33,7 +33,8 @@ from parley.application.chat.conversations import (
 )
 from parley.application.chat.history import ClearMessages, ListMessages
 from parley.application.chat.running import DeferredWrites, RunningTurns
-from parley.application.chat.turns import SendMessage, StreamReply, TurnPolicy, TurnServices
+from parley.application.chat.sending import SendMessage, StreamReply
+from parley.application.chat.turns import TurnPolicy, TurnServices
 from parley.application.session_cache import RecentAuthSessions
 from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile

@@ -12,7 +12,8 @@ from uuid import UUID
 from parley.application.chat.conversations import CreateConversation
 from parley.application.chat.history import ListMessages
 from parley.application.chat.running import DeferredWrites, RunningTurns
-from parley.application.chat.turns import TakeTurn, TurnPolicy, TurnServices
+from parley.application.chat.sending import TakeTurn
+from parley.application.chat.turns import TurnPolicy, TurnServices
 from parley.application.principal import Principal
 from parley.domain.users import Email, User
 from tests.fakes.agent import ScriptedChatAgent

@@ -16,13 +16,8 @@ from parley.application.chat.conversations import (
     RenameConversation,
 )
 from parley.application.chat.history import ClearMessages, ListMessages
-from parley.application.chat.turns import (
-    ReplyFailed,
-    ReplyStored,
-    SendMessage,
-    StreamReply,
-    complete_turn,
-)
+from parley.application.chat.sending import SendMessage, StreamReply, complete_turn
+from parley.application.chat.turns import ReplyFailed, ReplyStored
 from parley.domain.chat import MessageRole, MessageStatus
 from parley.domain.errors import ConversationNotFound, ReplyInProgress, ValidationFailed
 from parley.ports.agent import AgentTimeout, AgentUnavailable, ModelRetry, TokenDelta, ToolCall, Usage

@@ -16,13 +16,8 @@ import pytest
 from parley.application.chat.conversations import DeleteConversation
 from parley.application.chat.history import ClearMessages
 from parley.application.chat.running import DeferredWrites, RunningTurns
-from parley.application.chat.turns import (
-    ReplyFailed,
-    ReplyStored,
-    Turn,
-    TurnEvent,
-    complete_turn,
-)
+from parley.application.chat.sending import complete_turn
+from parley.application.chat.turns import ReplyFailed, ReplyStored, Turn, TurnEvent
 from parley.application.users import DeleteAccount
 from parley.domain.errors import ConversationNotFound, HistoryCleared, NotAuthenticated
 from parley.ports.agent import TokenDelta

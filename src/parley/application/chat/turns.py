@@ -1,4 +1,6 @@
-"""One chat turn: store the user message, run the agent, store the reply.
+"""A running chat turn: the agent answers, the reply is stored (:class:`Turn`).
+
+The use cases that start one are in :mod:`parley.application.chat.sending`.
 
 Transactions never span the model call:
 - tx 1 claims the conversation's single reply slot and stores the user message
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from contextlib import aclosing, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,12 +41,10 @@ from parley.application.principal import Principal
 from parley.domain.chat import (
     DEFAULT_MAX_MESSAGE_LENGTH,
     Message,
-    MessageContent,
     MessageRole,
     MessageStatus,
-    ReplyClaim,
 )
-from parley.domain.errors import ConversationNotFound, HistoryCleared, ReplyInProgress
+from parley.domain.errors import ConversationNotFound, HistoryCleared
 from parley.ports.agent import AgentError, AgentTurn, ChatAgent, TokenDelta, ToolCall
 from parley.ports.persistence import ReplyFinish, ReplySlots, StorageUnavailable
 from parley.ports.system import Clock, IdGenerator
@@ -81,7 +81,7 @@ class TurnPolicy:
 
 @dataclass(frozen=True, slots=True)
 class TurnServices:
-    """What a turn needs, shared by :class:`TakeTurn` and the :class:`Turn` it starts."""
+    """What a turn needs, shared by the use case that starts it and the :class:`Turn` itself."""
 
     reply_slots: ReplySlots
     agent: ChatAgent
@@ -94,51 +94,11 @@ class TurnServices:
 
 
 @dataclass(frozen=True, slots=True)
-class _Claim:
+class HeldClaim:
     """The reply slot a turn holds, and the history version its reply answers."""
 
     claim_id: UUID
     history_version: int
-
-
-class TakeTurn:
-    """Start a turn: validate, store the user message and claim the conversation (tx 1).
-
-    Raises ``ValidationFailed`` (content), ``ConversationNotFound`` or ``ReplyInProgress``
-    before anything is stored. The returned :class:`Turn` runs the agent.
-    """
-
-    def __init__(self, services: TurnServices) -> None:
-        self._services = services
-
-    async def execute(
-        self, principal: Principal, conversation_id: UUID, content: str, *, streaming: bool = True
-    ) -> Turn:
-        """``streaming=False``: the caller wants the whole reply only (cheaper model call)."""
-        services = self._services
-        text = MessageContent.parse(content, max_length=services.policy.max_message_chars).value
-        now, claim_id = services.clock.now(), services.ids.new_id()
-        message = Message(
-            id=services.ids.new_id(),
-            conversation_id=conversation_id,
-            role=MessageRole.USER,
-            content=text,
-            status=MessageStatus.COMPLETE,
-            created_at=now,
-        )
-        started = await services.reply_slots.start_reply(
-            conversation_id,
-            owner_id=principal.user_id,
-            claim=ReplyClaim.taken(claim_id, now=now, ttl=services.policy.claim_ttl),
-            now=now,
-            user_message=message,
-        )
-        if started.outcome == "not_found":
-            raise ConversationNotFound()
-        if started.outcome == "busy":
-            raise ReplyInProgress()
-        claim = _Claim(claim_id, started.history_version)
-        return Turn(services, principal, message, claim, streaming=streaming)
 
 
 class Turn:
@@ -161,7 +121,7 @@ class Turn:
         services: TurnServices,
         principal: Principal,
         user_message: Message,
-        claim: _Claim,
+        claim: HeldClaim,
         *,
         streaming: bool = True,
     ) -> None:
@@ -311,54 +271,3 @@ class Turn:
         if stored == "discarded":
             await uc.reply_slots.release_reply(reply.conversation_id, claim_id=claim.claim_id)
         return stored
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    message: Message
-    reply: Message
-
-
-class SendMessage:
-    """Send a message and wait for the whole reply: the non-streamed route's one use case.
-
-    Starts the turn as :class:`TakeTurn` does (its errors before anything is stored), runs it
-    to its end with the cheaper non-streamed model call, and returns both stored messages; a
-    turn that ends badly raises its error (``AgentUnavailable``, ``StorageUnavailable``,
-    ``HistoryCleared``, ...), after storing what it could.
-    """
-
-    def __init__(self, services: TurnServices) -> None:
-        self._take_turn = TakeTurn(services)
-
-    async def execute(self, principal: Principal, conversation_id: UUID, content: str) -> Exchange:
-        turn = await self._take_turn.execute(principal, conversation_id, content, streaming=False)
-        return await complete_turn(turn)
-
-
-class StreamReply:
-    """Send a message and have the reply as it is generated: the streaming route's one use case.
-
-    Returns the started :class:`Turn`; its ``events()`` yield the reply's pieces and how it
-    ended, and closing them (or :meth:`Turn.aclose`) stops the turn and keeps what was said.
-    """
-
-    def __init__(self, services: TurnServices) -> None:
-        self._take_turn = TakeTurn(services)
-
-    async def execute(self, principal: Principal, conversation_id: UUID, content: str) -> Turn:
-        return await self._take_turn.execute(principal, conversation_id, content, streaming=True)
-
-
-async def complete_turn(turn: Turn) -> Exchange:
-    """Run a turn to its end without streaming; a failure is raised (after storing what it can)."""
-    try:
-        async with aclosing(turn.events()) as events:
-            async for event in events:
-                if isinstance(event, ReplyStored):
-                    return Exchange(turn.user_message, event.message)
-                if isinstance(event, ReplyFailed):
-                    raise event.error
-    finally:
-        await turn.aclose()
-    raise RuntimeError("turn ended without a reply")  # pragma: no cover - events() always ends with one

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         RenameConversation,
     )
     from parley.application.chat.history import ClearMessages, ListMessages
-    from parley.application.chat.turns import SendMessage, StreamReply
+    from parley.application.chat.sending import SendMessage, StreamReply
     from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
     from parley.ports.auth import TokenIssuer
     from parley.ports.persistence import DatabaseProbe

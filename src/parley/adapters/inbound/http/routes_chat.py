@@ -32,7 +32,7 @@ from parley.application.chat.conversations import (
     RenameConversation,
 )
 from parley.application.chat.history import ClearMessages, ListMessages
-from parley.application.chat.turns import SendMessage, StreamReply
+from parley.application.chat.sending import SendMessage, StreamReply
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"], dependencies=[RATE_LIMITED])
 
