@@ -102,6 +102,7 @@ def test_quick_runs_the_default_dataset_offline_and_writes_both_reports(workspac
     calc = next(c for c in report["cases"] if c["id"] == "calc-multiply")
     assert calc["turns"][0]["tool_calls"][0]["result"] == "391"
     assert "not an LLM" in result.output
+    assert "Scores (judge: heuristic-judge [not an LLM])" in result.output
     assert "p50 / p95" in result.output
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from parley.adapters.inbound.evaluation import console as show
 from parley.adapters.inbound.evaluation.compare import compare_reports
@@ -142,7 +143,7 @@ def compare_files(
     try:
         old, new = read_report(baseline), read_report(candidate)
     except ReportError as bad:
-        console.print(f"[red]{bad}[/]", highlight=False)
+        console.print(f"[red]{escape(str(bad))}[/]", highlight=False)
         return 2
     comparison = compare_reports(old, new)
     console.print(f"baseline  {baseline.name} ({old.get('git_commit') or 'no commit'})", highlight=False)
@@ -151,5 +152,5 @@ def compare_files(
     console.print(show.worse_table(comparison))
     problems = comparison.failures(fail_under=fail_under, max_regression=max_regression)
     for problem in problems:
-        console.print(f"[red]gate failed[/] {problem}", highlight=False)
+        console.print(f"[red]gate failed[/] {escape(problem)}", highlight=False)
     return 1 if problems else 0

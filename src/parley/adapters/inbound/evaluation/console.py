@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.prompt import IntPrompt, Prompt
 from rich.table import Table
@@ -32,14 +33,14 @@ def _coloured(value: float | None, threshold: float) -> str:
 def show_models(console: Console, agent: ModelInfo, judge: ModelInfo) -> None:
     for role, info in (("agent", agent), ("judge", judge)):
         if info.is_llm:
-            console.print(f"[bold]{role}[/]: {info.name}")
+            console.print(f"[bold]{role}[/]: {escape(info.name)}")
         else:
-            console.print(f"[bold]{role}[/]: [yellow]{info.name} -- not an LLM[/]")
+            console.print(f"[bold]{role}[/]: [yellow]{escape(info.name)} -- not an LLM[/]")
 
 
 def show_problems(console: Console, problems: Sequence[str]) -> None:
     for problem in problems:
-        console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(problem)}", highlight=False)
 
 
 @contextmanager
@@ -60,12 +61,13 @@ def progress_bar(console: Console, total: int) -> Iterator[Progress]:
 
 
 def summary_table(summary: RunSummary, *, judge: ModelInfo) -> Table:
-    table = Table(title=f"Scores (judge: {judge.label})", title_justify="left")
+    # Text from files and models is escaped: "[not an LLM]" is not rich markup.
+    table = Table(title=f"Scores (judge: {escape(judge.label)})", title_justify="left")
     for column in ("metric", "mean", "pass rate", "threshold", "scored", "errors"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for m in summary.metrics:
         table.add_row(
-            m.metric,
+            escape(m.metric),
             _coloured(m.mean, m.threshold),
             _fmt(None if m.pass_rate is None else m.pass_rate * 100, 1, " %"),
             f"{m.threshold:.2f}",
@@ -101,10 +103,15 @@ def totals_table(summary: RunSummary) -> Table:
 def show_failures(console: Console, results: Sequence[CaseResult], limit: int = 5) -> None:
     failed = [r for r in results if not r.succeeded]
     for result in failed[:limit]:
-        console.print(f"[red]failed[/] {result.case.id}: {result.error}", highlight=False)
+        console.print(
+            f"[red]failed[/] {escape(result.case.id)}: {escape(result.error or '')}", highlight=False
+        )
     errors = [(r.case.id, v) for r in results for v in r.metrics.values() if v.error]
     for case_id, verdict in errors[:limit]:
-        console.print(f"[red]no verdict[/] {case_id} / {verdict.metric}: {verdict.error}", highlight=False)
+        console.print(
+            f"[red]no verdict[/] {escape(case_id)} / {escape(verdict.metric)}: {escape(verdict.error or '')}",
+            highlight=False,
+        )
 
 
 def comparison_table(comparison: Comparison) -> Table:
@@ -114,7 +121,7 @@ def comparison_table(comparison: Comparison) -> Table:
     for m in comparison.metrics:
         delta = m.delta
         shown = "n/a" if delta is None else f"[{'red' if delta < 0 else 'green'}]{delta:+.3f}[/]"
-        table.add_row(m.metric, _fmt(m.baseline), _fmt(m.candidate), shown)
+        table.add_row(escape(m.metric), _fmt(m.baseline), _fmt(m.candidate), shown)
     return table
 
 
@@ -123,7 +130,7 @@ def worse_table(comparison: Comparison, limit: int = 20) -> Table:
     for column in ("case", "metric", "change"):
         table.add_column(column)
     for worse in comparison.worse[:limit]:
-        table.add_row(worse.case_id, worse.metric or "-", worse.note)
+        table.add_row(escape(worse.case_id), escape(worse.metric or "-"), escape(worse.note))
     return table
 
 
