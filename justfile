@@ -49,6 +49,18 @@ fmt:
     uv run ruff format src tests bench
     uv run ruff check --fix src tests bench
 
+# Evaluate the agent (README "Evaluate the agent"): asks dataset, metrics, model, concurrency on a terminal
+eval *args:
+    uv run parley eval {{args}}
+
+# Evaluate with the defaults, no questions; writes evaluation/reports/evaluation_report_*.json and .html
+eval-quick *args:
+    uv run parley eval --quick {{args}}
+
+# Evaluate with the defaults and print the summary only (no report files)
+eval-no-report *args:
+    uv run parley eval --quick --no-report {{args}}
+
 # Benchmarks against a local fake model (see bench/README.md)
 bench *args:
     uv run python -m bench {{args}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from dependency_injector import providers
 from loguru import logger
@@ -20,6 +21,9 @@ from parley.adapters.outbound.postgres.probe import ensure_reachable, wait_until
 from parley.config import ConfigurationError, Settings
 from parley.container import Container
 from parley.ports.persistence import StorageUnavailable
+
+if TYPE_CHECKING:
+    from parley.adapters.inbound.evaluation.command import EvaluationParts
 
 
 async def _database_url(settings: Settings, stack: AsyncExitStack) -> tuple[str, bool]:
@@ -67,6 +71,27 @@ async def running_resources(container: Container) -> AsyncIterator[None]:
         for resource in (*resources, container.deferred_writes()):
             await _start_and_register(stack, resource)
         yield
+
+
+@asynccontextmanager
+async def running_evaluation(container: Container) -> AsyncIterator[EvaluationParts]:
+    """``parley eval``: start the evaluation agent (the app's agent and model, with its memory
+    in this process: no database) and the judge; close both on exit."""
+    # Imported here: the app (create_app) never needs the evaluation adapter or rich.
+    from parley.adapters.inbound.evaluation.command import EvaluationParts
+    from parley.adapters.inbound.evaluation.reports import ModelInfo
+
+    settings: Settings = container.settings()
+    async with AsyncExitStack() as stack:
+        agent = container.evaluation_agent()
+        judge = container.judge()
+        stack.push_async_callback(judge.aclose)
+        await _start_and_register(stack, agent)
+        yield EvaluationParts(
+            agent=agent,
+            agent_model=ModelInfo(agent.model_name, is_llm=settings.llm.api_key is not None),
+            judge=judge,
+        )
 
 
 async def _dispose_engine(container: Container) -> None:

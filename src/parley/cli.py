@@ -1,4 +1,4 @@
-"""The ``parley`` command: ``serve`` the API, ``migrate`` a database.
+"""The ``parley`` command: ``serve`` the API, ``migrate`` a database, ``eval`` the agent.
 
 This module is imported by every worker process ``parley serve --workers N`` starts
 (multiprocessing's *spawn* re-imports the parent's main module before the worker can
@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import typer
 
 from parley import __version__
+from parley.cli_eval import eval_app
 
 if TYPE_CHECKING:
     from parley.config import Settings
 
 app = typer.Typer(help="Parley: a chat-agent backend.", no_args_is_help=True, add_completion=False)
+app.add_typer(eval_app, name="eval")  # parley.cli_eval: evaluation and report comparison
 
 # How long uvicorn's supervisor waits for a worker to answer a health ping (and, on SIGHUP,
 # for a new worker to be ready) before it kills it. uvicorn's default (5 s) is shorter than

@@ -3,7 +3,8 @@
 The settings are grouped by what they feed: ``db`` (the engine and migrations), ``auth`` (token
 issuer, password hasher, the cache of checked logins), ``llm`` (the model and the agent's limits),
 ``limits`` (rate limits and their storage), ``http`` (the server and the HTTP edge),
-``observability`` (logs and Langfuse), plus the application's own few (``app_env``, ``app_name``,
+``observability`` (logs and Langfuse), ``evaluation`` (``parley eval``: the judge model and the
+runner's limits), plus the application's own few (``app_env``, ``app_name``,
 ``data_dir``, ``max_message_chars``). The composition root hands each group's values to the
 adapter config objects by keyword.
 
@@ -247,6 +248,30 @@ class ObservabilitySettings(_Group):
         return self.langfuse_public_key is not None and self.langfuse_secret_key is not None
 
 
+class EvaluationSettings(_Group):
+    """``parley eval``: the judge model (unset ``api_key``: the offline heuristic judge, not an
+    LLM) and the runner's limits. The agent under evaluation comes from ``llm``."""
+
+    judge_model: str = Field("gpt-4o-mini", validation_alias="EVALUATION_LLM")
+    api_key: SecretStr | None = Field(None, validation_alias="EVALUATION_API_KEY")
+    base_url: str | None = Field(None, validation_alias="EVALUATION_BASE_URL")
+    # Cases run at once (each case's turns run in order, its metrics at once).
+    concurrency: int = Field(4, ge=1, le=64, validation_alias="EVALUATION_CONCURRENCY")
+    # One agent turn, or one judge request.
+    timeout_seconds: float = Field(60.0, gt=0, validation_alias="EVALUATION_TIMEOUT_SECONDS")
+    # Further attempts after a failed (or timed-out) turn or judge request; a judge's malformed
+    # answer counts as a failed attempt.
+    retries: int = Field(2, ge=0, le=10, validation_alias="EVALUATION_RETRIES")
+    # A case passes a metric when its score is at least this.
+    threshold: float = Field(0.7, ge=0, le=1, validation_alias="EVALUATION_THRESHOLD")
+    # Holds datasets/, metrics/prompts/ and reports/.
+    directory: Path = Field(Path("evaluation"), validation_alias="EVALUATION_DIR")
+
+    @property
+    def judge_is_llm(self) -> bool:
+        return self.api_key is not None
+
+
 class Settings(BaseSettings):
     """Every knob of Parley, grouped; each read from the variable its field names (see ``.env.example``)."""
 
@@ -274,6 +299,7 @@ class Settings(BaseSettings):
     limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
     @classmethod
     def settings_customise_sources(

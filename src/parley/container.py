@@ -38,9 +38,11 @@ from parley.application.chat.turns import TurnPolicy, TurnServices
 from parley.application.session_cache import RecentAuthSessions
 from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
-from parley.config import DatabaseSettings, LlmSettings, ObservabilitySettings, Settings
+from parley.config import DatabaseSettings, EvaluationSettings, LlmSettings, ObservabilitySettings, Settings
 
 if TYPE_CHECKING:
+    from parley.adapters.outbound.judge import HeuristicJudge
+    from parley.adapters.outbound.judge.openai_judge import OpenAIJudge
     from parley.adapters.outbound.langfuse import LangfuseTracer, NoopTracer
     from parley.adapters.outbound.langgraph import LangGraphChatAgent
 
@@ -49,10 +51,15 @@ def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _chat_agent(llm: LlmSettings, db: DatabaseSettings, postgres_url: str | None) -> LangGraphChatAgent:
+def _chat_agent(
+    llm: LlmSettings, db: DatabaseSettings, postgres_url: str | None, *, in_memory: bool = False
+) -> LangGraphChatAgent:
     """The LangGraph agent. Imported here, when the agent is built at start-up: LangGraph,
     LangChain and the openai SDK take seconds to import, which ``create_app`` and the CLI
-    must not pay (uvicorn kills a worker that does not answer its health ping in time)."""
+    must not pay (uvicorn kills a worker that does not answer its health ping in time).
+
+    ``in_memory``: the agent remembers conversations in this process only (``parley eval``,
+    whose conversations are thrown away after each case: no database is needed)."""
     from parley.adapters.outbound.langgraph import AgentLimits, LangGraphChatAgent, ModelConfig
 
     model = ModelConfig(
@@ -73,6 +80,7 @@ def _chat_agent(llm: LlmSettings, db: DatabaseSettings, postgres_url: str | None
     )
     return LangGraphChatAgent(
         postgres_url=postgres_url,
+        checkpoint_store="memory" if in_memory else "postgres",
         model=model,
         limits=limits,
         pool_size=db.pool_size,
@@ -95,6 +103,24 @@ def _tracer(observability: ObservabilitySettings, environment: str) -> LangfuseT
         secret_key=_secret(observability.langfuse_secret_key) or "",
         host=observability.langfuse_host,
         environment=environment,
+    )
+
+
+def _judge(evaluation: EvaluationSettings) -> OpenAIJudge | HeuristicJudge:
+    """``parley eval``'s judge: an LLM on any OpenAI-compatible server when EVALUATION_API_KEY is
+    set (the openai SDK is imported only then), else the offline heuristic judge (not an LLM)."""
+    if evaluation.api_key is None:
+        from parley.adapters.outbound.judge import HeuristicJudge
+
+        return HeuristicJudge()
+    from parley.adapters.outbound.judge.openai_judge import OpenAIJudge
+
+    return OpenAIJudge(
+        model=evaluation.judge_model,
+        api_key=evaluation.api_key.get_secret_value(),
+        base_url=evaluation.base_url,
+        attempts=evaluation.retries + 1,
+        request_timeout=evaluation.timeout_seconds,
     )
 
 
@@ -140,6 +166,11 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
     )
     agent = providers.Singleton(_chat_agent, settings.provided.llm, settings.provided.db, database_url)
+    # `parley eval`: the same agent, remembering its (throw-away) conversations in memory, and a judge.
+    evaluation_agent = providers.Singleton(
+        _chat_agent, settings.provided.llm, settings.provided.db, None, in_memory=True
+    )
+    judge = providers.Singleton(_judge, settings.provided.evaluation)
     tracer = providers.Singleton(_tracer, settings.provided.observability, settings.provided.app_env.value)
     # One registry per app (not the process-wide one), so test apps never share metrics;
     # /metrics renders it. Turns report to the metrics and to Langfuse (or the no-op).

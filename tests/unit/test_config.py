@@ -240,6 +240,11 @@ EXPECTED_VARIABLES = frozenset(
         ),
         *("RATE_LIMIT_REGISTER", "RATE_LIMIT_LOGIN", "RATE_LIMIT_LOGIN_ACCOUNT", "TRUSTED_PROXIES"),
     }
+    # Added with `parley eval` (issue 12): the judge model and the runner's limits.
+    | {
+        *("EVALUATION_LLM", "EVALUATION_API_KEY", "EVALUATION_BASE_URL", "EVALUATION_CONCURRENCY"),
+        *("EVALUATION_TIMEOUT_SECONDS", "EVALUATION_RETRIES", "EVALUATION_THRESHOLD", "EVALUATION_DIR"),
+    }
 )
 
 

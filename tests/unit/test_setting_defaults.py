@@ -14,9 +14,11 @@ import pytest
 
 from parley.adapters.inbound.http.rate_limits import RateLimitConfig
 from parley.adapters.outbound.bcrypt.hasher import PasslibBcryptHasher
+from parley.adapters.outbound.judge.openai_judge import OpenAIJudge
 from parley.adapters.outbound.langgraph.agent import AgentLimits, LangGraphChatAgent
 from parley.adapters.outbound.langgraph.chat_model import ModelConfig
 from parley.application.chat.turns import TurnPolicy
+from parley.application.evaluation.runner import RunnerLimits
 from parley.application.session_cache import RecentAuthSessions
 from parley.config import Settings
 
@@ -57,6 +59,10 @@ PAIRS: list[tuple[Any, str, str]] = [
     (PasslibBcryptHasher.__init__, "max_workers", "auth.bcrypt_workers"),
     (RecentAuthSessions.__init__, "ttl", "auth.session_cache_seconds"),
     (TurnPolicy, "max_message_chars", "max_message_chars"),
+    (RunnerLimits, "concurrency", "evaluation.concurrency"),
+    (RunnerLimits, "timeout", "evaluation.timeout_seconds"),
+    (RunnerLimits, "retries", "evaluation.retries"),
+    (OpenAIJudge.__init__, "request_timeout", "evaluation.timeout_seconds"),
     (RateLimitConfig, "register", "limits.registration"),
     *[
         (RateLimitConfig, name, f"limits.{name}")
