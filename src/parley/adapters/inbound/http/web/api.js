@@ -163,7 +163,8 @@ export class Auth {
   async accessToken() {
     const tokens = this.tokens;
     if (!tokens) throw new ApiError(401, { detail: 'Not authenticated' }, null);
-    if (tokens.accessExpiresAt - 5_000 <= Date.now()) {
+    // About to expire (within 5 s, or a quarter of its lifetime if shorter): refresh first.
+    if (tokens.accessExpiresAt - Math.min(5_000, tokens.lifetimeMs / 4) <= Date.now()) {
       await this.refresh();
       return this.tokens.access;
     }

@@ -33,7 +33,8 @@ const ui = {
 const auth = new Auth((why) => showAuth(why));
 const state = {
   mode: 'login',
-  sessions: [], sessionsCursor: null, sessionsDone: false, sessionsLoad: null,
+  sessions: [],
+  sessionPages: null, // {cursor, done, load}: the list's pages, anew at each login
   current: null,
   history: null, // {session, cursor, done, load}: the open session's pages
   streaming: null, // the AbortController of the reply being streamed
@@ -129,6 +130,10 @@ async function submitAuth(event) {
 // ---------------------------------------------------------------- sessions
 
 async function enterChat() {
+  // Anew before anything waits: a page still loading for the previous list is then dropped.
+  state.sessions = [];
+  state.sessionPages = { cursor: null, done: false, load: null };
+  ui.sessionList.replaceChildren();
   ui.authView.hidden = true;
   ui.chatView.hidden = false;
   showOffline(sessionStorage.getItem(OFFLINE_KEY) === '1');
@@ -140,10 +145,6 @@ async function enterChat() {
     if (!auth.loggedIn) return; // showAuth already ran
     showChatError(describe(error));
   }
-  state.sessions = [];
-  state.sessionsCursor = null;
-  state.sessionsDone = false;
-  ui.sessionList.replaceChildren();
   await loadSessions();
   const session = (await linkedSession()) || state.sessions[0];
   if (session) await openSession(session);
@@ -165,31 +166,34 @@ async function linkedSession() {
 
 /** Load the next page of sessions (the one in flight, if any). */
 function loadSessions() {
-  if (!auth.loggedIn || ui.chatView.hidden || state.sessionsDone) return Promise.resolve();
-  state.sessionsLoad ||= loadSessionsPage().finally(() => {
-    state.sessionsLoad = null;
+  const pages = state.sessionPages;
+  if (!pages || pages.done || !auth.loggedIn || ui.chatView.hidden) return Promise.resolve();
+  pages.load ||= loadSessionsPage(pages).finally(() => {
+    pages.load = null;
   });
-  return state.sessionsLoad;
+  return pages.load;
 }
 
-async function loadSessionsPage() {
+async function loadSessionsPage(pages) {
   ui.sessionsStatus.textContent = 'Loading…';
+  let page;
   try {
     const query = new URLSearchParams({ limit: String(SESSIONS_PAGE) });
-    if (state.sessionsCursor) query.set('cursor', state.sessionsCursor);
-    const page = await auth.json(`chat/sessions?${query}`);
-    for (const session of page.items) {
-      if (state.sessions.some((s) => s.id === session.id)) continue;
-      state.sessions.push(session);
-      ui.sessionList.append(sessionItem(session));
-    }
-    state.sessionsCursor = page.next_cursor;
-    state.sessionsDone = page.next_cursor === null;
-    ui.sessionsStatus.textContent = '';
+    if (pages.cursor) query.set('cursor', pages.cursor);
+    page = await auth.json(`chat/sessions?${query}`);
   } catch (error) {
-    ui.sessionsStatus.textContent = describe(error);
+    if (state.sessionPages === pages) ui.sessionsStatus.textContent = describe(error);
     return;
   }
+  if (state.sessionPages !== pages) return; // logged in anew meanwhile
+  for (const session of page.items) {
+    if (state.sessions.some((s) => s.id === session.id)) continue;
+    state.sessions.push(session);
+    ui.sessionList.append(sessionItem(session));
+  }
+  pages.cursor = page.next_cursor;
+  pages.done = page.next_cursor === null;
+  ui.sessionsStatus.textContent = '';
   const scroll = $('session-scroll');
   if (scroll.scrollHeight - scroll.scrollTop - scroll.clientHeight < 200) {
     setTimeout(loadSessions); // the list does not fill the view yet: the sentinel stays in sight
