@@ -1,6 +1,6 @@
 """The web chat in headless Chromium against a live ``parley serve``: signing up and in,
 a streamed reply stopped half-way and found again after a reload, hostile Markdown, a
-refused access token, a phone-width screen in dark mode.
+refused access token, a reply already running (409), a phone-width screen in dark mode.
 
 The server runs the offline model slowed to 80 ms a token, so a stream is watched while it
 grows; sign-ups are limited to 3 an hour per address, so the fourth attempt meets a 429.
@@ -8,6 +8,8 @@ grows; sign-ups are limited to 3 an hour per address, so the fourth attempt meet
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,6 +299,42 @@ async def _a_phone_width_screen_in_dark_mode(server: LiveServer, tab: Tab) -> No
     await expect(sidebar).not_to_be_in_viewport()
 
 
+async def _a_reply_already_running_is_shown_plainly(server: LiveServer, tab: Tab) -> None:
+    """Another client (here the API) streams a reply in the session: the page's send is a 409."""
+    page = tab.page
+    email = new_email("busy")
+    await register_user(server.base_url, email, client_address="10.9.0.4")
+    await log_in_through_the_page(page, server.base_url, email)
+    session_id = (await page.evaluate("location.hash")).lstrip("#")
+    headers = {"Authorization": f"Bearer {(await stored_tokens(page))['access']}"}
+    streaming = asyncio.Event()
+
+    async def stream_elsewhere() -> None:
+        url = f"/api/v1/chat/sessions/{session_id}/messages/stream"
+        async with (
+            httpx.AsyncClient(base_url=server.base_url, timeout=60) as client,
+            client.stream("POST", url, json={"content": LONG_TEXT}, headers=headers) as response,
+        ):
+            async for line in response.aiter_lines():
+                if line == "event: token":
+                    streaming.set()
+
+    elsewhere = asyncio.create_task(stream_elsewhere())
+    try:
+        await asyncio.wait_for(streaming.wait(), timeout=60)
+        await page.locator("#composer-input").fill("Are you there?")
+        await page.locator("#composer-input").press("Enter")
+        await expect(page.locator("#chat-error")).to_contain_text(
+            "A reply is already being generated for this session. Wait for it to finish"
+        )
+        await expect(page.locator("#composer-input")).to_have_value("Are you there?")  # given back
+        await expect(page.locator(".message")).to_have_count(0)
+    finally:
+        elsewhere.cancel()  # the other client leaves: its reply is stored as incomplete
+        with contextlib.suppress(asyncio.CancelledError):
+            await elsewhere
+
+
 async def test_the_web_chat_in_a_browser(server: LiveServer, browser: Browser) -> None:
     """Each phase in a fresh tab (its own storage), one after the other on one server."""
     async with open_tab(browser) as tab:
@@ -305,5 +343,7 @@ async def test_the_web_chat_in_a_browser(server: LiveServer, browser: Browser) -
         await _injected_html_and_javascript_links_are_shown_as_text_and_never_run(server, tab)
     async with open_tab(browser) as tab:
         await _a_refused_access_token_is_refreshed_and_the_request_sent_once_more(server, tab)
+    async with open_tab(browser) as tab:
+        await _a_reply_already_running_is_shown_plainly(server, tab)
     async with open_tab(browser, width=390, height=800) as tab:
         await _a_phone_width_screen_in_dark_mode(server, tab)

@@ -45,6 +45,9 @@ def server(
         while_starting=lambda: request.getfixturevalue("browser"),
         JWT_ACCESS_TOKEN_EXPIRE_HOURS="0.001",
         RATE_LIMIT_ENABLED="false",
+        # A turn may take 3 s; the offline model writes 40 tokens a second.
+        LLM_TIMEOUT_SECONDS="3",
+        OFFLINE_MODEL_TOKEN_DELAY_MS="25",
     ) as started:
         yield started
 
@@ -129,7 +132,10 @@ async def _sessions_and_history_page_in_while_scrolling_and_sessions_rename_and_
             await user.call("POST", "chat/sessions", {"name": f"Chat {number:02}"})
         long_one = await user.call("POST", "chat/sessions", {"name": "Long history"})
         for turn in range(1, TURNS + 1):
-            await user.call("POST", f"chat/sessions/{long_one['id']}/messages", {"content": f"turn {turn}"})
+            # Arithmetic: a tool call and a short reply, quick even at 25 ms a token.
+            await user.call(
+                "POST", f"chat/sessions/{long_one['id']}/messages", {"content": f"turn {turn}: 1+{turn}"}
+            )
 
     await log_in_through_the_page(page, server.base_url, email)
     await expect(page.locator("#session-title")).to_have_text("Long history")  # the most recent
@@ -137,7 +143,7 @@ async def _sessions_and_history_page_in_while_scrolling_and_sessions_rename_and_
     await expect(messages).to_have_count(30)
     await page.locator("#messages").evaluate("element => { element.scrollTop = 0; }")
     await expect(messages).to_have_count(2 * TURNS)
-    await expect(messages.first).to_contain_text("turn 1")
+    await expect(messages.first).to_contain_text("turn 1: 1+1")
     await expect(page.locator("#history-status")).to_have_text("This is the start of the conversation.")
 
     sessions = page.locator("#session-list .session")
@@ -164,9 +170,25 @@ async def _sessions_and_history_page_in_while_scrolling_and_sessions_rename_and_
     await expect(page.locator("#auth-view")).to_be_hidden()  # never asked to log in again
 
 
+async def _a_reply_that_runs_out_of_time_is_shown_as_failed(server: LiveServer, tab: Tab) -> None:
+    """The server stops a turn at LLM_TIMEOUT_SECONDS and says so in the stream (its 504)."""
+    page = tab.page
+    email = new_email("timeout")
+    await register_user(server.base_url, email)
+    await log_in_through_the_page(page, server.base_url, email)
+    await page.locator("#composer-input").fill(" ".join(["a word the model repeats slowly"] * 40))
+    await page.locator("#composer-input").press("Enter")
+    reply = page.locator(".message.assistant").last
+    await expect(reply).to_have_attribute("data-status", "failed")
+    await expect(reply.locator(".status.failed")).to_have_text("Failed: The language model is unavailable.")
+    await expect(page.locator("#send")).to_be_visible()
+
+
 async def test_a_page_outlives_its_access_tokens(server: LiveServer, browser: Browser) -> None:
     """Each phase in a fresh tab (its own storage), one after the other on one server."""
     async with open_tab(browser) as tab:
         await _an_expired_access_token_is_refreshed_without_logging_in_again(server, tab)
     async with open_tab(browser) as tab:
         await _sessions_and_history_page_in_while_scrolling_and_sessions_rename_and_delete(server, tab)
+    async with open_tab(browser) as tab:
+        await _a_reply_that_runs_out_of_time_is_shown_as_failed(server, tab)

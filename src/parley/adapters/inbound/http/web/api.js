@@ -111,17 +111,18 @@ export class Auth {
 
   /** Revoke this login on the server (best effort), then forget it here. */
   async logOut() {
-    const tokens = this.tokens;
-    this.forget();
-    if (!tokens) return;
+    if (!this.tokens) return;
     try {
+      const access = await this.accessToken(); // logging out needs a live access token
       await fetch(apiUrl('auth/logout'), {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${tokens.access}` },
-        body: JSON.stringify({ refresh_token: tokens.refresh }),
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${access}` },
+        body: JSON.stringify({ refresh_token: this.tokens.refresh }),
       });
     } catch {
-      // Offline: the tokens are forgotten here anyway and expire on their own.
+      // Offline, or the login had ended: forgotten here anyway, the tokens expire on their own.
+    } finally {
+      this.forget();
     }
   }
 

@@ -38,6 +38,7 @@ const state = {
   current: null,
   history: null, // {session, cursor, done, load}: the open session's pages
   streaming: null, // the AbortController of the reply being streamed
+  pendingReply: null, // its message's <li>, once it has one
 };
 
 // ---------------------------------------------------------------- errors next to fields
@@ -69,11 +70,11 @@ function describe(error) {
   if (!(error instanceof ApiError)) return 'Parley cannot be reached. Check your connection and try again.';
   if (error.status === 429) {
     const wait = error.retryAfter !== null ? ` Try again in ${error.retryAfter} s.` : ' Try again later.';
-    return `Too many attempts (${error.message}).${wait}`;
+    return `Too many requests (${error.message}).${wait}`;
   }
   if (error.status === 409) return `${error.message}. Wait for it to finish (or stop it), then send again.`;
   if (error.status === 502 || error.status === 504) {
-    return `${error.message} (HTTP ${error.status}). Your message is kept; try again in a moment.`;
+    return `${error.message} (HTTP ${error.status}). Try again in a moment.`;
   }
   if (error.status === 503) return 'Parley is unavailable right now (its database does not answer). Try again shortly.';
   return error.message;
@@ -471,10 +472,7 @@ async function sendMessage(event) {
   } finally {
     state.pendingReply = null;
     setStreaming(null);
-    if (state.current === session) {
-      session.message_count = ui.messageList.querySelectorAll('.message[data-message-id]').length;
-      refreshSessionItem(session, { toTop: true });
-    }
+    if (state.current === session) recount(session);
     if (state.current === session && !ui.input.disabled) ui.input.focus();
   }
 }
@@ -486,6 +484,16 @@ async function errorFrom(response) {
     return error;
   }
   return new ApiError(response.status, null, null);
+}
+
+/** Show the session's new message count and move it to the top (most recently active). */
+async function recount(session) {
+  try {
+    Object.assign(session, await auth.json(`chat/sessions/${encodeURIComponent(session.id)}`));
+    refreshSessionItem(session, { toTop: true });
+  } catch {
+    // Deleted meanwhile, or offline: the list is refreshed at the next login.
+  }
 }
 
 /** Read the reply's events into the message list; returns the reply's item. */
@@ -608,7 +616,7 @@ ui.toggleSidebar.addEventListener('click', () => (
   ui.chatView.classList.contains('sidebar-open') ? closeSidebar() : openSidebar()));
 ui.backdrop.addEventListener('click', closeSidebar);
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'Escape' && state.streaming) abortStream();
+  if (e.key === 'Escape' && state.streaming && !ui.renameForm.contains(e.target)) abortStream();
 });
 whenVisible(ui.sessionsSentinel, $('session-scroll'), loadSessions);
 whenVisible(ui.historySentinel, ui.messages, loadHistory);
