@@ -4,7 +4,9 @@
 // Markdown, which goes through markdown.js (escaped, sanitised, Trusted Types).
 
 import { ApiError, Auth, parsed, register } from './api.js';
+import { clearErrors, describe, showFieldErrors } from './errors.js';
 import { renderMarkdown } from './markdown.js';
+import { markIncomplete, messageItem, toolItem, updateMessage } from './messages.js';
 import { serverSentEvents } from './sse.js';
 
 const SESSIONS_PAGE = 20;
@@ -40,45 +42,6 @@ const state = {
   streaming: null, // the AbortController of the reply being streamed
   pendingReply: null, // its message's <li>, once it has one
 };
-
-// ---------------------------------------------------------------- errors next to fields
-
-function clearErrors(form) {
-  for (const list of form.querySelectorAll('.field-error')) list.replaceChildren();
-  for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
-}
-
-/** Put each of a 422's problems under its field; what has no field goes to `fallback`. */
-function showFieldErrors(form, error, fallback) {
-  const byField = error.fieldErrors();
-  const unplaced = [];
-  for (const [field, messages] of Object.entries(byField)) {
-    const list = form.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
-    if (!list) {
-      unplaced.push(...messages);
-      continue;
-    }
-    for (const message of messages) list.append(Object.assign(document.createElement('li'), { textContent: message }));
-    const input = form.querySelector(`[name="${CSS.escape(field)}"]`) || $(list.getAttribute('id').replace('-error', ''));
-    input?.setAttribute('aria-invalid', 'true');
-  }
-  fallback(unplaced.length ? unplaced.join(' ') : (Object.keys(byField).length ? '' : error.message));
-}
-
-/** The plain words for an API failure that is not about one field. */
-function describe(error) {
-  if (!(error instanceof ApiError)) return 'Parley cannot be reached. Check your connection and try again.';
-  if (error.status === 429) {
-    const wait = error.retryAfter !== null ? ` Try again in ${error.retryAfter} s.` : ' Try again later.';
-    return `Too many requests (${error.message}).${wait}`;
-  }
-  if (error.status === 409) return `${error.message}. Wait for it to finish (or stop it), then send again.`;
-  if (error.status === 502 || error.status === 504) {
-    return `${error.message} (HTTP ${error.status}). Try again in a moment.`;
-  }
-  if (error.status === 503) return 'Parley is unavailable right now (its database does not answer). Try again shortly.';
-  return error.message;
-}
 
 // ---------------------------------------------------------------- log in / register
 
@@ -367,40 +330,7 @@ async function loadHistoryPage(pages) {
   if (!pages.done && ui.messages.scrollTop < 200) setTimeout(loadHistory); // still in sight: go on
 }
 
-// ---------------------------------------------------------------- messages
-
-/** A message's <li>: role, Markdown body, and its status when not complete. */
-function messageItem(message) {
-  const item = document.createElement('li');
-  item.className = `message ${message.role}`;
-  const body = Object.assign(document.createElement('div'), { className: 'body' });
-  item.append(body);
-  updateMessage(item, message);
-  return item;
-}
-
-function updateMessage(item, message) {
-  if (message.id) item.dataset.messageId = message.id;
-  item.dataset.status = message.status;
-  renderMarkdown(item.querySelector('.body'), message.content);
-  item.querySelector('.status')?.remove();
-  if (message.status === 'incomplete' || message.status === 'failed') {
-    const words = message.status === 'incomplete'
-      ? 'Incomplete: the reply was stopped before it ended.'
-      : `Failed${message.error ? `: ${message.error}` : ''}.`;
-    item.append(Object.assign(document.createElement('p'), { className: `status ${message.status}`, textContent: words }));
-  }
-}
-
-function toolItem(call) {
-  const details = Object.assign(document.createElement('details'), { className: 'tool' });
-  const summary = Object.assign(document.createElement('summary'), { textContent: `Tool: ${call.name}` });
-  const text = (value) => (typeof value === 'string' ? value : JSON.stringify(value));
-  const args = Object.assign(document.createElement('code'), { textContent: text(call.arguments) });
-  const result = Object.assign(document.createElement('code'), { textContent: text(call.result) });
-  details.append(summary, 'arguments ', args, ' → ', result);
-  return details;
-}
+// ---------------------------------------------------------------- the message view
 
 function showOffline(offline) {
   if (offline) sessionStorage.setItem(OFFLINE_KEY, '1');
@@ -538,16 +468,6 @@ async function streamReply(response, session, userItem) {
   if (!ended) markIncomplete(item, 'The stream ended early');
   if (state.current === session) scrollDown();
   return item;
-}
-
-/** Show a reply as the server stores it once its stream is cut: incomplete. */
-function markIncomplete(item, why = null) {
-  item.classList.remove('streaming');
-  item.dataset.status = 'incomplete';
-  item.querySelector('.status')?.remove();
-  const nothing = item.dataset.received ? '' : ' (nothing was written yet)';
-  const words = `Incomplete: ${why ? `${why}; ` : ''}the reply was stopped before it ended${nothing}.`;
-  item.append(Object.assign(document.createElement('p'), { className: 'status incomplete', textContent: words }));
 }
 
 // ---------------------------------------------------------------- small things
