@@ -1,4 +1,4 @@
-"""The web chat with access tokens that live 3.6 seconds (``JWT_ACCESS_TOKEN_EXPIRE_HOURS=0.001``):
+"""The web chat with access tokens that live 1.8 seconds (``JWT_ACCESS_TOKEN_EXPIRE_HOURS=0.0005``):
 the page outlives its tokens without asking for the password again, while it pages through
 sessions and history, renames and deletes.
 """
@@ -43,7 +43,7 @@ def server(
         e2e_database_url,
         tmp_path_factory.mktemp("web-tokens"),
         while_starting=lambda: request.getfixturevalue("browser"),
-        JWT_ACCESS_TOKEN_EXPIRE_HOURS="0.001",
+        JWT_ACCESS_TOKEN_EXPIRE_HOURS="0.0005",
         RATE_LIMIT_ENABLED="false",
         # A turn may take 3 s; the offline model writes 40 tokens a second.
         LLM_TIMEOUT_SECONDS="3",
