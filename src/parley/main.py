@@ -24,6 +24,7 @@ from parley.adapters.inbound.http.middleware import (
     is_sane_request_id,
 )
 from parley.adapters.inbound.http.rate_limits import RateLimitConfig, rate_limit_gate
+from parley.adapters.inbound.http.web_client import install_web_client
 from parley.bootstrap import database_check, database_pool_reader, running_resources
 from parley.config import RateLimitSettings, Settings, load_settings
 from parley.container import Container
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     for router in (routes_health.router, routes_auth.router, routes_users.router, routes_chat.router):
         app.include_router(router)
     install_api_docs(app)
+    install_web_client(app)  # the built-in web chat at /
     _add_middleware(app, settings, http_metrics)
     return app
 
