@@ -80,6 +80,7 @@ async def running_evaluation(container: Container) -> AsyncIterator[EvaluationPa
     # Imported here: the app (create_app) never needs the evaluation adapter or rich.
     from parley.adapters.inbound.evaluation.command import EvaluationParts
     from parley.adapters.inbound.evaluation.reports import ModelInfo
+    from parley.application.evaluation.runner import TurnTracing
 
     settings: Settings = container.settings()
     async with AsyncExitStack() as stack:
@@ -87,10 +88,21 @@ async def running_evaluation(container: Container) -> AsyncIterator[EvaluationPa
         judge = container.judge()
         stack.push_async_callback(judge.aclose)
         await _start_and_register(stack, agent)
+        scores, traces, tracing = container.score_sink(), container.trace_source(), None
+        for resource in (scores, traces):
+            if resource is not None:
+                stack.push_async_callback(resource.aclose)
+        if settings.observability.langfuse_enabled:
+            tracer = container.evaluation_tracer()
+            stack.push_async_callback(tracer.aclose)  # flushes the cases' traces on the way out
+            tracing = TurnTracing(tracer, container.clock())
         yield EvaluationParts(
             agent=agent,
             agent_model=ModelInfo(agent.model_name, is_llm=settings.llm.api_key is not None),
             judge=judge,
+            tracing=tracing,
+            scores=scores,
+            traces=traces,
         )
 
 

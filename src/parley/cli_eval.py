@@ -158,6 +158,80 @@ def evaluate(
 
 
 @eval_app.command()
+def traces(
+    since: Annotated[str, typer.Option(help="How far back: 30m, 24h, 7d")] = "24h",
+    limit: Annotated[int | None, typer.Option(min=1, help="Judge at most N turns (the oldest first)")] = None,
+    metrics: Annotated[
+        str | None, typer.Option(help="Comma-separated metric names (default: every metric file)")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Turns at once (default: EVALUATION_CONCURRENCY)")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(min=0, max=1, help="Pass mark of a score (default: EVALUATION_THRESHOLD)")
+    ] = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Print the summary only; write no report.")
+    ] = False,
+    fail_under: Annotated[
+        float | None, typer.Option(min=0, max=1, help="Exit 1 when a metric's mean is under this")
+    ] = None,
+) -> None:
+    """Judge recent production turns from Langfuse (all pages, skipping already-scored ones)
+    and send the scores back to their traces."""
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from parley.adapters.inbound.evaluation.command import RunOptions, run_trace_evaluation
+    from parley.adapters.inbound.evaluation.metrics import MetricFileError, load_metrics
+    from parley.adapters.inbound.evaluation.since import BadWindow
+    from parley.adapters.inbound.evaluation.since import since as window_start
+    from parley.application.evaluation.runner import RunnerLimits
+    from parley.bootstrap import running_evaluation
+    from parley.container import Container
+    from parley.log_setup import configure_logging
+
+    try:
+        start = window_start(since, datetime.now(UTC))
+    except BadWindow as bad:
+        raise _fail(str(bad)) from None
+    settings = _settings()
+    only = [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
+    try:
+        chosen = load_metrics(settings.evaluation.directory / "metrics" / "prompts", only)
+    except MetricFileError as bad:
+        raise _fail(str(bad)) from None
+    # Production turns have no reference answer: a metric that needs one never applies.
+    chosen = [metric for metric in chosen if not metric.needs_reference]
+    if not chosen:
+        raise _fail("no metric to judge production turns with (those needing a reference do not apply)")
+    configure_logging(level="WARNING", json_lines=False)
+    options = RunOptions(
+        limits=RunnerLimits(
+            concurrency=concurrency or settings.evaluation.concurrency,
+            timeout=settings.evaluation.timeout_seconds,
+            retries=settings.evaluation.retries,
+        ),
+        threshold=threshold if threshold is not None else settings.evaluation.threshold,
+        reports_dir=None if no_report else settings.evaluation.directory / "reports",
+        fail_under=fail_under,
+    )
+    container = Container(settings=settings)
+
+    async def run() -> int:
+        async with running_evaluation(container) as parts:
+            outcome = await run_trace_evaluation(
+                parts, start, limit, chosen, options, Console(highlight=False)
+            )
+        return 2 if outcome is None else outcome.exit_code
+
+    code = asyncio.run(run())
+    if code:
+        raise typer.Exit(code=code)
+
+
+@eval_app.command()
 def compare(
     baseline: Annotated[Path, typer.Argument(help="The report before the change")],
     candidate: Annotated[Path, typer.Argument(help="The report after it")],

@@ -43,7 +43,12 @@ from parley.config import DatabaseSettings, EvaluationSettings, LlmSettings, Obs
 if TYPE_CHECKING:
     from parley.adapters.outbound.judge import HeuristicJudge
     from parley.adapters.outbound.judge.openai_judge import OpenAIJudge
-    from parley.adapters.outbound.langfuse import LangfuseTracer, NoopTracer
+    from parley.adapters.outbound.langfuse import (
+        LangfuseScoreSink,
+        LangfuseTracer,
+        LangfuseTraceSource,
+        NoopTracer,
+    )
     from parley.adapters.outbound.langgraph import LangGraphChatAgent
 
 
@@ -104,6 +109,43 @@ def _tracer(observability: ObservabilitySettings, environment: str) -> LangfuseT
         host=observability.langfuse_host,
         environment=environment,
     )
+
+
+# The Langfuse environment of the turns `parley eval` traces: shaped like production turns,
+# but kept out of production's dashboards, and out of what `parley eval traces` judges.
+EVALUATION_ENVIRONMENT = "evaluation"
+# Seconds per request to Langfuse's public API (scores, trace lists).
+LANGFUSE_API_TIMEOUT = 10.0
+
+
+def _langfuse_keys(observability: ObservabilitySettings) -> tuple[str, str, str] | None:
+    if not observability.langfuse_enabled:
+        return None
+    return (
+        _secret(observability.langfuse_public_key) or "",
+        _secret(observability.langfuse_secret_key) or "",
+        observability.langfuse_host,
+    )
+
+
+def _score_sink(observability: ObservabilitySettings) -> LangfuseScoreSink | None:
+    """``parley eval``'s scores go to Langfuse when its keys are set; None: nowhere."""
+    keys = _langfuse_keys(observability)
+    if keys is None:
+        return None
+    from parley.adapters.outbound.langfuse import LangfuseScoreSink
+
+    return LangfuseScoreSink(*keys, timeout=LANGFUSE_API_TIMEOUT)
+
+
+def _trace_source(observability: ObservabilitySettings) -> LangfuseTraceSource | None:
+    """``parley eval traces`` reads production turns from Langfuse; None without its keys."""
+    keys = _langfuse_keys(observability)
+    if keys is None:
+        return None
+    from parley.adapters.outbound.langfuse import LangfuseTraceSource
+
+    return LangfuseTraceSource(*keys, timeout=LANGFUSE_API_TIMEOUT, skip_environment=EVALUATION_ENVIRONMENT)
 
 
 def _judge(evaluation: EvaluationSettings) -> OpenAIJudge | HeuristicJudge:
@@ -171,6 +213,11 @@ class Container(containers.DeclarativeContainer):
         _chat_agent, settings.provided.llm, settings.provided.db, None, in_memory=True
     )
     judge = providers.Singleton(_judge, settings.provided.evaluation)
+    # With Langfuse keys: evaluated turns traced (environment "evaluation"), scores sent, and
+    # production turns read back (`parley eval traces`); without, None / the no-op tracer.
+    evaluation_tracer = providers.Singleton(_tracer, settings.provided.observability, EVALUATION_ENVIRONMENT)
+    score_sink = providers.Singleton(_score_sink, settings.provided.observability)
+    trace_source = providers.Singleton(_trace_source, settings.provided.observability)
     tracer = providers.Singleton(_tracer, settings.provided.observability, settings.provided.app_env.value)
     # One registry per app (not the process-wide one), so test apps never share metrics;
     # /metrics renders it. Turns report to the metrics and to Langfuse (or the no-op).

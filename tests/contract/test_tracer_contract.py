@@ -185,3 +185,33 @@ async def test_concurrent_interleaved_turns_never_raise(tracer: Tracer) -> None:
     await asyncio.gather(*(one_turn(i) for i in range(20)))
 
     assert await _closes_in_time(tracer)
+
+
+async def test_a_turns_link_is_none_or_names_its_trace_and_never_changes(tracer: Tracer) -> None:
+    first, second = _start(tracer), _start(tracer)
+
+    links = [first.link, second.link]
+    _full_turn(first)
+
+    assert first.link == links[0]  # constant through the turn
+    if links[0] is None:
+        assert links[1] is None  # a tracer without per-turn traces never links
+    else:
+        assert links[1] is not None
+        assert links[0].trace_id
+        assert links[0].trace_id != links[1].trace_id
+    assert await _closes_in_time(tracer)
+
+
+async def test_the_langfuse_link_names_the_trace_its_spans_carry() -> None:
+    with FakeLangfuseServer() as server:
+        tracer = LangfuseTracer(f"pk-lf-{uuid.uuid4().hex}", "sk-lf-test", server.url, flush_timeout=2.0)
+        turn = _start(tracer)
+        _full_turn(turn)
+        await tracer.aclose()
+        assert turn.link is not None
+        spans = server.wait_for_spans(1)
+
+    assert {span.trace_id for span in spans} == {turn.link.trace_id}
+    assert len(turn.link.trace_id) == 32
+    assert turn.link.url == f"{server.url}/trace/{turn.link.trace_id}"  # Langfuse redirects to its page

@@ -4,7 +4,13 @@
 
 - ``POST /api/public/otel/v1/traces``: OTLP/HTTP spans, protobuf (``application/x-protobuf``)
   or JSON, gzip-compressed or not; decoded into ``ReceivedSpan`` (``spans``);
-- ``POST /api/public/ingestion`` and ``/api/public/scores``: answered like Langfuse (207 / 200);
+- ``POST /api/public/ingestion``: answered like Langfuse (207);
+- ``POST /api/public/scores``: kept in ``scores`` (an ``id`` already there is replaced, as
+  Langfuse upserts), answered 200 -- or ``scores_status`` (e.g. 500) without keeping it;
+- ``GET /api/public/traces``: the traces put in ``traces`` (dicts shaped like Langfuse's),
+  filtered by ``name`` and ``fromTimestamp``, paged by ``page`` and ``limit`` but never more
+  than ``page_size`` a page (so a test needs only a few traces for several pages);
+- ``GET /api/public/v2/scores``: ``scores`` filtered by ``name`` and ``fromTimestamp``, paged alike;
 - ``GET /api/public/projects``: one project, so SDK look-ups of the project id succeed;
 - anything else: ``200 {}``.
 
@@ -22,13 +28,16 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import math
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -141,15 +150,54 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer_traces(body)
         elif self.path.startswith("/api/public/ingestion"):
             self._answer(207, {"successes": [], "errors": []})
+        elif self.path.startswith("/api/public/scores"):
+            self._answer_score(body)
         else:
             self._answer(200, {})
 
     def do_GET(self) -> None:
         self.server.owner._record(self._received(b""))
+        owner = self.server.owner
         if self.path.startswith("/api/public/projects"):
             self._answer(200, {"data": [{"id": PROJECT_ID, "name": "Fake project", "metadata": {}}]})
+        elif urlsplit(self.path).path == "/api/public/traces":
+            self._answer(200, self._page(owner.traces, "timestamp"))
+        elif urlsplit(self.path).path == "/api/public/v2/scores":
+            self._answer(200, self._page(owner.scores, "timestamp"))
         else:
             self._answer(200, {})
+
+    def _page(self, items: list[dict[str, Any]], time_field: str) -> dict[str, Any]:
+        """Langfuse's paged list: ``data`` and ``meta`` (page from 1, totalPages)."""
+        query = {key: values[0] for key, values in parse_qs(urlsplit(self.path).query).items()}
+        since = _when(query["fromTimestamp"]) if "fromTimestamp" in query else None
+        chosen = [
+            item
+            for item in items
+            if ("name" not in query or item.get("name") == query["name"])
+            and (since is None or _when(item[time_field]) >= since)
+        ]
+        size = min(int(query.get("limit", 50)), self.server.owner.page_size)
+        page = int(query.get("page", 1))
+        return {
+            "data": chosen[(page - 1) * size : page * size],
+            "meta": {
+                "page": page,
+                "limit": size,
+                "totalItems": len(chosen),
+                "totalPages": math.ceil(len(chosen) / size),
+            },
+        }
+
+    def _answer_score(self, body: bytes) -> None:
+        owner = self.server.owner
+        if owner.scores_status != 200:
+            self._answer(owner.scores_status, {"message": "the fake refuses scores"})
+            return
+        score = json.loads(body)
+        score.setdefault("timestamp", datetime.now().astimezone().isoformat())
+        owner._add_score(score)
+        self._answer(200, {"id": score.get("id", "")})
 
     def log_message(self, format: str, *args: Any) -> None:
         return None  # keep test output quiet
@@ -196,14 +244,25 @@ class _RecordingHTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 class FakeLangfuseServer:
     """Records what a Langfuse SDK sends; thread-safe; use as a context manager.
 
-    ``response_delay`` (seconds) holds every POST answer back: a slow Langfuse.
+    ``response_delay`` (seconds) holds every POST answer back: a slow Langfuse. ``traces``
+    and ``scores`` are what the public API's lists serve (set them before the requests);
+    ``posted_scores`` every score POSTed and kept, in order.
     """
 
-    def __init__(self, *, response_delay: float = 0.0) -> None:
+    def __init__(self, *, response_delay: float = 0.0, page_size: int = 100) -> None:
         self.response_delay = response_delay
+        self.page_size = page_size
+        self.scores_status = 200
+        self.traces: list[dict[str, Any]] = []
+        self.scores: list[dict[str, Any]] = []
+        self.posted_scores: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._requests: list[ReceivedRequest] = []
         self._spans: list[ReceivedSpan] = []
@@ -257,6 +316,12 @@ class FakeLangfuseServer:
     def _record(self, request: ReceivedRequest) -> None:
         with self._lock:
             self._requests.append(request)
+
+    def _add_score(self, score: dict[str, Any]) -> None:
+        with self._lock:
+            self.posted_scores.append(score)
+            self.scores[:] = [kept for kept in self.scores if kept.get("id") != score.get("id")]
+            self.scores.append(score)
 
     def _add_spans(self, spans: list[ReceivedSpan]) -> None:
         with self._lock:

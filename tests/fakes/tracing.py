@@ -23,6 +23,7 @@ from parley.ports.tracing import (
     ModelRetried,
     ToolUsed,
     TraceEvent,
+    TraceLink,
     TurnEnded,
     TurnFailed,
     TurnStarted,
@@ -34,6 +35,7 @@ class RecordingTurnTrace:
     """One recorded turn; ``events`` holds every event in the order it came."""
 
     started: TurnStarted
+    link: TraceLink | None = None
     events: list[TraceEvent] = field(default_factory=list)
     events_after_end: int = 0
 
@@ -66,14 +68,25 @@ class RecordingTurnTrace:
 
 
 class RecordingTracer:
-    """A ``Tracer`` that records turns in memory; ``turns`` is in start order."""
+    """A ``Tracer`` that records turns in memory; ``turns`` is in start order.
 
-    def __init__(self) -> None:
+    ``linked=True`` stands in for a backend that keeps traces: turn ``n`` (from 1) gets the
+    link ``trace-n`` (url ``https://traces.test/trace/trace-n``); otherwise links are None.
+    """
+
+    def __init__(self, *, linked: bool = False) -> None:
         self.turns: list[RecordingTurnTrace] = []
         self.closed = False
+        self._linked = linked
 
     def start_turn(self, started: TurnStarted) -> RecordingTurnTrace:
-        turn = RecordingTurnTrace(started)
+        number = len(self.turns) + 1
+        link = (
+            TraceLink(f"trace-{number}", f"https://traces.test/trace/trace-{number}")
+            if self._linked
+            else None
+        )
+        turn = RecordingTurnTrace(started, link)
         self.turns.append(turn)
         return turn
 

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from parley.ports.tracing import TraceEvent, Tracer, TurnStarted, TurnTrace
+from parley.ports.tracing import TraceEvent, TraceLink, Tracer, TurnStarted, TurnTrace
 
 _log = logging.getLogger(__name__)
 
@@ -19,6 +19,19 @@ class CompositeTurnTrace:
 
     def __init__(self, traces: Sequence[TurnTrace]) -> None:
         self._traces = tuple(traces)
+
+    @property
+    def link(self) -> TraceLink | None:
+        """The first child trace's link (at most one child, Langfuse, keeps per-turn traces)."""
+        for trace in self._traces:
+            try:
+                link = trace.link
+            except Exception as exc:  # contained like record(): tracing never raises into the caller
+                _log.warning("Tracer trace %s.link failed (%s)", type(trace).__name__, type(exc).__name__)
+                continue
+            if link is not None:
+                return link
+        return None
 
     def record(self, event: TraceEvent) -> None:
         for trace in self._traces:

@@ -7,7 +7,8 @@ only translates them into its backend's shape.
 
 Contract: implementations never raise into the caller and never block it on the network;
 a tracer that cannot reach its backend drops data instead. Events after :class:`TurnEnded`
-are ignored.
+are ignored. A tracer that keeps one trace per turn in a backend (Langfuse) tells where it is
+(:attr:`TurnTrace.link`), so others can refer to it (``parley eval`` scores it there).
 """
 
 from __future__ import annotations
@@ -84,8 +85,23 @@ class TurnEnded:
 TraceEvent = ModelCalled | ToolUsed | ModelRetried | TurnFailed | TurnEnded
 
 
+@dataclass(frozen=True, slots=True)
+class TraceLink:
+    """Where a backend keeps one turn's trace: its id there, and a page showing it (None
+    when the backend has no page to link)."""
+
+    trace_id: str
+    url: str | None = None
+
+
 class TurnTrace(Protocol):
     """One chat turn, as a tracer records it."""
+
+    @property
+    def link(self) -> TraceLink | None:
+        """The turn's trace in the backend; None for a tracer that keeps no per-turn trace
+        (metrics, no-op) or whose trace could not be opened. Known from the start, constant."""
+        ...
 
     def record(self, event: TraceEvent) -> None:
         """Record ``event``; never raises, never blocks."""

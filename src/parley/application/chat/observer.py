@@ -21,6 +21,7 @@ from parley.ports.tracing import (
     ModelCalled,
     ModelRetried,
     ToolUsed,
+    TraceLink,
     Tracer,
     TurnEnded,
     TurnFailed,
@@ -41,6 +42,11 @@ class TurnObserver:
         self._ended = False
         self.prompt_tokens = 0
         self.completion_tokens = 0
+
+    @property
+    def link(self) -> TraceLink | None:
+        """Where the tracer keeps this turn's trace (None: it keeps none)."""
+        return self._trace.link
 
     @property
     def text(self) -> str:

@@ -18,9 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
+from parley.application.chat.observer import TurnObserver
 from parley.application.evaluation.cases import Case, Metric
+from parley.domain.chat import MessageStatus
 from parley.ports.agent import AgentError, AgentEvent, AgentTurn, ChatAgent, TokenDelta, ToolCall, Usage
 from parley.ports.judge import Exchange, Judge, JudgeError, JudgeRequest
+from parley.ports.system import Clock
+from parley.ports.tracing import TraceLink, Tracer, TurnStarted
 
 # The agent's memory is keyed by conversation and user; evaluation conversations belong to no one.
 EVALUATION_USER = UUID(int=0)
@@ -60,6 +64,7 @@ class TurnResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     models: list[str] = field(default_factory=list)
+    trace: TraceLink | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,11 @@ class CaseResult:
         return sum(turn.latency for turn in self.turns)
 
     @property
+    def trace(self) -> TraceLink | None:
+        """The trace of the judged (last) turn, where its scores belong; None untraced."""
+        return self.turns[-1].trace if self.turns else None
+
+    @property
     def prompt_tokens(self) -> int:
         return sum(turn.prompt_tokens for turn in self.turns)
 
@@ -143,12 +153,32 @@ class _TurnRecorder:
         self._turn.latency = time.perf_counter() - self._started
 
 
-class EvaluationRunner:
-    """Runs cases through ``agent`` and scores them with ``judge`` (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class TurnTracing:
+    """Trace each evaluated turn as production turns are (the same :class:`TurnObserver`), so a
+    case's turns can be found, and scored, in the tracing backend."""
 
-    def __init__(self, agent: ChatAgent, judge: Judge, limits: RunnerLimits | None = None) -> None:
+    tracer: Tracer
+    clock: Clock
+
+
+class EvaluationRunner:
+    """Runs cases through ``agent`` and scores them with ``judge`` (see the module docstring).
+
+    With ``tracing``, every turn is traced like a production turn and its link kept in
+    :attr:`TurnResult.trace`; a failed or timed-out turn's trace ends as ``failed``.
+    """
+
+    def __init__(
+        self,
+        agent: ChatAgent,
+        judge: Judge,
+        limits: RunnerLimits | None = None,
+        tracing: TurnTracing | None = None,
+    ) -> None:
         self._agent, self._judge = agent, judge
         self._limits = limits or RunnerLimits()
+        self._tracing = tracing
 
     async def run(
         self,
@@ -182,10 +212,15 @@ class EvaluationRunner:
             result.error = None
             break
         if result.succeeded:
-            judged = [metric for metric in metrics if metric.applies_to(case)]
-            verdicts = await asyncio.gather(*(self._judged(result, metric) for metric in judged))
-            result.metrics = {verdict.metric: verdict for verdict in verdicts}
+            await self.judge(result, metrics)
         return result
+
+    async def judge(self, result: CaseResult, metrics: Sequence[Metric]) -> None:
+        """Judge ``result``'s last exchange on each metric that applies to its case, at once,
+        into ``result.metrics`` (a metric without a verdict is recorded with its error)."""
+        judged = [metric for metric in metrics if metric.applies_to(result.case)]
+        verdicts = await asyncio.gather(*(self._judged(result, metric) for metric in judged))
+        result.metrics.update({verdict.metric: verdict for verdict in verdicts})
 
     async def _converse(self, case: Case) -> list[TurnResult]:
         conversation = uuid4()
@@ -193,14 +228,46 @@ class EvaluationRunner:
         try:
             for content in case.turns:
                 turn = TurnResult(user=content)
-                recorder = _TurnRecorder(turn, time.perf_counter())
-                async with asyncio.timeout(self._limits.timeout):
-                    await self._agent.run(AgentTurn(conversation, EVALUATION_USER, content), recorder)
-                recorder.finish()
+                await self._turn(AgentTurn(conversation, EVALUATION_USER, content), turn)
                 turns.append(turn)
         finally:
             await _forget_quietly(self._agent, conversation)
         return turns
+
+    async def _turn(self, agent_turn: AgentTurn, turn: TurnResult) -> None:
+        """One agent turn into ``turn``, bounded by the timeout; traced when tracing is on."""
+        recorder = _TurnRecorder(turn, time.perf_counter())
+        if self._tracing is None:
+            async with asyncio.timeout(self._limits.timeout):
+                await self._agent.run(agent_turn, recorder)
+            recorder.finish()
+            return
+        clock = self._tracing.clock
+        started = TurnStarted(
+            user_id=agent_turn.user_id,
+            conversation_id=agent_turn.conversation_id,
+            input_text=agent_turn.content,
+            streaming=agent_turn.stream_tokens,
+            at=clock.now(),
+        )
+        observer = TurnObserver(self._tracing.tracer, clock, started)
+        turn.trace = observer.link
+
+        def both(event: AgentEvent) -> None:
+            recorder(event)
+            observer.saw(event)
+
+        status = MessageStatus.FAILED
+        try:
+            async with asyncio.timeout(self._limits.timeout):
+                await self._agent.run(agent_turn, both)
+            status = MessageStatus.COMPLETE
+        except Exception as failure:
+            observer.failed(failure)
+            raise
+        finally:
+            recorder.finish()
+            observer.ended(status, clock.now())
 
     async def _judged(self, result: CaseResult, metric: Metric) -> MetricResult:
         request = JudgeRequest(

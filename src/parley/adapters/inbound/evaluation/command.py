@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from parley.adapters.inbound.evaluation.compare import compare_reports
 from parley.adapters.inbound.evaluation.datasets import Dataset
 from parley.adapters.inbound.evaluation.html_report import render_html
 from parley.adapters.inbound.evaluation.reports import (
+    LangfuseOutcome,
     ModelInfo,
     ReportError,
     RunConfiguration,
@@ -25,10 +27,15 @@ from parley.adapters.inbound.evaluation.reports import (
     write_report,
 )
 from parley.application.evaluation.cases import Metric
-from parley.application.evaluation.runner import EvaluationRunner, RunnerLimits
+from parley.application.evaluation.runner import CaseResult, EvaluationRunner, RunnerLimits, TurnTracing
+from parley.application.evaluation.scoring import ScoreUpload, send_scores
 from parley.application.evaluation.summary import RunSummary, summarise
+from parley.application.evaluation.traces import TraceRun, judge_recent_turns
 from parley.ports.agent import ChatAgent
 from parley.ports.judge import Judge
+from parley.ports.scoring import ScoreSink, TraceSource, TracesUnavailable
+
+NOT_CONFIGURED = "Langfuse not configured (LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY unset): nothing sent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,10 @@ class EvaluationParts:
     agent: ChatAgent
     agent_model: ModelInfo
     judge: Judge
+    # Langfuse, when its keys are set: each case traced, its scores sent, production turns read.
+    tracing: TurnTracing | None = None
+    scores: ScoreSink | None = None
+    traces: TraceSource | None = None
 
     @property
     def judge_model(self) -> ModelInfo:
@@ -75,11 +86,12 @@ async def run_evaluation(
         f"{', '.join(m.name for m in metrics) or '(none)'}, concurrency {options.limits.concurrency}"
     )
     created_at = datetime.now(UTC)
-    runner = EvaluationRunner(parts.agent, parts.judge, options.limits)
+    runner = EvaluationRunner(parts.agent, parts.judge, options.limits, parts.tracing)
     with show.progress_bar(console, len(dataset.cases)) as progress:
         results = await runner.run(
             dataset.cases, metrics, on_case_done=lambda _: progress.advance(progress.task_ids[0])
         )
+    langfuse = await _send(parts, results, options, console, "each case traced, scores on its last turn")
     summary = summarise(
         results,
         metrics,
@@ -88,34 +100,161 @@ async def run_evaluation(
         judge_model=parts.judge_model.name,
     )
     show.show_failures(console, results)
+    configuration = RunConfiguration(
+        dataset=str(dataset.path),
+        metrics=tuple(m.name for m in metrics),
+        concurrency=options.limits.concurrency,
+        timeout_seconds=options.limits.timeout,
+        retries=options.limits.retries,
+        threshold=options.threshold,
+    )
+    paths = _show_and_write(
+        parts,
+        created_at,
+        configuration,
+        summary,
+        results,
+        metrics,
+        options,
+        console,
+        problems=dataset.problems,
+        langfuse=langfuse,
+    )
+    return RunOutcome(summary, *paths, _exit_code(summary, options.fail_under, console))
+
+
+async def run_trace_evaluation(
+    parts: EvaluationParts,
+    since: datetime,
+    limit: int | None,
+    metrics: list[Metric],
+    options: RunOptions,
+    console: Console,
+) -> RunOutcome | None:
+    """``parley eval traces``: judge the production turns traced since ``since`` that lack
+    these metrics' scores, send the scores, show and write the summary like a dataset run.
+
+    None (after saying why, in red) when Langfuse is not configured or cannot be read.
+    """
+    show.show_models(console, ModelInfo("production traces", is_llm=True), parts.judge_model)
+    if parts.traces is None or parts.scores is None:
+        console.print(f"[red]{NOT_CONFIGURED}[/]: parley eval traces reads its turns from Langfuse.")
+        return None
+    created_at = datetime.now(UTC)
+    runner = EvaluationRunner(parts.agent, parts.judge, options.limits)
+    try:
+        run = await judge_recent_turns(
+            parts.traces, runner, metrics, since=since, limit=limit, concurrency=options.limits.concurrency
+        )
+    except TracesUnavailable as unreadable:
+        console.print(
+            f"[red]Cannot read traces from {escape(parts.scores.destination)}: {escape(str(unreadable))}[/]"
+        )
+        return None
+    console.print(
+        f"{run.fetched} turn(s) traced since {since.isoformat(timespec='seconds')}, "
+        f"{run.already_scored} already scored, {len(run.results)} judged; "
+        f"metrics: {', '.join(m.name for m in metrics)}"
+    )
+    langfuse = await _send(parts, run.results, options, console, "production turns judged", run, since)
+    summary = summarise(
+        run.results,
+        metrics,
+        threshold=options.threshold,
+        agent_model="production",
+        judge_model=parts.judge_model.name,
+    )
+    configuration = RunConfiguration(
+        dataset=f"langfuse traces since {since.isoformat()}",
+        metrics=tuple(m.name for m in metrics),
+        concurrency=options.limits.concurrency,
+        timeout_seconds=options.limits.timeout,
+        retries=options.limits.retries,
+        threshold=options.threshold,
+    )
+    paths = _show_and_write(
+        parts,
+        created_at,
+        configuration,
+        summary,
+        run.results,
+        metrics,
+        options,
+        console,
+        langfuse=langfuse,
+        agent=ModelInfo("production traces", is_llm=True),
+    )
+    if not run.results:
+        return RunOutcome(summary, *paths, 0)
+    return RunOutcome(summary, *paths, _exit_code(summary, options.fail_under, console))
+
+
+async def _send(
+    parts: EvaluationParts,
+    results: Sequence[CaseResult],
+    options: RunOptions,
+    console: Console,
+    note: str,
+    traces: TraceRun | None = None,
+    since: datetime | None = None,
+) -> LangfuseOutcome:
+    """Send the scores when Langfuse is configured; say what happened either way."""
+    if parts.scores is None:
+        console.print(f"[dim]{NOT_CONFIGURED}[/]")
+        return LangfuseOutcome(note=NOT_CONFIGURED)
+    upload = await send_scores(parts.scores, results, concurrency=options.limits.concurrency)
+    _show_upload(console, upload)
+    return LangfuseOutcome(note=note, upload=upload, traces=traces, since=since)
+
+
+def _show_upload(console: Console, upload: ScoreUpload) -> None:
+    colour = "red" if upload.failed else "green"
+    console.print(
+        f"[{colour}]{upload.sent} score(s) sent to {escape(upload.destination)}, {upload.failed} failed[/]"
+        + (f", {upload.untraced} case(s) without a trace" if upload.untraced else ""),
+        highlight=False,
+    )
+    for error in upload.errors:
+        console.print(f"[red]  {escape(error)}[/]", highlight=False)
+
+
+def _show_and_write(
+    parts: EvaluationParts,
+    created_at: datetime,
+    configuration: RunConfiguration,
+    summary: RunSummary,
+    results: Sequence[CaseResult],
+    metrics: Sequence[Metric],
+    options: RunOptions,
+    console: Console,
+    *,
+    langfuse: LangfuseOutcome,
+    problems: Sequence[str] = (),
+    agent: ModelInfo | None = None,
+) -> tuple[Path | None, Path | None]:
+    """The summary tables, then the JSON and HTML reports unless ``reports_dir`` is None."""
     console.print(show.summary_table(summary, judge=parts.judge_model))
     console.print(show.totals_table(summary))
-    json_path = html_path = None
-    if options.reports_dir is not None:
-        report = build_report(
-            created_at=created_at,
-            configuration=RunConfiguration(
-                dataset=str(dataset.path),
-                metrics=tuple(m.name for m in metrics),
-                concurrency=options.limits.concurrency,
-                timeout_seconds=options.limits.timeout,
-                retries=options.limits.retries,
-                threshold=options.threshold,
-            ),
-            agent=parts.agent_model,
-            judge=parts.judge_model,
-            summary=summary,
-            results=results,
-            metrics=metrics,
-            dataset_problems=dataset.problems,
-            commit=git_commit(),
-        )
-        json_path = report_path(options.reports_dir, created_at)
-        write_report(report, json_path)
-        html_path = json_path.with_suffix(".html")
-        html_path.write_text(render_html(report), encoding="utf-8")
-        console.print(f"Report: [bold]{json_path}[/] and {html_path.name}", highlight=False)
-    return RunOutcome(summary, json_path, html_path, _exit_code(summary, options.fail_under, console))
+    if options.reports_dir is None:
+        return None, None
+    report = build_report(
+        created_at=created_at,
+        configuration=configuration,
+        agent=agent or parts.agent_model,
+        judge=parts.judge_model,
+        summary=summary,
+        results=results,
+        metrics=metrics,
+        dataset_problems=problems,
+        commit=git_commit(),
+        langfuse=langfuse,
+    )
+    json_path = report_path(options.reports_dir, created_at)
+    write_report(report, json_path)
+    html_path = json_path.with_suffix(".html")
+    html_path.write_text(render_html(report), encoding="utf-8")
+    console.print(f"Report: [bold]{json_path}[/] and {html_path.name}", highlight=False)
+    return json_path, html_path
 
 
 def _exit_code(summary: RunSummary, fail_under: float | None, console: Console) -> int:

@@ -94,6 +94,11 @@ def _case_html(case: dict[str, Any], threshold: float) -> str:
         n for n, v in metrics.items() if not isinstance(v.get("score"), int | float) or v["score"] < threshold
     ]
     heading = f"<b>{_text(case.get('id'))}</b> "
+    if case.get("trace_url"):
+        heading += f'<a href="{_text(case["trace_url"])}">trace</a> '
+    elif case.get("trace_id"):
+        heading += f'<span class="muted">trace {_text(case["trace_id"])}</span> '
+
     heading += f'<span class="bad">failed: {_text(case["error"])}</span>' if case.get("error") else ""
     heading += f' <span class="muted">below threshold: {_text(", ".join(low))}</span>' if low else ""
     rows = "".join(
@@ -121,6 +126,21 @@ def _case_html(case: dict[str, Any], threshold: float) -> str:
         f"latency {_number(case.get('latency_seconds'), 3)} s</p>{turns}{reference}"
         f"<table><tr><th>metric</th><th>score</th><th>reason</th></tr>{rows}</table></details>"
     )
+
+
+def _langfuse_html(section: Any) -> str:
+    """One line: where scores went and how many arrived, or why nothing was sent."""
+    if not isinstance(section, dict):
+        return "n/a"
+    line = _text(section.get("note"))
+    if section.get("enabled"):
+        line += (
+            f" · {section.get('scores_sent', 0)} score(s) sent to {_text(section.get('destination'))}"
+            f", {section.get('scores_failed', 0)} failed"
+        )
+        errors = "".join(f"<li>{_text(error)}</li>" for error in section.get("errors") or [])
+        line += f'<ul class="err">{errors}</ul>' if errors else ""
+    return line
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -172,7 +192,8 @@ dataset {_text(report["configuration"]["dataset"])}</p>
 <tr><th>tool accuracy</th><td>{_number(totals.get("tool_accuracy"))}</td></tr>
 <tr><th>tokens (agent / judge)</th><td>{tokens["agent_prompt"] + tokens["agent_completion"]} /
 {tokens["judge_prompt"] + tokens["judge_completion"]}</td></tr>
-<tr><th>estimated cost</th><td>{"n/a" if cost is None else f"${cost:.4f}"}</td></tr></table>
+<tr><th>estimated cost</th><td>{"n/a" if cost is None else f"${cost:.4f}"}</td></tr>
+<tr><th>Langfuse</th><td>{_langfuse_html(report.get("langfuse"))}</td></tr></table>
 <h2>Metrics</h2>
 <table><tr><th>metric</th><th>mean</th><th>pass rate</th><th>threshold</th><th>scored</th><th>errors</th></tr>
 {metric_rows}</table>

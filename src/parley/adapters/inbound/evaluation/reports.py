@@ -17,7 +17,9 @@ from typing import Any
 
 from parley.application.evaluation.cases import Metric
 from parley.application.evaluation.runner import CaseResult, TurnResult
+from parley.application.evaluation.scoring import ScoreUpload
 from parley.application.evaluation.summary import RunSummary
+from parley.application.evaluation.traces import TraceRun
 
 SCHEMA_VERSION = 1
 REPORT_PREFIX = "evaluation_report_"
@@ -43,6 +45,38 @@ class RunConfiguration:
     timeout_seconds: float
     retries: int
     threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class LangfuseOutcome:
+    """The report's ``langfuse`` part: ``upload`` None when nothing was sent (``note`` says
+    why); ``traces`` and ``since`` for ``parley eval traces``."""
+
+    note: str
+    upload: ScoreUpload | None = None
+    traces: TraceRun | None = None
+    since: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        upload = self.upload
+        return {
+            "enabled": upload is not None,
+            "note": self.note,
+            "destination": upload.destination if upload else None,
+            "scores_sent": upload.sent if upload else 0,
+            "scores_failed": upload.failed if upload else 0,
+            "untraced_cases": upload.untraced if upload else 0,
+            "errors": list(upload.errors) if upload else [],
+            "traces": (
+                None
+                if self.traces is None or self.since is None
+                else {
+                    "since": self.since.isoformat(),
+                    "fetched": self.traces.fetched,
+                    "already_scored": self.traces.already_scored,
+                }
+            ),
+        }
 
 
 def git_commit(directory: Path | None = None) -> str | None:
@@ -92,6 +126,8 @@ def _case(result: CaseResult) -> dict[str, Any]:
         "latency_seconds": round(result.latency, 4),
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
+        "trace_id": result.trace.trace_id if result.trace else None,
+        "trace_url": result.trace.url if result.trace else None,
         "turns": [_turn(turn) for turn in result.turns],
         "metrics": {
             name: {
@@ -122,6 +158,7 @@ def build_report(
     metrics: Sequence[Metric],
     dataset_problems: Sequence[str] = (),
     commit: str | None = None,
+    langfuse: LangfuseOutcome | None = None,
 ) -> dict[str, Any]:
     """The report as JSON-ready data (see ``evaluation/report.schema.json``)."""
     return {
@@ -171,6 +208,7 @@ def build_report(
             for m in summary.metrics
         },
         "dataset_problems": list(dataset_problems),
+        "langfuse": (langfuse or LangfuseOutcome(note="Langfuse not configured: nothing sent")).as_json(),
         "cases": [_case(result) for result in results],
     }
 

@@ -1,4 +1,5 @@
-"""Tracing adapters: Langfuse when configured, otherwise a tracer that does nothing.
+"""Tracing adapters: Langfuse when configured, otherwise a tracer that does nothing; and
+Langfuse's public API as the ``ScoreSink`` / ``TraceSource`` of ``parley eval``.
 
 Names are loaded on first use (PEP 562): importing the package, or the no-op tracer, must
 not import the Langfuse SDK (~0.4 s), which a deployment without tracing never needs.
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from parley.adapters.outbound.langfuse.noop import NoopTracer, NoopTurnTrace
+    from parley.adapters.outbound.langfuse.public_api import LangfuseScoreSink, LangfuseTraceSource
     from parley.adapters.outbound.langfuse.tracer import LangfuseTracer
     from parley.adapters.outbound.langfuse.turn import LangfuseTurnTrace
 
@@ -19,8 +21,17 @@ _HOMES = {
     "LangfuseTurnTrace": "turn",
     "NoopTracer": "noop",
     "NoopTurnTrace": "noop",
+    "LangfuseScoreSink": "public_api",
+    "LangfuseTraceSource": "public_api",
 }
-__all__ = ["LangfuseTracer", "LangfuseTurnTrace", "NoopTracer", "NoopTurnTrace"]
+__all__ = [
+    "LangfuseScoreSink",
+    "LangfuseTraceSource",
+    "LangfuseTracer",
+    "LangfuseTurnTrace",
+    "NoopTracer",
+    "NoopTurnTrace",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from parley.ports.tracing import TraceEvent, TurnStarted
+from parley.ports.tracing import TraceEvent, TraceLink, TurnStarted
 
 
 class NoopTurnTrace:
     """A turn trace that drops everything."""
+
+    @property
+    def link(self) -> TraceLink | None:
+        return None
 
     def record(self, event: TraceEvent) -> None:
         return None

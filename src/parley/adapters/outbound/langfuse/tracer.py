@@ -54,6 +54,7 @@ class LangfuseTracer:
         request_timeout: int = 5,
     ) -> None:
         self._public_key = public_key
+        self._host = host.rstrip("/")
         self._flush_timeout = flush_timeout
         self._capture_content = capture_content
         self._client: Langfuse | None = None
@@ -109,6 +110,7 @@ class LangfuseTracer:
                 },
                 capture_content=self._capture_content,
                 started=started,
+                host=self._host,
             )
         except Exception as exc:
             logger.warning("Langfuse tracing: start_turn failed ({})", type(exc).__name__)

@@ -39,6 +39,7 @@ from parley.ports.tracing import (
     ModelRetried,
     ToolUsed,
     TraceEvent,
+    TraceLink,
     TurnEnded,
     TurnFailed,
     TurnStarted,
@@ -101,6 +102,7 @@ class LangfuseTurnTrace:
         trace_attributes: dict[str, str],
         capture_content: bool,
         started: TurnStarted,
+        host: str | None = None,
     ) -> None:
         self._client = client
         self._tracer = tracer
@@ -112,6 +114,10 @@ class LangfuseTurnTrace:
         # runs inside some other OpenTelemetry span.
         root_span = self._start_span(TRACE_NAME, _nanos(started.at), parent=otel_context.Context())
         self._root_context = otel_trace.set_span_in_context(root_span)
+        # Langfuse keys a trace by its OpenTelemetry trace id (32 lowercase hex digits) and
+        # serves /trace/<id>, which redirects to the trace's page in its project.
+        trace_id = format(root_span.get_span_context().trace_id, "032x")
+        self._link = TraceLink(trace_id, f"{host.rstrip('/')}/trace/{trace_id}" if host else None)
         self._root = LangfuseAgent(
             otel_span=root_span,
             langfuse_client=client,
@@ -120,6 +126,10 @@ class LangfuseTurnTrace:
         )
 
     # --- the TurnTrace port -------------------------------------------------
+    @property
+    def link(self) -> TraceLink:
+        return self._link
+
     @_swallowing("record")
     def record(self, event: TraceEvent) -> None:
         """Translate one event into its observation; events after the end are ignored."""

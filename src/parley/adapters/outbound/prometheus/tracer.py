@@ -32,6 +32,7 @@ from parley.ports.tracing import (
     ModelRetried,
     ToolUsed,
     TraceEvent,
+    TraceLink,
     TurnEnded,
     TurnFailed,
     TurnStarted,
@@ -139,6 +140,11 @@ class PrometheusTurnTrace:
         self._metrics = metrics
         self._ended = False
         self._start()
+
+    @property
+    def link(self) -> TraceLink | None:
+        """Metrics keep no per-turn trace."""
+        return None
 
     @_never_raising
     def _start(self) -> None:
