@@ -12,8 +12,9 @@ first and the deprecated ones only on a server that lacks them:
 - ``GET /api/public/v2/observations`` (``name=chat-turn``, ``isRootObservation=true``,
   ``fromStartTime``, ``fields=core,basic,io,metrics``, ``limit``, then ``cursor`` from
   ``meta.cursor`` until the answer has none): each turn's *root observation*, which carries the
-  trace id (``traceId``), the user input and the reply (``input``/``output``, served as raw
-  strings: the SDK's JSON text, so a JSON string is unwrapped), ``environment`` and ``latency``.
+  trace id (``traceId``), the user input and the reply (``input``/``output``: "always returned
+  as raw strings" per the definition; the SDK sends a ``str`` as JSON text, so a JSON string is
+  unwrapped), ``environment`` and ``latency`` (seconds).
   The page link is ``<host>/trace/<trace id>`` (Langfuse redirects it to the project's page),
   as the tracer's own links.
 - ``GET /api/public/v3/scores`` (``name=<a>,<b>`` comma-separated, ``fromTimestamp``,
@@ -22,7 +23,9 @@ first and the deprecated ones only on a server that lacks them:
   ``subject.traceId``), one paged query for all the names.
 - Fallback, decided once per source (one ``parley eval traces`` run) and per endpoint: when the
   current endpoint answers **404** (an older self-hosted Langfuse without it; a v3 server answers
-  404 on v2 observations unless it runs in v4 write mode), the deprecated one is used from then
+  404 on v2 observations unless it runs in v4 write mode -- ``LangfuseNotFoundError`` in
+  ``web/src/pages/api/public/v2/observations/index.ts`` -- while its ``/v3/scores`` route has no
+  such gate, hence one decision per endpoint), the deprecated one is used from then
   on: ``GET /api/public/traces`` (``name``, ``fromTimestamp``, ``page``/``limit`` up to
   ``meta.totalPages``; ``input``/``output`` parsed, ``htmlPath``) and ``GET /api/public/v2/scores``
   (per name, ``page``/``limit``, ``traceId``). Any other failure (401, 5xx, no answer) is not
