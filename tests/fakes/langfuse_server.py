@@ -11,6 +11,19 @@
   filtered by ``name`` and ``fromTimestamp``, paged by ``page`` and ``limit`` but never more
   than ``page_size`` a page (so a test needs only a few traces for several pages);
 - ``GET /api/public/v2/scores``: ``scores`` filtered by ``name`` and ``fromTimestamp``, paged alike;
+- ``GET /api/public/v2/observations`` (Langfuse v4's read API): each trace in ``traces`` as its
+  root observation (an ``AGENT`` named like the trace, input/output as the raw JSON text the SDK
+  sends) plus one child ``GENERATION``; filtered by ``name``, ``type``, ``isRootObservation``,
+  ``environment`` (any of, repeatable) and ``fromStartTime``; only the ``fields`` groups asked
+  for (``core,basic`` by default); paged by ``limit`` (400 above 1000) and an opaque ``cursor``
+  in ``meta``, absent on the last page;
+- ``GET /api/public/v3/scores``: ``scores`` in the v3 shape, filtered by ``name`` (comma-
+  separated) and ``fromTimestamp``, ``subject`` only with ``fields=subject``, cursor-paged alike
+  (400 above ``limit=100``);
+- ``current_api = False``: the two v4 endpoints answer 404 as a Langfuse v3 does (an older
+  self-hosted Langfuse); ``legacy_api = False``: the deprecated ``/traces`` and ``/v2/scores``
+  answer 404 (Langfuse Cloud after their removal); ``get_status[path]``: that GET path answers
+  with that status (e.g. only ``/api/public/v2/observations`` 404, or a 503);
 - ``GET /api/public/projects``: one project, so SDK look-ups of the project id succeed;
 - anything else: ``200 {}``.
 
@@ -33,7 +46,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -160,12 +173,78 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         if self.path.startswith("/api/public/projects"):
             self._answer(200, {"data": [{"id": PROJECT_ID, "name": "Fake project", "metadata": {}}]})
-        elif urlsplit(self.path).path == "/api/public/traces":
+        elif (path := urlsplit(self.path).path) in owner.get_status:
+            self._answer(owner.get_status[path], {"message": "the fake was told to answer so"})
+        elif path in LEGACY_LISTS and not owner.legacy_api:
+            self._answer(404, {"message": "Not found"})
+        elif path in CURRENT_LISTS and not owner.current_api:
+            self._answer(
+                404, {"message": "The observations v2 API is only available in a Langfuse v4 write mode."}
+            )
+        elif path == "/api/public/traces":
             self._answer(200, self._page(owner.traces, "timestamp"))
-        elif urlsplit(self.path).path == "/api/public/v2/scores":
+        elif path == "/api/public/v2/scores":
             self._answer(200, self._page(owner.scores, "timestamp"))
+        elif path == "/api/public/v2/observations":
+            self._answer_observations()
+        elif path == "/api/public/v3/scores":
+            self._answer_scores_v3()
         else:
             self._answer(200, {})
+
+    def _answer_observations(self) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        one = {key: values[0] for key, values in query.items()}
+        if int(one.get("limit", 50)) > 1000:
+            self._answer(400, {"message": "limit: Number must be less than or equal to 1000"})
+            return
+        groups = set(one.get("fields", "core,basic").split(",")) | {"core"}
+        since = _when(one["fromStartTime"]) if "fromStartTime" in one else None
+        chosen = [
+            observation
+            for trace in self.server.owner.traces
+            for observation in _observations(trace)
+            if all(one[key] == str(observation[key]) for key in ("name", "type") if key in one)
+            and (
+                "isRootObservation" not in one
+                or one["isRootObservation"] == str(observation["isRootObservation"]).lower()
+            )
+            and ("environment" not in query or observation["environment"] in query["environment"])
+            and (since is None or _when(observation["startTime"]) >= since)
+        ]
+        data, meta = self._cursor_page(chosen, one)
+        self._answer(200, {"data": [_field_groups(item, groups) for item in data], "meta": meta})
+
+    def _answer_scores_v3(self) -> None:
+        one = {key: values[0] for key, values in parse_qs(urlsplit(self.path).query).items()}
+        groups = set(one["fields"].split(",")) if "fields" in one else set()
+        if int(one.get("limit", 50)) > 100 or groups - {"details", "subject", "annotation"}:
+            self._answer(400, {"message": "invalid limit or fields"})
+            return
+        names = set(one["name"].split(",")) if "name" in one else None
+        since = _when(one["fromTimestamp"]) if "fromTimestamp" in one else None
+        chosen = [
+            _score_v3(score, subject="subject" in groups)
+            for score in self.server.owner.scores
+            if (names is None or score.get("name") in names)
+            and (since is None or _when(score["timestamp"]) >= since)
+        ]
+        data, meta = self._cursor_page(chosen, one)
+        self._answer(200, {"data": data, "meta": {"limit": int(one.get("limit", 50)), **meta}})
+
+    def _cursor_page(
+        self, items: list[dict[str, Any]], query: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """One page from the opaque ``cursor`` on; ``meta.cursor`` only when more remain."""
+        start = json.loads(base64.b64decode(query["cursor"]))["offset"] if "cursor" in query else 0
+        size = min(int(query.get("limit", 50)), self.server.owner.page_size)
+        end = start + size
+        more = (
+            {"cursor": base64.b64encode(json.dumps({"offset": end}).encode()).decode()}
+            if end < len(items)
+            else {}
+        )
+        return items[start:end], more
 
     def _page(self, items: list[dict[str, Any]], time_field: str) -> dict[str, Any]:
         """Langfuse's paged list: ``data`` and ``meta`` (page from 1, totalPages)."""
@@ -244,6 +323,84 @@ class _RecordingHTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+LEGACY_LISTS = frozenset({"/api/public/traces", "/api/public/v2/scores"})
+CURRENT_LISTS = frozenset({"/api/public/v2/observations", "/api/public/v3/scores"})
+# Langfuse v4's observation field groups (fern observations.yml); core is always served.
+FIELD_GROUPS = {
+    "core": ("id", "traceId", "startTime", "endTime", "projectId", "parentObservationId", "type"),
+    "basic": ("name", "level", "environment", "isRootObservation"),
+    "io": ("input", "output"),
+    "metrics": ("latency",),
+}
+
+
+def _observations(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """A legacy-shaped trace as Langfuse v4 stores it: its root observation (the SDK's JSON text
+    as input/output) and one model call under it."""
+    started = _when(trace["timestamp"])
+    latency = trace.get("latency") or 0.0
+    ended = (started + timedelta(seconds=latency)).isoformat()
+    root_id = trace["id"][:16]
+    common = {
+        "traceId": trace["id"],
+        "projectId": PROJECT_ID,
+        "level": "DEFAULT",
+        "environment": trace.get("environment", "default"),
+    }
+    root = {
+        **common,
+        "id": root_id,
+        "parentObservationId": None,
+        "isRootObservation": True,
+        "type": "AGENT",
+        "name": trace["name"],
+        "startTime": started.isoformat(),
+        "endTime": ended,
+        "input": _raw(trace.get("input")),
+        "output": _raw(trace.get("output")),
+        "latency": latency,
+    }
+    child = {
+        **root,
+        "id": trace["id"][16:],
+        "parentObservationId": root_id,
+        "isRootObservation": False,
+        "type": "GENERATION",
+        "name": "llm:fake",
+        "input": _raw([{"role": "user", "content": trace.get("input")}]),
+    }
+    return [root, child]
+
+
+def _raw(value: object) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _field_groups(observation: dict[str, Any], groups: set[str]) -> dict[str, Any]:
+    return {key: observation[key] for group in groups & FIELD_GROUPS.keys() for key in FIELD_GROUPS[group]}
+
+
+def _score_v3(score: dict[str, Any], *, subject: bool) -> dict[str, Any]:
+    """A kept (v1/v2-shaped) score as ``/v3/scores`` serves it."""
+    shaped = {
+        "id": score.get("id", ""),
+        "projectId": PROJECT_ID,
+        "name": score["name"],
+        "value": score.get("value"),
+        "dataType": score.get("dataType", "NUMERIC"),
+        "source": "API",
+        "timestamp": score["timestamp"],
+        "environment": score.get("environment", "default"),
+        "createdAt": score["timestamp"],
+        "updatedAt": score["timestamp"],
+    }
+    if subject and score.get("observationId"):
+        shaped["subject"] = {"kind": "observation", "id": score["observationId"], "traceId": score["traceId"]}
+    elif subject:
+        shaped["subject"] = {"kind": "trace", "id": score["traceId"]}
+    return shaped
+
+
 def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -260,6 +417,9 @@ class FakeLangfuseServer:
         self.response_delay = response_delay
         self.page_size = page_size
         self.scores_status = 200
+        self.current_api = True  # False: a Langfuse without the v4 read endpoints
+        self.legacy_api = True  # False: a Langfuse without the deprecated ones
+        self.get_status: dict[str, int] = {}
         self.traces: list[dict[str, Any]] = []
         self.scores: list[dict[str, Any]] = []
         self.posted_scores: list[dict[str, Any]] = []

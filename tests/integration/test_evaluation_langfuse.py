@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 import pytest
@@ -85,6 +86,20 @@ def _production(server: FakeLangfuseServer) -> None:
     ]
 
 
+def _get_paths(server: FakeLangfuseServer) -> list[str]:
+    """The paths (without query) of the GET requests the fake received, in order."""
+    return [urlsplit(request.path).path for request in server.requests if request.method == "GET"]
+
+
+def _query(server: FakeLangfuseServer, path: str) -> list[dict[str, list[str]]]:
+    """The query of each GET request to ``path``, in order."""
+    return [
+        parse_qs(urlsplit(request.path).query)
+        for request in server.requests
+        if request.method == "GET" and urlsplit(request.path).path == path
+    ]
+
+
 # --- parley eval (a dataset) --------------------------------------------------------------
 
 
@@ -154,16 +169,18 @@ def test_without_keys_nothing_is_sent_and_the_report_says_so(workspace: Path) ->
 # --- parley eval traces ---------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("current_api", [True, False], ids=["v4-endpoints", "older-langfuse"])
 def test_recent_traces_are_judged_on_every_page_and_scored_ones_skipped(
-    workspace: Path, langfuse: FakeLangfuseServer
+    workspace: Path, langfuse: FakeLangfuseServer, current_api: bool
 ) -> None:
     _production(langfuse)
+    langfuse.current_api = current_api
 
     result = _eval("traces", "--since", "24h", "--metrics", METRICS)
 
     assert result.exit_code == 0, result.output
-    trace_pages = [r.path for r in langfuse.requests if r.path.startswith("/api/public/traces")]
-    assert len(trace_pages) == 3  # six traces in the window, two a page
+    turns_path = "/api/public/v2/observations" if current_api else "/api/public/traces"
+    assert _get_paths(langfuse).count(turns_path) == 3  # six traces in the window, two a page
     sent = sorted((s["traceId"], s["name"]) for s in langfuse.posted_scores)
     assert sent == [
         (f"{2:032x}", "helpfulness"),  # only the metric it lacked
@@ -178,7 +195,8 @@ def test_recent_traces_are_judged_on_every_page_and_scored_ones_skipped(
     by_trace = {case["trace_id"]: case for case in report["cases"]}
     for score in langfuse.posted_scores:
         assert score["value"] == by_trace[score["traceId"]]["metrics"][score["name"]]["score"]
-    assert by_trace[f"{6:032x}"]["trace_url"] == f"{langfuse.url}/project/fake-project/traces/{6:032x}"
+    page = f"/trace/{6:032x}" if current_api else f"/project/fake-project/traces/{6:032x}"  # as each serves
+    assert by_trace[f"{6:032x}"]["trace_url"] == f"{langfuse.url}{page}"
     assert report["langfuse"]["traces"]["fetched"] == 4  # 1, 2, 6, 7: not parley eval's, not empty
     assert report["langfuse"]["traces"]["already_scored"] == 1
     assert "4 turn(s) traced since" in result.output
@@ -219,13 +237,25 @@ def test_traces_without_keys_says_so(workspace: Path) -> None:
 # --- the adapters ---------------------------------------------------------------------------
 
 
-async def test_the_trace_source_reads_every_page_and_the_scores_carried() -> None:
+@pytest.mark.parametrize(
+    ("current_api", "endpoints"),
+    [
+        (True, {"turns": "/v2/observations", "scores": "/v3/scores"}),
+        (False, {"turns": "/traces", "scores": "/v2/scores"}),
+    ],
+    ids=["v4-endpoints", "older-langfuse"],
+)
+async def test_the_trace_source_reads_every_page_and_the_scores_carried(
+    current_api: bool, endpoints: dict[str, str]
+) -> None:
     with FakeLangfuseServer(page_size=2) as server:
         _production(server)
+        server.current_api = current_api
         source = LangfuseTraceSource("pk", "sk", server.url, skip_environment="evaluation")
         turns = await source.recent_turns(NOW - timedelta(days=2), ["relevancy", "helpfulness"])
         await source.aclose()
 
+    assert source.endpoints == endpoints
     assert [turn.trace_id for turn in turns] == [f"{n:032x}" for n in (5, 7, 1, 2, 6)]
     scored = {turn.trace_id: turn.scored for turn in turns}
     assert scored[f"{1:032x}"] == {"relevancy", "helpfulness"}
@@ -233,6 +263,71 @@ async def test_the_trace_source_reads_every_page_and_the_scores_carried() -> Non
     assert scored[f"{6:032x}"] == frozenset()
     assert turns[0].input == "What is 5 + 5?"
     assert turns[0].latency == 0.5
+
+
+async def test_the_trace_source_reads_root_observations_and_v3_scores_page_by_cursor() -> None:
+    """Langfuse Cloud after 16 Nov 2026: only the v4 endpoints; every cursor page of both."""
+    with FakeLangfuseServer(page_size=2) as server:
+        _production(server)
+        server.legacy_api = False
+        server.scores.append({**_score(f"{6:032x}", "helpfulness"), "observationId": "a-generation"})
+        source = LangfuseTraceSource("pk", "sk", server.url, skip_environment="evaluation")
+        turns = await source.recent_turns(NOW - timedelta(hours=24), ["relevancy", "helpfulness"])
+        await source.aclose()
+
+    assert [turn.trace_id for turn in turns] == [f"{n:032x}" for n in (7, 1, 2, 6)]  # one per trace
+    scored = {turn.trace_id: turn.scored for turn in turns}
+    assert scored[f"{6:032x}"] == {"helpfulness"}  # a score on one of its observations
+    assert scored[f"{1:032x}"] == {"relevancy", "helpfulness"}
+    assert turns[0].input == "What is 7 + 7?"  # the SDK's JSON text unwrapped
+    assert turns[0].output == "7 + 7 = 14."
+    assert turns[0].latency == 0.5
+    assert turns[0].url == f"{server.url}/trace/{7:032x}"
+    assert "/api/public/traces" not in _get_paths(server)
+    pages = _query(server, "/api/public/v2/observations")
+    assert len(pages) == 3  # six chat-turn roots in the window, two a page
+    first = pages[0]
+    assert first["name"] == ["chat-turn"]
+    assert first["isRootObservation"] == ["true"]
+    assert {"io", "basic"} <= set(first["fields"][0].split(","))
+    assert "cursor" not in first
+    assert all("cursor" in page for page in pages[1:])
+    scores = _query(server, "/api/public/v3/scores")
+    assert len(scores) == 2  # four asked-about scores (not toxicity), two a page: one paged query
+    assert set(scores[0]["name"][0].split(",")) == {"relevancy", "helpfulness"}
+
+
+async def test_the_trace_source_falls_back_once_per_run_where_the_server_lacks_an_endpoint() -> None:
+    """A self-hosted Langfuse v3 that has /v3/scores but answers 404 on /v2/observations."""
+    with FakeLangfuseServer(page_size=2) as server:
+        _production(server)
+        server.get_status["/api/public/v2/observations"] = 404
+        source = LangfuseTraceSource("pk", "sk", server.url, skip_environment="evaluation")
+        first = await source.recent_turns(NOW - timedelta(hours=24), ["relevancy", "helpfulness"])
+        again = await source.recent_turns(NOW - timedelta(hours=24), ["relevancy", "helpfulness"])
+        await source.aclose()
+
+    assert first == again
+    assert [turn.trace_id for turn in first] == [f"{n:032x}" for n in (7, 1, 2, 6)]
+    assert {turn.trace_id: turn.scored for turn in first}[f"{1:032x}"] == {"relevancy", "helpfulness"}
+    assert source.endpoints == {"turns": "/traces", "scores": "/v3/scores"}
+    paths = _get_paths(server)
+    assert paths.count("/api/public/v2/observations") == 1  # asked once; the 404 decided the run
+    assert paths.count("/api/public/traces") == 6  # two reads of three pages
+    assert "/api/public/v2/scores" not in paths
+
+
+@pytest.mark.parametrize("status", [401, 500, 503])
+async def test_the_trace_source_does_not_fall_back_on_other_failures(status: int) -> None:
+    with FakeLangfuseServer() as server:
+        _production(server)
+        server.get_status["/api/public/v2/observations"] = status
+        source = LangfuseTraceSource("pk", "sk", server.url)
+        with pytest.raises(TracesUnavailable, match=f"HTTP {status}"):
+            await source.recent_turns(NOW - timedelta(hours=24), ["relevancy"])
+        await source.aclose()
+
+    assert "/api/public/traces" not in _get_paths(server)
 
 
 async def test_the_trace_source_turns_a_failing_host_into_its_port_error() -> None:
