@@ -22,6 +22,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from parley.adapters.inbound.evaluation.command import RunOptions
     from parley.adapters.inbound.evaluation.datasets import Dataset
     from parley.application.evaluation.cases import Metric
     from parley.config import Settings
@@ -115,8 +116,7 @@ def evaluate(
         return
     from rich.console import Console
 
-    from parley.adapters.inbound.evaluation.command import RunOptions, run_evaluation
-    from parley.application.evaluation.runner import RunnerLimits
+    from parley.adapters.inbound.evaluation.command import run_evaluation
     from parley.bootstrap import running_evaluation
     from parley.container import Container
     from parley.log_setup import configure_logging
@@ -135,16 +135,7 @@ def evaluate(
         loaded = type(loaded)(loaded.path, loaded.cases[:limit], loaded.problems)
     # The agent's own log lines (retries, tool errors) would break up the progress bar.
     configure_logging(level="WARNING", json_lines=False)
-    options = RunOptions(
-        limits=RunnerLimits(
-            concurrency=cases_at_once,
-            timeout=settings.evaluation.timeout_seconds,
-            retries=settings.evaluation.retries,
-        ),
-        threshold=threshold if threshold is not None else settings.evaluation.threshold,
-        reports_dir=None if no_report else settings.evaluation.directory / "reports",
-        fail_under=fail_under,
-    )
+    options = _run_options(settings, cases_at_once, threshold, no_report=no_report, fail_under=fail_under)
     container = Container(settings=settings)
 
     async def run() -> int:
@@ -183,11 +174,10 @@ def traces(
 
     from rich.console import Console
 
-    from parley.adapters.inbound.evaluation.command import RunOptions, run_trace_evaluation
+    from parley.adapters.inbound.evaluation.command import run_trace_evaluation
     from parley.adapters.inbound.evaluation.metrics import MetricFileError, load_metrics
     from parley.adapters.inbound.evaluation.since import BadWindow
     from parley.adapters.inbound.evaluation.since import since as window_start
-    from parley.application.evaluation.runner import RunnerLimits
     from parley.bootstrap import running_evaluation
     from parley.container import Container
     from parley.log_setup import configure_logging
@@ -207,14 +197,11 @@ def traces(
     if not chosen:
         raise _fail("no metric to judge production turns with (those needing a reference do not apply)")
     configure_logging(level="WARNING", json_lines=False)
-    options = RunOptions(
-        limits=RunnerLimits(
-            concurrency=concurrency or settings.evaluation.concurrency,
-            timeout=settings.evaluation.timeout_seconds,
-            retries=settings.evaluation.retries,
-        ),
-        threshold=threshold if threshold is not None else settings.evaluation.threshold,
-        reports_dir=None if no_report else settings.evaluation.directory / "reports",
+    options = _run_options(
+        settings,
+        concurrency or settings.evaluation.concurrency,
+        threshold,
+        no_report=no_report,
         fail_under=fail_under,
     )
     container = Container(settings=settings)
@@ -252,3 +239,27 @@ def compare(
     )
     if code:
         raise typer.Exit(code=code)
+
+
+def _run_options(
+    settings: Settings,
+    concurrency: int,
+    threshold: float | None,
+    *,
+    no_report: bool,
+    fail_under: float | None,
+) -> RunOptions:
+    """How a run goes: the command line's choices over the EVALUATION_* settings."""
+    from parley.adapters.inbound.evaluation.command import RunOptions
+    from parley.application.evaluation.runner import RunnerLimits
+
+    return RunOptions(
+        limits=RunnerLimits(
+            concurrency=concurrency,
+            timeout=settings.evaluation.timeout_seconds,
+            retries=settings.evaluation.retries,
+        ),
+        threshold=threshold if threshold is not None else settings.evaluation.threshold,
+        reports_dir=None if no_report else settings.evaluation.directory / "reports",
+        fail_under=fail_under,
+    )

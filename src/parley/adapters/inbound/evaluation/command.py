@@ -100,14 +100,7 @@ async def run_evaluation(
         judge_model=parts.judge_model.name,
     )
     show.show_failures(console, results)
-    configuration = RunConfiguration(
-        dataset=str(dataset.path),
-        metrics=tuple(m.name for m in metrics),
-        concurrency=options.limits.concurrency,
-        timeout_seconds=options.limits.timeout,
-        retries=options.limits.retries,
-        threshold=options.threshold,
-    )
+    configuration = _configuration(str(dataset.path), metrics, options)
     paths = _show_and_write(
         parts,
         created_at,
@@ -164,14 +157,7 @@ async def run_trace_evaluation(
         agent_model="production",
         judge_model=parts.judge_model.name,
     )
-    configuration = RunConfiguration(
-        dataset=f"langfuse traces since {since.isoformat()}",
-        metrics=tuple(m.name for m in metrics),
-        concurrency=options.limits.concurrency,
-        timeout_seconds=options.limits.timeout,
-        retries=options.limits.retries,
-        threshold=options.threshold,
-    )
+    configuration = _configuration(f"langfuse traces since {since.isoformat()}", metrics, options)
     paths = _show_and_write(
         parts,
         created_at,
@@ -293,3 +279,15 @@ def compare_files(
     for problem in problems:
         console.print(f"[red]gate failed[/] {escape(problem)}", highlight=False)
     return 1 if problems else 0
+
+
+def _configuration(source: str, metrics: list[Metric], options: RunOptions) -> RunConfiguration:
+    """What the report records of how the run was made; ``source``: the dataset or the traces."""
+    return RunConfiguration(
+        dataset=source,
+        metrics=tuple(m.name for m in metrics),
+        concurrency=options.limits.concurrency,
+        timeout_seconds=options.limits.timeout,
+        retries=options.limits.retries,
+        threshold=options.threshold,
+    )
