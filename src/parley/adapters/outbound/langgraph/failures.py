@@ -101,13 +101,22 @@ def failure_summary(error: BaseException) -> str:
     return f"model request failed ({type(error).__name__})"
 
 
-class RetriesExhausted(AgentUnavailable):
-    """A model gave up after its retries on a retryable failure, with nothing streamed: the
-    one failure after which :func:`call_with_fallbacks` tries the next model."""
+@dataclass(frozen=True, slots=True)
+class _Exhausted:
+    """How a model's attempts ended in a retryable failure with nothing streamed: the one
+    ending after which :func:`call_with_fallbacks` tries the next model."""
 
-    def __init__(self, message: str, *, model: str, attempt: int, reason: str) -> None:
-        super().__init__(message, model=model)
-        self.attempt, self.reason = attempt, reason
+    attempt: int
+    reason: str
+
+
+class _GaveUp(Exception):
+    """Carries the :class:`AgentUnavailable` a model's attempts end with, and whether they
+    were exhausted on a retryable failure, from :func:`_attempts` to its two callers."""
+
+    def __init__(self, unavailable: AgentUnavailable, exhausted: _Exhausted | None) -> None:
+        super().__init__(str(unavailable))
+        self.unavailable, self.exhausted = unavailable, exhausted
 
 
 ModelCall = Callable[[list[str]], Awaitable[_Reply]]
@@ -117,30 +126,34 @@ async def call_with_fallbacks(
     calls: Sequence[tuple[str, ModelCall[_Reply]]], *, policy: RetryPolicy, emit: EventSink, first: int = 0
 ) -> tuple[int, _Reply]:
     """Make one model call with ``calls[first]`` (name, call), then, each time a model gives up
-    with :class:`RetriesExhausted`, with the next one; returns the index of the model that
-    answered and its reply.
+    on a retryable failure (its retries spent, nothing streamed), with the next one; returns the
+    index of the model that answered and its reply.
 
-    Each model gets :func:`call_with_retries` (its own attempts and backoff); moving on is
-    announced as a :class:`ModelRetry` naming the failed model and, as ``fallback``, the next
-    one, and happens at once (the backoff is for the failed model's server). Any other
-    failure, or the last model's, is raised as it is (see the module docstring for why a
-    non-retryable failure does not fall back).
+    Each model gets the rules of :func:`call_with_retries` (its own attempts and backoff);
+    moving on is announced as a :class:`ModelRetry` naming the failed model and, as
+    ``fallback``, the next one, and happens at once (the backoff is for the failed model's
+    server). Any other failure, or the last model's, raises :class:`AgentUnavailable` naming
+    the model that failed (see the module docstring for why a non-retryable failure does not
+    fall back).
     """
-    for index in range(first, len(calls)):
+    if not first < len(calls):
+        raise ValueError("call_with_fallbacks needs a model at or after `first`")
+    index = first
+    while True:
         name, call = calls[index]
         try:
-            return index, await call_with_retries(call, policy=policy, model=name, emit=emit)
-        except RetriesExhausted as exhausted:
-            if index + 1 >= len(calls):
-                raise
-            fallback = calls[index + 1][0]
+            return index, await _attempts(call, policy=policy, model=name, emit=emit)
+        except _GaveUp as gave_up:
+            exhausted = gave_up.exhausted
+            if exhausted is None or index + 1 >= len(calls):
+                raise gave_up.unavailable from gave_up.unavailable.__cause__
+            index += 1
             attempt, reason = exhausted.attempt, exhausted.reason
-            emit(ModelRetry(attempt=attempt, reason=reason, model=name, fallback=fallback))
-    raise ValueError("call_with_fallbacks needs a model at or after `first`")
+            emit(ModelRetry(attempt=attempt, reason=reason, model=name, fallback=calls[index][0]))
 
 
 async def call_with_retries(
-    call: Callable[[list[str]], Awaitable[_Reply]], *, policy: RetryPolicy, model: str, emit: EventSink
+    call: ModelCall[_Reply], *, policy: RetryPolicy, model: str, emit: EventSink
 ) -> _Reply:
     """Make one model call (``call``), retrying it per ``policy``.
 
@@ -152,6 +165,14 @@ async def call_with_retries(
     - otherwise, or after ``policy.max_attempts`` attempts, :class:`AgentUnavailable` naming
       ``model`` is raised, with a short, secret-free reason.
     """
+    try:
+        return await _attempts(call, policy=policy, model=model, emit=emit)
+    except _GaveUp as gave_up:
+        raise gave_up.unavailable from gave_up.unavailable.__cause__
+
+
+async def _attempts(call: ModelCall[_Reply], *, policy: RetryPolicy, model: str, emit: EventSink) -> _Reply:
+    """:func:`call_with_retries`, ending in :class:`_GaveUp` instead of its AgentUnavailable."""
     attempt = 1
     while True:
         streamed: list[str] = []
@@ -160,19 +181,20 @@ async def call_with_retries(
         except Exception as error:
             reason = retry_reason(error)
             if reason is None or streamed or attempt >= policy.max_attempts:
-                raise _unavailable(error, attempt, model=model, streamed=bool(streamed)) from error
+                unavailable = _unavailable(error, attempt, model=model, streamed=bool(streamed))
+                unavailable.__cause__ = error
+                exhausted = _Exhausted(attempt, reason) if reason is not None and not streamed else None
+                raise _GaveUp(unavailable, exhausted) from error
             emit(ModelRetry(attempt=attempt, reason=reason, model=model))
             await asyncio.sleep(policy.delay_before(attempt))
             attempt += 1
 
 
 def _unavailable(error: Exception, attempt: int, *, model: str, streamed: bool) -> AgentUnavailable:
-    reason = retry_reason(error)
     if streamed:
         detail = f"{failure_summary(error)} after part of the reply was sent"
-    elif reason is not None:
+    elif retry_reason(error) is not None:
         detail = f"{failure_summary(error)}; gave up after {attempt} attempt(s)"
-        return RetriesExhausted(detail, model=model, attempt=attempt, reason=reason)
     else:
         detail = failure_summary(error)
     return AgentUnavailable(detail, model=model)
