@@ -41,6 +41,8 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
@@ -107,6 +109,14 @@ def _parseable_limit(value: str) -> str:
     return value
 
 
+def _distinct_models(value: list[str]) -> list[str]:
+    for item in value:
+        _model_name(item)
+    if len(set(value)) != len(value):
+        raise ValueError("a model is listed twice")
+    return value
+
+
 def _addresses_or_networks(value: list[str]) -> list[str]:
     for item in value:
         try:
@@ -116,7 +126,18 @@ def _addresses_or_networks(value: list[str]) -> list[str]:
     return value
 
 
+def _model_name(value: str) -> str:
+    """A ``provider:model`` string (README "Models and fallbacks"): no whitespace, and no empty
+    side of its first colon. Which prefixes are providers is the agent adapter's business: an
+    unknown one is part of an OpenAI model's name (``ft:gpt-4o-mini:org::id``, ``llama3:8b``)."""
+    prefix, colon, rest = value.partition(":")
+    if not value or any(c.isspace() for c in value) or (colon and not (prefix and rest)):
+        raise ValueError(f"{value!r} is not a model (e.g. 'gpt-4o-mini' or 'anthropic:claude-3-5-haiku')")
+    return value
+
+
 CommaSeparated = Annotated[list[str], BeforeValidator(_split_commas)]
+ModelName = Annotated[str, AfterValidator(_model_name)]
 RateLimit = Annotated[str, AfterValidator(_parseable_limit)]  # slowapi syntax; ";" separates several
 
 
@@ -172,7 +193,13 @@ class LlmSettings(_Group):
     """The model (unset ``api_key``: the offline model) and the agent's per-turn limits."""
 
     api_key: SecretStr | None = Field(None, validation_alias="LLM_API_KEY")
-    model: str = Field("gpt-4o-mini", validation_alias="LLM_MODEL")
+    # "provider:model" (anthropic:..., ollama:...; a bare name is OpenAI). LLM_API_KEY and
+    # LLM_BASE_URL belong to this model's provider.
+    model: ModelName = Field("gpt-4o-mini", validation_alias="LLM_MODEL")
+    # Tried in order, per turn, when the model before gave up on a retryable failure.
+    fallback_models: Annotated[CommaSeparated, AfterValidator(_distinct_models)] = Field(
+        default_factory=list, validation_alias="LLM_FALLBACK_MODELS"
+    )
     base_url: str | None = Field(None, validation_alias="LLM_BASE_URL")
     temperature: float = Field(0.2, validation_alias="LLM_TEMPERATURE")
     max_tokens: int = Field(2000, ge=1, validation_alias="LLM_MAX_TOKENS")
@@ -185,6 +212,13 @@ class LlmSettings(_Group):
     request_timeout_seconds: float = Field(30.0, gt=0, validation_alias="LLM_REQUEST_TIMEOUT_SECONDS")
     recursion_limit: int = Field(12, ge=2, validation_alias="LLM_RECURSION_LIMIT")
     offline_token_delay_ms: float = Field(0.0, ge=0, validation_alias="OFFLINE_MODEL_TOKEN_DELAY_MS")
+
+    @field_validator("fallback_models")
+    @classmethod
+    def _not_the_model_itself(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("model") in value:
+            raise ValueError(f"lists LLM_MODEL itself ({info.data['model']!r})")
+        return value
 
 
 class RateLimitSettings(_Group):

@@ -38,7 +38,14 @@ from parley.application.chat.turns import TurnPolicy, TurnServices
 from parley.application.session_cache import RecentAuthSessions
 from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
-from parley.config import DatabaseSettings, EvaluationSettings, LlmSettings, ObservabilitySettings, Settings
+from parley.config import (
+    ConfigurationError,
+    DatabaseSettings,
+    EvaluationSettings,
+    LlmSettings,
+    ObservabilitySettings,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from parley.adapters.outbound.judge import HeuristicJudge
@@ -67,8 +74,11 @@ def _chat_agent(
     whose conversations are thrown away after each case: no database is needed)."""
     from parley.adapters.outbound.langgraph import AgentLimits, LangGraphChatAgent, ModelConfig
 
+    if missing := _missing_model_packages(llm):
+        raise ConfigurationError("; ".join(missing))
     model = ModelConfig(
         name=llm.model,
+        fallbacks=tuple(llm.fallback_models),
         api_key=_secret(llm.api_key),
         base_url=llm.base_url,
         temperature=llm.temperature,
@@ -93,6 +103,20 @@ def _chat_agent(
         # the pool itself only waits while its connections are re-made (the database is away).
         pool_timeout=min(db.pool_timeout, 5.0),
     )
+
+
+def _missing_model_packages(llm: LlmSettings) -> list[str]:
+    """What to install for the configured models' providers (none offline: no model is built)."""
+    if llm.api_key is None:
+        return []
+    from parley.adapters.outbound.langgraph.providers import missing_packages, parse_model_spec
+
+    named = [("LLM_MODEL", llm.model), *(("LLM_FALLBACK_MODELS", text) for text in llm.fallback_models)]
+    return [
+        f"{variable} names {text!r}: {need}"
+        for variable, text in named
+        if (need := missing_packages(parse_model_spec(text)))
+    ]
 
 
 def _tracer(observability: ObservabilitySettings, environment: str) -> LangfuseTracer | NoopTracer:

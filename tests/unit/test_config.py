@@ -218,6 +218,7 @@ EXPECTED_VARIABLES = frozenset(
         *(
             "LLM_API_KEY",
             "LLM_MODEL",
+            "LLM_FALLBACK_MODELS",
             "LLM_BASE_URL",
             "LLM_TEMPERATURE",
             "LLM_MAX_TOKENS",

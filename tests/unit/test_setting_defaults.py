@@ -86,3 +86,8 @@ def test_a_default_in_the_code_is_the_settings_default(
     assert _default_in_code(owner, name) == attrgetter(setting)(settings), (
         f"{name} drifted from settings.{setting}"
     )
+
+
+def test_no_fallback_models_by_default_in_the_code_or_the_settings(settings: Settings) -> None:
+    # A list setting and a tuple field: compared as sequences (the pairs above compare values).
+    assert ModelConfig().fallbacks == tuple(settings.llm.fallback_models) == ()

@@ -42,11 +42,13 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ModelRetry:
-    """A retryable model failure; the adapter is about to try again."""
+    """A retryable model failure of ``model``; the adapter is about to try again: the same
+    model, or (``fallback`` set) the next of its fallback models, after ``model``'s retries."""
 
     attempt: int
     reason: str
     model: str
+    fallback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,12 +56,14 @@ class ToolUsed:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelRetried:
-    """A model call failed in a retryable way and is about to be tried again."""
+    """A model call failed in a retryable way and is about to be tried again (by ``fallback``,
+    the next model, when set)."""
 
     model: str
     attempt: int
     reason: str
     at: datetime
+    fallback: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

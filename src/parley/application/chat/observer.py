@@ -42,6 +42,7 @@ class TurnObserver:
         self._ended = False
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.model: str | None = None  # the model that answered last (a fallback, maybe)
 
     @property
     def link(self) -> TraceLink | None:
@@ -64,9 +65,10 @@ class TurnObserver:
                 # A copy of the arguments: the trace must not change if the caller's dict does.
                 at = self._clock.now()
                 self._trace.record(ToolUsed(name=name, arguments=dict(arguments), result=result, at=at))
-            case ModelRetry(model=model, attempt=attempt, reason=reason):
+            case ModelRetry(model=model, attempt=attempt, reason=reason, fallback=fallback):
                 at = self._clock.now()
-                self._trace.record(ModelRetried(model=model, attempt=attempt, reason=reason, at=at))
+                retried = ModelRetried(model=model, attempt=attempt, reason=reason, at=at, fallback=fallback)
+                self._trace.record(retried)
             case Usage():
                 self._model_called(event)
 
@@ -85,6 +87,7 @@ class TurnObserver:
         now = self._clock.now()
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
+        self.model = usage.model
         self._trace.record(
             ModelCalled(
                 model=usage.model,

@@ -58,6 +58,7 @@ class ReplyStored:
     message: Message
     prompt_tokens: int
     completion_tokens: int
+    model: str | None = None  # the model that produced the reply (its last model call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +199,8 @@ class Turn:
             return ReplyFailed(None, HistoryCleared())
         if error is not None:
             return ReplyFailed(reply, error)
-        return ReplyStored(reply, self._observer.prompt_tokens, self._observer.completion_tokens)
+        observer = self._observer
+        return ReplyStored(reply, observer.prompt_tokens, observer.completion_tokens, observer.model)
 
     async def interrupt(self, error: Exception) -> None:
         """Stop the agent now; ``events()`` stores what was produced as ``incomplete`` and ends

@@ -79,7 +79,8 @@ async def _frames(turn: Turn, shutdown: anyio.Event, drain_seconds: float) -> As
                         "prompt_tokens": event.prompt_tokens,
                         "completion_tokens": event.completion_tokens,
                     }
-                    yield _event("done", {"message": _message(event.message), "usage": usage})
+                    done = {"message": _message(event.message), "usage": usage, "model": event.model}
+                    yield _event("done", done)
                 elif isinstance(event, ReplyFailed):
                     yield _error_event(event.error)
     except Exception as exc:  # a bug below: the turn stored what it could

@@ -140,8 +140,10 @@ class LangfuseTurnTrace:
                 self._model_called(event)
             case ToolUsed():
                 self._tool_used(event)
-            case ModelRetried(model=model, attempt=attempt, reason=reason, at=at):
-                metadata = {"model": _clean(model), "attempt": attempt}
+            case ModelRetried(model=model, attempt=attempt, reason=reason, at=at, fallback=fallback):
+                metadata: dict[str, Any] = {"model": _clean(model), "attempt": attempt}
+                if fallback is not None:
+                    metadata["fallback"] = _clean(fallback)
                 self._event("retry", at, level="WARNING", status_message=_clean(reason), metadata=metadata)
             case TurnFailed(kind=kind, model=model, at=at):
                 # The turn's root will be ERROR as well.

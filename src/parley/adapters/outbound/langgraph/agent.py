@@ -22,14 +22,18 @@ from typing import Literal, Self
 from uuid import UUID
 
 import psycopg
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from parley.adapters.outbound.langgraph.chat_model import ModelConfig, build_chat_model, close_chat_model
+from parley.adapters.outbound.langgraph.chat_model import (
+    ModelConfig,
+    NamedModel,
+    build_chat_models,
+    close_chat_model,
+)
 from parley.adapters.outbound.langgraph.checkpoints import (
     SettlingMemorySaver,
     SettlingPostgresSaver,
@@ -38,7 +42,14 @@ from parley.adapters.outbound.langgraph.checkpoints import (
     postgres_pool,
 )
 from parley.adapters.outbound.langgraph.failures import RetryPolicy
-from parley.adapters.outbound.langgraph.graph import EMIT, STREAM_TOKENS, AgentGraph, build_agent_graph
+from parley.adapters.outbound.langgraph.graph import (
+    EMIT,
+    MODEL_CURSOR,
+    STREAM_TOKENS,
+    AgentGraph,
+    ModelCursor,
+    build_agent_graph,
+)
 from parley.adapters.outbound.langgraph.tools import default_tools
 from parley.ports.agent import AgentError, AgentEvent, AgentTimeout, AgentTurn, AgentUnavailable, EventSink
 from parley.ports.persistence import StorageUnavailable
@@ -125,11 +136,12 @@ class LangGraphChatAgent:
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] | None = None
         self._checkpointer: SettlingSaver | None = None
         self._graph: AgentGraph | None = None
-        self._model: BaseChatModel | None = None
+        self._models: list[NamedModel] = []
 
     @property
     def model_name(self) -> str:
-        """The configured model's name (the offline model's when there is no API key)."""
+        """The configured model's name (the offline model's when there is no API key); the
+        name a failure is reported with when no model answered (see ``Usage.model``)."""
         return self._model_config.effective_name
 
     async def start(self) -> None:
@@ -137,10 +149,9 @@ class LangGraphChatAgent:
         if self._graph is not None:
             return
         self._checkpointer = await self._open_checkpointer()
-        self._model = build_chat_model(self._model_config)
+        self._models = build_chat_models(self._model_config)
         self._graph = build_agent_graph(
-            model=self._model,
-            model_name=self.model_name,
+            models=self._models,
             tools=default_tools(),
             system_prompt=self._system_prompt,
             context_budget=self._limits.context_tokens,
@@ -152,9 +163,9 @@ class LangGraphChatAgent:
         """Release the model's connections and the pool. Idempotent; ``start`` may follow."""
         self._graph = None
         self._checkpointer = None
-        if self._model is not None:
-            model, self._model = self._model, None
-            await close_chat_model(model)
+        models, self._models = self._models, []
+        for named in models:
+            await close_chat_model(named.model)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -197,6 +208,7 @@ class LangGraphChatAgent:
                 "thread_id": str(turn.conversation_id),
                 STREAM_TOKENS: turn.stream_tokens,
                 EMIT: emit,
+                MODEL_CURSOR: ModelCursor(),
             },
             "recursion_limit": self._limits.recursion_limit,
         }

@@ -1,7 +1,10 @@
-"""Which chat model the graph runs: ``ChatOpenAI`` with an API key, else the offline model."""
+"""Which chat models the graph runs: with an API key, the configured model and its fallbacks
+(OpenAI's through ``LeanChatOpenAI``, other providers' through LangChain's ``init_chat_model``,
+see :mod:`.providers`); without one, the offline model alone."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -12,18 +15,27 @@ from pydantic import SecretStr, model_validator
 
 from parley.adapters.outbound.langgraph.offline_model import OFFLINE_MODEL_NAME, OfflineChatModel
 from parley.adapters.outbound.langgraph.openai_client import StreamingAsyncOpenAI, streaming_client
+from parley.adapters.outbound.langgraph.providers import ModelSpec, missing_packages, parse_model_spec
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelConfig:
-    """Which model answers. ``api_key=None`` selects the offline model.
+    """Which model answers. ``api_key=None`` selects the offline model (``fallbacks`` are then
+    ignored: the offline model does not fail).
 
-    ``base_url`` points at any OpenAI-compatible server (OpenAI, vLLM, Ollama);
+    ``name`` and each of ``fallbacks`` are ``provider:model`` strings (:func:`parse_model_spec`;
+    a bare name is an OpenAI model). ``api_key`` and ``base_url`` belong to ``name``'s provider:
+    every model of that provider gets them, a model of another provider reads its credentials
+    as its LangChain package does (``ANTHROPIC_API_KEY``, ``OLLAMA_HOST``...).
+    ``base_url`` points at any server of that provider (for OpenAI: vLLM, Ollama's OpenAI API);
     ``max_tokens`` bounds the reply; ``request_timeout`` bounds one HTTP request;
     ``offline_token_delay`` slows the offline model per token (benchmarks, tests).
     """
 
     name: str = "gpt-4o-mini"
+    fallbacks: tuple[str, ...] = ()
     api_key: str | None = None
     base_url: str | None = None
     temperature: float = 0.2
@@ -38,7 +50,18 @@ class ModelConfig:
     @property
     def effective_name(self) -> str:
         """The name reported when the provider names no model: the offline model's, offline."""
-        return OFFLINE_MODEL_NAME if self.is_offline else self.name
+        return OFFLINE_MODEL_NAME if self.is_offline else parse_model_spec(self.name).name
+
+    def specs(self) -> list[ModelSpec]:
+        """The models to try, in order: ``name``, then ``fallbacks`` (none offline)."""
+        if self.is_offline:
+            return []
+        return [parse_model_spec(text) for text in (self.name, *self.fallbacks)]
+
+    def missing_packages(self) -> list[str]:
+        """What to install before this configuration can run (one sentence per model), else []."""
+        specs = self.specs()
+        return [f"{spec.provider}:{spec.name}: {need}" for spec in specs if (need := missing_packages(spec))]
 
 
 # Body fields the SDK would walk against its TypedDicts for nothing (see LeanChatOpenAI):
@@ -97,16 +120,74 @@ class LeanChatOpenAI(ChatOpenAI):
         return payload
 
 
+@dataclass(frozen=True, slots=True)
+class NamedModel:
+    """A chat model and the name reported for it when its provider names none."""
+
+    name: str
+    model: BaseChatModel
+
+
+def build_chat_models(config: ModelConfig) -> list[NamedModel]:
+    """The configured model and its fallbacks, in order, or the offline model alone.
+
+    Raises ``RuntimeError`` naming what to install when a provider's package is missing."""
+    if config.is_offline:
+        if config.fallbacks:
+            _log.info("fallback models ignored: the offline model (no API key) does not fail over")
+        return [NamedModel(OFFLINE_MODEL_NAME, build_chat_model(config))]
+    if missing := config.missing_packages():
+        raise RuntimeError("; ".join(missing))
+    primary = parse_model_spec(config.name)
+    return [NamedModel(spec.name, _build(config, spec, primary)) for spec in config.specs()]
+
+
 def build_chat_model(config: ModelConfig) -> BaseChatModel:
-    """``ChatOpenAI`` (streaming, usage reported, no SDK retries) or the offline model."""
+    """The configured model (``name``; see :func:`build_chat_models`) or the offline model."""
     if config.api_key is None:
         return OfflineChatModel(token_delay=config.offline_token_delay)
+    primary = parse_model_spec(config.name)
+    return _build(config, primary, primary)
+
+
+def _build(config: ModelConfig, spec: ModelSpec, primary: ModelSpec) -> BaseChatModel:
+    """``spec``'s model; the key and URL of ``config`` only if ``spec`` is of ``primary``'s provider."""
+    own = spec.provider == primary.provider
+    if spec.is_openai:
+        return _lean_chat_openai(config, spec.name, api_key=config.api_key if own else None, own=own)
+    return _other_provider(config, spec, own=own)
+
+
+def _other_provider(config: ModelConfig, spec: ModelSpec, *, own: bool) -> BaseChatModel:
+    """A model of another provider, by LangChain's ``init_chat_model`` (an optional package,
+    imported only here). Like the OpenAI path: no SDK retries (the adapter's policy is the only
+    retry layer), the same reply bound, temperature and request timeout."""
+    from langchain.chat_models import init_chat_model  # optional, and slow to import
+
+    settings: dict[str, Any] = {"temperature": config.temperature}
+    if spec.provider == "ollama":
+        # ChatOllama silently drops max_tokens/timeout/max_retries: its own names.
+        settings |= {"num_predict": config.max_tokens, "client_kwargs": {"timeout": config.request_timeout}}
+    else:
+        settings |= {"max_tokens": config.max_tokens, "timeout": config.request_timeout, "max_retries": 0}
+        if own and config.api_key is not None:
+            settings["api_key"] = config.api_key
+    if own and config.base_url is not None:
+        settings["base_url"] = config.base_url
+    model: BaseChatModel = init_chat_model(spec.name, model_provider=spec.provider, **settings)
+    return model
+
+
+def _lean_chat_openai(config: ModelConfig, name: str, *, api_key: str | None, own: bool) -> LeanChatOpenAI:
+    """``ChatOpenAI`` (streaming, usage reported, no SDK retries): the measured fast path.
+    Without ``api_key`` (a fallback of another provider than ``name``'s), the openai SDK reads
+    ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``."""
     return LeanChatOpenAI(
-        model=config.name,
+        model=name,
         temperature=config.temperature,
         max_completion_tokens=config.max_tokens,
-        base_url=config.base_url,
-        api_key=SecretStr(config.api_key),
+        base_url=config.base_url if own else None,
+        api_key=SecretStr(api_key) if api_key is not None else None,
         # `streaming` is left unset on purpose: astream() then streams and ainvoke() makes
         # one non-streamed request (setting it, even to False, makes astream() follow it).
         stream_usage=True,

@@ -8,7 +8,8 @@ to every token. The model node announces retries and usage itself:
 
 - ``TokenDelta`` for each piece of AI text, as the model streams it;
 - ``Usage`` once per completed model call;
-- ``ModelRetry`` before each retry of a failed model call;
+- ``ModelRetry`` before each retry of a failed model call, and before moving on to a
+  fallback model (``fallback`` names it);
 - ``ToolCall`` once per tool execution, with its result.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.messages.utils import count_tokens_approximately, message_chunk_to_message
@@ -33,8 +34,9 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
+from parley.adapters.outbound.langgraph.chat_model import NamedModel
 from parley.adapters.outbound.langgraph.context import build_context
-from parley.adapters.outbound.langgraph.failures import RetryPolicy, call_with_retries
+from parley.adapters.outbound.langgraph.failures import RetryPolicy, call_with_fallbacks
 from parley.domain.chat import storable_text
 from parley.ports.agent import (
     AgentEvent,
@@ -47,16 +49,35 @@ from parley.ports.agent import (
 AgentGraph = CompiledStateGraph[MessagesState, None, MessagesState, MessagesState]
 STREAM_TOKENS = "parley_stream_tokens"  # configurable key: False -> one non-streamed model call
 EMIT = "parley_emit"  # configurable key: the run's EventSink
+MODEL_CURSOR = "parley_model_cursor"  # configurable key: the run's ModelCursor
 ModelUpdate = dict[str, list[BaseMessage]]
+ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
+
+
+@dataclass(slots=True)
+class ModelCursor:
+    """Which of the models a run is using (one per run, in ``configurable[MODEL_CURSOR]``):
+    once a fallback answered, the run's later model calls (after a tool) start with it instead
+    of paying the failed model's retries again. A new run (turn) starts with the first model:
+    nothing process-wide ever switches."""
+
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BoundModel:
+    """A model with the tools bound, and the name reported when its provider names none."""
+
+    name: str
+    model: ChatRunnable
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelStep:
-    """The model node: builds the context, calls the model, retries per ``policy``
-    (the rules: :func:`~parley.adapters.outbound.langgraph.failures.call_with_retries`)."""
+    """The model node: builds the context, calls the model, retries per ``policy`` and falls
+    back to the next of ``models`` (the rules: :mod:`~parley.adapters.outbound.langgraph.failures`)."""
 
-    model: Runnable[LanguageModelInput, BaseMessage]
-    model_name: str
+    models: Sequence[BoundModel]
     system_prompt: str
     context_budget: int
     policy: RetryPolicy
@@ -65,21 +86,34 @@ class ModelStep:
         configurable = get_config().get("configurable", {})
         emit = _sink(configurable)
         stream_tokens = bool(configurable.get(STREAM_TOKENS, True))
+        cursor = configurable.get(MODEL_CURSOR)
+        cursor = cursor if isinstance(cursor, ModelCursor) else ModelCursor()
         prompt = build_context(self.system_prompt, state["messages"], self.context_budget)
 
-        async def one_call(streamed: list[str]) -> AIMessage:
-            if stream_tokens:
-                return await self._call(prompt, emit, streamed)
-            return await self._call_whole(prompt, emit)
+        def one_call(model: ChatRunnable) -> Callable[[list[str]], Awaitable[AIMessage]]:
+            async def call(streamed: list[str]) -> AIMessage:
+                if stream_tokens:
+                    return await self._call(model, prompt, emit, streamed)
+                return await self._call_whole(model, prompt, emit)
 
-        reply = await call_with_retries(one_call, policy=self.policy, model=self.model_name, emit=emit)
-        emit(self._usage(reply, prompt))
+            return call
+
+        calls = [(bound.name, one_call(bound.model)) for bound in self.models]
+        first = cursor.index
+        cursor.index, reply = await call_with_fallbacks(calls, policy=self.policy, emit=emit, first=first)
+        emit(self._usage(reply, prompt, self.models[cursor.index].name))
         return {"messages": [reply]}
 
-    async def _call(self, prompt: list[BaseMessage], emit: EventSink, streamed: list[str]) -> AIMessage:
+    async def _call(
+        self,
+        model: ChatRunnable,
+        prompt: list[BaseMessage],
+        emit: EventSink,
+        streamed: list[str],
+    ) -> AIMessage:
         """Stream one model call, forwarding text as it comes; ``streamed`` collects it."""
         chunks: list[AIMessageChunk] = []
-        async for chunk in self.model.astream(prompt):
+        async for chunk in model.astream(prompt):
             text = storable_text(chunk.text)
             if text:
                 streamed.append(text)
@@ -92,17 +126,19 @@ class ModelStep:
         message = message_chunk_to_message(add_ai_message_chunks(chunks[0], *chunks[1:]))
         return _storable(message if isinstance(message, AIMessage) else AIMessage(content=message.text))
 
-    async def _call_whole(self, prompt: list[BaseMessage], emit: EventSink) -> AIMessage:
+    async def _call_whole(self, model: ChatRunnable, prompt: list[BaseMessage], emit: EventSink) -> AIMessage:
         """One non-streamed model call; its text goes out as a single delta."""
-        message = await self.model.ainvoke(prompt)
+        message = await model.ainvoke(prompt)
         reply = _storable(message if isinstance(message, AIMessage) else AIMessage(content=message.text))
         if reply.text:
             emit(TokenDelta(reply.text))
         return reply
 
-    def _usage(self, reply: AIMessage, prompt: list[BaseMessage]) -> Usage:
-        """Provider-reported usage; approximated when the provider reports none."""
-        model = str(reply.response_metadata.get("model_name") or self.model_name)
+    @staticmethod
+    def _usage(reply: AIMessage, prompt: list[BaseMessage], name: str) -> Usage:
+        """Provider-reported usage, naming the model that answered (the provider's name for it,
+        else ``name``); approximated when the provider reports none."""
+        model = str(reply.response_metadata.get("model_name") or name)
         usage = reply.usage_metadata
         if usage is None:
             return Usage(model, count_tokens_approximately(prompt), count_tokens_approximately([reply]))
@@ -146,18 +182,17 @@ def _drop(_: AgentEvent) -> None:
 
 def build_agent_graph(
     *,
-    model: BaseChatModel,
-    model_name: str,
+    models: Sequence[NamedModel],
     tools: Sequence[BaseTool],
     system_prompt: str,
     context_budget: int,
     policy: RetryPolicy,
     checkpointer: BaseCheckpointSaver[str],
 ) -> AgentGraph:
-    """Compile the graph; ``checkpointer`` keeps each thread's messages between turns."""
+    """Compile the graph; ``checkpointer`` keeps each thread's messages between turns.
+    ``models``: the model, then its fallbacks, in order."""
     step = ModelStep(
-        model=model.bind_tools(tools),
-        model_name=model_name,
+        models=[BoundModel(named.name, named.model.bind_tools(tools)) for named in models],
         system_prompt=system_prompt,
         context_budget=context_budget,
         policy=policy,
