@@ -1,7 +1,8 @@
 """Server-Sent Events framing of a chat turn (API.md, "stream").
 
 ``message`` (the stored user message), ``token`` deltas, ``tool`` calls, then
-exactly one ``done`` or ``error``. A ``: ping`` comment goes out after 15 s of
+exactly one ``done`` or ``error``; ``session`` (the session renamed by its first exchange, when its
+title was stored with the reply) comes just before ``done``. A ``: ping`` comment goes out after 15 s of
 silence. When the client goes away, the turn's generator is closed, which
 cancels the agent and stores the partial reply as ``incomplete``.
 
@@ -29,7 +30,7 @@ from starlette.types import Send
 
 from parley.adapters.inbound.http.edge import StreamTiming
 from parley.adapters.inbound.http.errors import ServerShuttingDown, error_body
-from parley.adapters.inbound.http.schemas import MessageOut
+from parley.adapters.inbound.http.schemas import MessageOut, SessionOut
 from parley.application.chat.turns import ReplyFailed, ReplyStored, Turn
 from parley.domain.chat import Message
 from parley.ports.agent import TokenDelta, ToolCall
@@ -75,6 +76,10 @@ async def _frames(turn: Turn, shutdown: anyio.Event, drain_seconds: float) -> As
                         "tool", {"name": event.name, "arguments": event.arguments, "result": event.result}
                     )
                 elif isinstance(event, ReplyStored):
+                    if event.renamed is not None:
+                        yield _event(
+                            "session", {"session": SessionOut.of(event.renamed).model_dump(mode="json")}
+                        )
                     usage = {
                         "prompt_tokens": event.prompt_tokens,
                         "completion_tokens": event.completion_tokens,
