@@ -1,9 +1,9 @@
 """Server-Sent Events framing of a chat turn (API.md, "stream").
 
 ``message`` (the stored user message), ``token`` deltas, ``tool`` calls, then
-exactly one ``done`` or ``error``; ``session`` (the session renamed by its first exchange, when its
-title was stored with the reply) comes just before ``done``. A ``: ping`` comment goes out after 15 s of
-silence. When the client goes away, the turn's generator is closed, which
+exactly one ``done`` or ``error``. ``done`` also carries ``session`` (the session as renamed) when
+the turn's first exchange named it (its title was ready, and stored with the reply). A ``: ping``
+comment goes out after 15 s of silence. When the client goes away, the turn's generator is closed, which
 cancels the agent and stores the partial reply as ``incomplete``.
 
 When the server is told to stop (SIGTERM), streams in flight are drained: they go on
@@ -76,15 +76,14 @@ async def _frames(turn: Turn, shutdown: anyio.Event, drain_seconds: float) -> As
                         "tool", {"name": event.name, "arguments": event.arguments, "result": event.result}
                     )
                 elif isinstance(event, ReplyStored):
-                    if event.renamed is not None:
-                        yield _event(
-                            "session", {"session": SessionOut.of(event.renamed).model_dump(mode="json")}
-                        )
                     usage = {
                         "prompt_tokens": event.prompt_tokens,
                         "completion_tokens": event.completion_tokens,
                     }
-                    yield _event("done", {"message": _message(event.message), "usage": usage})
+                    done: dict[str, Any] = {"message": _message(event.message), "usage": usage}
+                    if event.renamed is not None:
+                        done["session"] = SessionOut.of(event.renamed).model_dump(mode="json")
+                    yield _event("done", done)
                 elif isinstance(event, ReplyFailed):
                     yield _error_event(event.error)
     except Exception as exc:  # a bug below: the turn stored what it could

@@ -35,7 +35,7 @@ class ModelTitleWriter:
     async def suggest(self, first_message: str, reply: str) -> str:
         exchange = f"User: {first_message[:_EXCERPT_CHARS]}\n\nAssistant: {reply[:_EXCERPT_CHARS]}"
         answer = await self._model.ainvoke([SystemMessage(TITLE_PROMPT), HumanMessage(exchange)])
-        return answer.text()
+        return answer.text
 
     async def aclose(self) -> None:
         await close_chat_model(self._model)
