@@ -15,7 +15,7 @@ from parley.application.chat.sending import complete_turn
 from parley.application.chat.titles import ChatTitles
 from parley.application.chat.turns import ReplyStored
 from parley.domain.chat import ConversationName, wants_title
-from parley.ports.agent import AgentUnavailable
+from parley.ports.agent import AgentUnavailable, TokenDelta
 from tests.fakes.agent import ScriptedTurn
 from tests.fakes.titles import ScriptedTitleWriter
 from tests.unit.chat_world import ALICE, Chat, chat_world
@@ -54,6 +54,29 @@ async def test_a_ready_title_is_stored_with_the_first_reply_and_reported() -> No
     assert writer.calls == [("Plan a trip to Lisbon", "Here is a plan")]
     assert await name_of(chat, conversation) == "Lisbon trip"
     await titles.idle()
+
+
+async def test_a_ready_title_does_not_override_a_rename_made_during_the_turn() -> None:
+    chat = await chat_world()
+    writer = ScriptedTitleWriter(answer="Lisbon trip")
+    titles = titled_world(chat, writer)
+    conversation = await chat.conversation()
+    chat.agent.script(ScriptedTurn.reply("ab", chunk=1))
+
+    turn = await chat.take_turn().execute(ALICE, conversation, "Plan a trip")
+    events = turn.events()
+    first = await anext(events)
+    await RenameConversation(chat.db.unit_of_work, chat.clock).execute(ALICE, conversation, "Mine")
+    rest = [event async for event in events]
+    await turn.aclose()
+    await titles.idle()
+
+    assert isinstance(first, TokenDelta)
+    stored = rest[-1]
+    assert isinstance(stored, ReplyStored)
+    assert stored.renamed is None
+    assert len(writer.calls) == 1
+    assert await name_of(chat, conversation) == "Mine"
 
 
 async def test_a_slow_title_is_stored_in_the_background_after_the_reply() -> None:

@@ -109,7 +109,7 @@ class ChatTitles:
         try:
             name = await self._suggest(job.conversation_id, first_message, reply)
             job.suggested = name
-            if not await job.wait_for_reply() or name is None:
+            if name is None or not await job.wait_for_reply():
                 return
             async with self._uow() as uow:
                 applied = await uow.conversations.rename_if_named(
