@@ -212,7 +212,7 @@ async def test_jobs_beyond_the_bound_are_dropped_with_a_log_line(caplog: pytest.
         await send(chat, second)
 
     assert len(writer.calls) == 1
-    assert len(titles) == 1
+    assert (len(titles), titles.dropped) == (1, 1)
     assert any("already being written" in record.getMessage() for record in caplog.records)
     assert writer.gate is not None
     writer.gate.set()

@@ -14,7 +14,8 @@ How a title gets stored (the :class:`~parley.application.chat.turns.Turn` drives
   conditional rename (:meth:`~parley.ports.persistence.ConversationRepository.rename_if_named`):
   a name the user chose meanwhile wins.
 
-Bounded: at most ``max_pending`` jobs at once; another is dropped, with a log line. A failure
+Bounded: at most ``max_pending`` jobs at once; another is dropped (counted in ``dropped``; logged
+for the first and every hundredth). A failure
 (the model, a timeout, the database) is logged and swallowed: the conversation keeps its default
 name. The jobs are held here (never garbage-collected mid-flight) and cancelled by :meth:`aclose`
 at shutdown.
@@ -70,6 +71,7 @@ class ChatTitles:
         self._writer, self._uow, self._clock = writer, uow, clock
         self._enabled, self._max_pending, self._timeout = enabled, max_pending, timeout
         self._tasks: set[asyncio.Task[None]] = set()
+        self.dropped = 0  # jobs skipped because ``max_pending`` were running
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -80,11 +82,14 @@ class ChatTitles:
         if not self._enabled:
             return None
         if len(self._tasks) >= self._max_pending:
-            _log.warning(
-                "Not naming conversation %s: %d titles are already being written",
-                conversation_id,
-                len(self._tasks),
-            )
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 100 == 0:  # a burst logs a line, not one per chat
+                _log.warning(
+                    "Not naming conversation %s: %d titles are already being written (%d skipped so far)",
+                    conversation_id,
+                    len(self._tasks),
+                    self.dropped,
+                )
             return None
         job = TitleJob(conversation_id)
         task = asyncio.get_running_loop().create_task(self._run(job, first_message, reply))
