@@ -68,7 +68,13 @@ async def running_resources(container: Container) -> AsyncIterator[None]:
             container.agent(),
             container.database_probe(),
         )
-        for resource in (*resources, container.deferred_writes()):
+        # Closed in reverse: pending chat titles are cancelled first, then their writer.
+        for resource in (
+            *resources,
+            container.title_writer(),
+            container.deferred_writes(),
+            container.chat_titles(),
+        ):
             await _start_and_register(stack, resource)
         yield
 

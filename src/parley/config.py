@@ -5,8 +5,8 @@ issuer, password hasher, the cache of checked logins), ``llm`` (the model and th
 ``limits`` (rate limits and their storage), ``http`` (the server and the HTTP edge),
 ``observability`` (logs and Langfuse), ``evaluation`` (``parley eval``: the judge model and the
 runner's limits), plus the application's own few (``app_env``, ``app_name``,
-``data_dir``, ``max_message_chars``). The composition root hands each group's values to the
-adapter config objects by keyword.
+``data_dir``, ``max_message_chars``, ``chat_auto_title``). The composition root hands each
+group's values to the adapter config objects by keyword.
 
 Each setting is still read from one flat environment variable, named at its field
 (``validation_alias``): ``LLM_MODEL`` sets ``settings.llm.model``, ``POSTGRES_URL`` (or
@@ -326,6 +326,8 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(
         DEFAULT_MAX_MESSAGE_LENGTH, ge=1, le=1_000_000, validation_alias="MAX_MESSAGE_CHARS"
     )
+    # Name a chat still called "New chat" after its first exchange (the chat use cases' rule).
+    chat_auto_title: bool = Field(True, validation_alias="CHAT_AUTO_TITLE")
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

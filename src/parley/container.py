@@ -34,6 +34,7 @@ from parley.application.chat.conversations import (
 from parley.application.chat.history import ClearMessages, ListMessages
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.chat.sending import SendMessage, StreamReply
+from parley.application.chat.titles import ChatTitles
 from parley.application.chat.turns import TurnPolicy, TurnServices
 from parley.application.session_cache import RecentAuthSessions
 from parley.application.tracing import CompositeTracer
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
         NoopTracer,
     )
     from parley.adapters.outbound.langgraph import LangGraphChatAgent
+    from parley.adapters.outbound.langgraph.titles import ModelTitleWriter, OfflineTitleWriter
 
 
 def _secret(value: Any) -> str | None:
@@ -117,6 +119,21 @@ def _missing_model_packages(llm: LlmSettings) -> list[str]:
         for variable, text in named
         if (need := missing_packages(parse_model_spec(text)))
     ]
+
+
+def _title_writer(llm: LlmSettings) -> ModelTitleWriter | OfflineTitleWriter:
+    """Names chats: the chat model (a small non-streamed call), or offline the first words of the
+    message. Imported when built at start-up, as the agent is."""
+    from parley.adapters.outbound.langgraph import ModelConfig
+    from parley.adapters.outbound.langgraph.titles import build_title_writer
+
+    model = ModelConfig(
+        name=llm.model,
+        api_key=_secret(llm.api_key),
+        base_url=llm.base_url,
+        request_timeout=llm.request_timeout_seconds,
+    )
+    return build_title_writer(model)
 
 
 def _tracer(observability: ObservabilitySettings, environment: str) -> LangfuseTracer | NoopTracer:
@@ -276,6 +293,11 @@ class Container(containers.DeclarativeContainer):
     # waiting for the database to come back.
     running_turns = providers.Singleton(RunningTurns)
     deferred_writes = providers.Singleton(DeferredWrites)
+    # Chats still named "New chat" get a title after their first exchange (CHAT_AUTO_TITLE).
+    title_writer = providers.Singleton(_title_writer, settings.provided.llm)
+    chat_titles = providers.Singleton(
+        ChatTitles, title_writer, uow_factory, clock, enabled=settings.provided.chat_auto_title
+    )
 
     delete_account = providers.Factory(
         DeleteAccount, uow_factory, agent, running_turns, sessions=recent_auth_sessions
@@ -298,6 +320,7 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(_turn_policy, settings),
         running_turns,
         deferred_writes,
+        chat_titles,
     )
     send_message = providers.Factory(SendMessage, turn_services)
     stream_reply = providers.Factory(StreamReply, turn_services)

@@ -689,6 +689,146 @@ async def test_deleting_a_conversation_removes_its_messages(
         assert (await uow.messages.page(conversation.id, limit=5, before=None)).items == []
 
 
+# ---------------------------------------------------------------- naming after the first exchange
+
+
+async def test_rename_if_named_applies_only_while_the_name_is_the_expected_one(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    owner = new_user()
+    untouched, renamed_by_user = new_conversation(owner), new_conversation(owner)
+    await store(uow_factory, owner, untouched, renamed_by_user)
+    later = T0 + timedelta(minutes=2)
+    async with uow_factory() as uow:
+        await uow.conversations.rename(renamed_by_user.id, "Mine", T0)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        applied = await uow.conversations.rename_if_named(
+            untouched.id, expected="New chat", name="Trip to Lisbon", now=later
+        )
+        refused = await uow.conversations.rename_if_named(
+            renamed_by_user.id, expected="New chat", name="Trip to Lisbon", now=later
+        )
+        unknown = await uow.conversations.rename_if_named(
+            uuid.uuid4(), expected="New chat", name="Trip to Lisbon", now=later
+        )
+        await uow.commit()
+
+    assert (applied, refused, unknown) == (True, False, False)
+    first = await load_conversation(uow_factory, untouched)
+    second = await load_conversation(uow_factory, renamed_by_user)
+    assert first is not None
+    assert second is not None
+    assert (first.name, first.updated_at) == ("Trip to Lisbon", later)
+    assert (second.name, second.updated_at) == ("Mine", T0)
+
+
+async def test_a_start_says_whether_the_conversation_awaits_its_title(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    owner = new_user()
+    fresh, named = new_conversation(owner), new_conversation(owner, name="Named")
+    await store(uow_factory, owner, fresh, named)
+
+    async def started(conversation: Conversation) -> ReplyStart:
+        claim_id = uuid.uuid4()
+        outcome = await reply_slots.start_reply(
+            conversation.id,
+            owner_id=owner.id,
+            claim=ReplyClaim.taken(claim_id, now=T0, ttl=timedelta(minutes=2)),
+            now=T0,
+            user_message=new_message(conversation, "q"),
+        )
+        version = outcome.history_version
+        assert await finish(reply_slots, conversation, claim_id, T0, history_version=version) == "stored"
+        return outcome
+
+    first, second, of_named = await started(fresh), await started(fresh), await started(named)
+    await clear_history(uow_factory, fresh, T0)
+    after_clear = await started(fresh)
+
+    assert [r.awaits_title for r in (first, second, of_named)] == [True, False, False]
+    assert (after_clear.outcome, after_clear.awaits_title) == ("started", True)
+
+
+async def test_a_titled_finish_stores_the_reply_and_names_a_default_named_conversation(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    claim_id, later = uuid.uuid4(), T0 + timedelta(seconds=5)
+    question, answer = new_message(conversation, "question"), new_reply(conversation, "answer")
+    assert await start(reply_slots, conversation, claim_id, T0, message=question) == "started"
+
+    finished = await reply_slots.finish_titled_reply(
+        conversation.id, claim_id=claim_id, history_version=0, now=later, reply=answer, title="A question"
+    )
+
+    assert finished.outcome == "stored"
+    assert finished.renamed is not None
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded == finished.renamed
+    assert (loaded.name, loaded.message_count, loaded.updated_at) == ("A question", 2, later)
+    assert await history(uow_factory, conversation) == [question, answer]
+    assert await start(reply_slots, conversation, uuid.uuid4(), later) == "started"  # slot freed
+
+
+async def test_a_titled_finish_keeps_a_name_given_meanwhile(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    claim_id = uuid.uuid4()
+    assert await start(reply_slots, conversation, claim_id, T0) == "started"
+    async with uow_factory() as uow:
+        await uow.conversations.rename(conversation.id, "Mine", T0)
+        await uow.commit()
+
+    finished = await reply_slots.finish_titled_reply(
+        conversation.id,
+        claim_id=claim_id,
+        history_version=0,
+        now=T0,
+        reply=new_reply(conversation, "a"),
+        title="T",
+    )
+
+    assert (finished.outcome, finished.renamed) == ("stored", None)
+    loaded = await load_conversation(uow_factory, conversation)
+    assert loaded is not None
+    assert (loaded.name, loaded.message_count) == ("Mine", 2)
+
+
+async def test_a_titled_finish_of_a_cleared_or_deleted_conversation_renames_nothing(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    owner = new_user()
+    cleared, deleted = new_conversation(owner), new_conversation(owner)
+    await store(uow_factory, owner, cleared, deleted)
+    claims = {c.id: uuid.uuid4() for c in (cleared, deleted)}
+    for conversation in (cleared, deleted):
+        assert await start(reply_slots, conversation, claims[conversation.id], T0) == "started"
+    await clear_history(uow_factory, cleared, T0)
+    async with uow_factory() as uow:
+        await uow.conversations.delete(deleted.id)
+        await uow.commit()
+
+    outcomes = [
+        await reply_slots.finish_titled_reply(
+            c.id, claim_id=claims[c.id], history_version=0, now=T0, reply=new_reply(c, "a"), title="T"
+        )
+        for c in (cleared, deleted)
+    ]
+
+    assert [(f.outcome, f.renamed) for f in outcomes] == [("discarded", None), ("gone", None)]
+    loaded = await load_conversation(uow_factory, cleared)
+    assert loaded is not None
+    assert (loaded.name, loaded.message_count) == ("New chat", 0)
+
+
 # ---------------------------------------------------------------- reply claims
 
 

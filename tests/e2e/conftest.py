@@ -45,6 +45,9 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "auth": {"jwt_secret_key": TEST_SECRET, "bcrypt_rounds": 4},
         "limits": {"enabled": False},
         "llm": {"retry_backoff_seconds": 0.0},
+        # Off unless a test turns it on (tests/e2e/test_chat_titles.py): a title is one more model
+        # request, which would take a reply scripted on a fake model server for something else.
+        "chat_auto_title": False,
     }
     for name, value in overrides.items():
         base = values.get(name)

@@ -39,7 +39,15 @@ from typing import Self, TypeVar
 from uuid import UUID
 
 from parley.domain.auth import AuthSession
-from parley.domain.chat import Conversation, ConversationCursor, Message, ReplyClaim, ReplySlot
+from parley.domain.chat import (
+    DEFAULT_CONVERSATION_NAME,
+    Conversation,
+    ConversationCursor,
+    Message,
+    ReplyClaim,
+    ReplySlot,
+    wants_title,
+)
 from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
 from parley.ports.persistence import (
@@ -51,6 +59,7 @@ from parley.ports.persistence import (
     ReplyFinish,
     ReplyStart,
     StorageUnavailable,
+    TitledFinish,
     UserRepository,
 )
 
@@ -359,6 +368,18 @@ class InMemoryConversationRepository:
 
         self._tx.write(change)
 
+    async def rename_if_named(
+        self, conversation_id: UUID, *, expected: str, name: str, now: datetime
+    ) -> bool:
+        def change(state: _State) -> bool:
+            row = state.conversations.get(conversation_id)
+            if row is None or row.conversation.name != expected:
+                return False
+            row.conversation.name, row.conversation.updated_at = name, now
+            return True
+
+        return self._tx.write(change)
+
     async def delete(self, conversation_id: UUID) -> None:
         self._tx.write(lambda state: _delete_conversation(state, conversation_id))
 
@@ -448,7 +469,8 @@ class InMemoryReplySlots:
             row.slot = row.slot.started(claim)
             _count_message(row.conversation, now)
             _insert_message(state, stored)
-            return ReplyStart("started", history_version=row.slot.history_version)
+            awaits_title = wants_title(row.conversation.name, row.conversation.message_count)
+            return ReplyStart("started", history_version=row.slot.history_version, awaits_title=awaits_title)
 
         return self._database.apply_now(start)
 
@@ -468,6 +490,35 @@ class InMemoryReplySlots:
             _count_message(row.conversation, now)
             row.slot = row.slot.released(claim_id)
             return "stored"
+
+        return self._database.apply_now(finish)
+
+    async def finish_titled_reply(
+        self,
+        conversation_id: UUID,
+        *,
+        claim_id: UUID,
+        history_version: int,
+        now: datetime,
+        reply: Message,
+        title: str,
+    ) -> TitledFinish:
+        _check_belongs(reply, conversation_id)
+        stored = _clone(reply)
+
+        def finish(state: _State) -> TitledFinish:
+            row = state.conversations.get(conversation_id)
+            if row is None:
+                return TitledFinish("gone")
+            if not row.slot.accepts_reply(history_version):
+                return TitledFinish("discarded")
+            _insert_message(state, stored)
+            _count_message(row.conversation, now)
+            row.slot = row.slot.released(claim_id)
+            if row.conversation.name == DEFAULT_CONVERSATION_NAME:
+                row.conversation.name = title
+            named = row.conversation.name == title
+            return TitledFinish("stored", _clone(row.conversation) if named else None)
 
         return self._database.apply_now(finish)
 

@@ -13,6 +13,7 @@ from parley.application.chat.conversations import CreateConversation
 from parley.application.chat.history import ListMessages
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.chat.sending import TakeTurn
+from parley.application.chat.titles import ChatTitles
 from parley.application.chat.turns import TurnPolicy, TurnServices
 from parley.application.principal import Principal
 from parley.domain.users import Email, User
@@ -38,6 +39,7 @@ class Chat:
     ids: SequentialIdGenerator = field(default_factory=SequentialIdGenerator)
     running: RunningTurns = field(default_factory=RunningTurns)
     deferred: DeferredWrites = field(default_factory=_quick_retries)
+    titles: ChatTitles | None = None  # auto-naming off unless a test sets it
 
     def services(self, **policy: Any) -> TurnServices:
         return TurnServices(
@@ -49,6 +51,7 @@ class Chat:
             TurnPolicy(**policy),
             running=self.running,
             deferred=self.deferred,
+            titles=self.titles,
         )
 
     def take_turn(self, **policy: Any) -> TakeTurn:

@@ -246,6 +246,8 @@ EXPECTED_VARIABLES = frozenset(
         *("EVALUATION_LLM", "EVALUATION_API_KEY", "EVALUATION_BASE_URL", "EVALUATION_CONCURRENCY"),
         *("EVALUATION_TIMEOUT_SECONDS", "EVALUATION_RETRIES", "EVALUATION_THRESHOLD", "EVALUATION_DIR"),
     }
+    # Added with auto-named chats (issue 14, item 5).
+    | {"CHAT_AUTO_TITLE"}
 )
 
 
@@ -258,6 +260,7 @@ def test_environment_variable_names_are_exactly_the_published_ones() -> None:
     [
         ("APP_NAME", "Tattle", lambda s: s.app_name == "Tattle"),
         ("MAX_MESSAGE_CHARS", "99", lambda s: s.max_message_chars == 99),
+        ("CHAT_AUTO_TITLE", "false", lambda s: s.chat_auto_title is False),
         ("POSTGRES_POOL_SIZE", "3", lambda s: s.db.pool_size == 3),
         ("MIGRATE_ON_START", "true", lambda s: s.db.migrate_on_start is True),
         ("BCRYPT_ROUNDS", "5", lambda s: s.auth.bcrypt_rounds == 5),

@@ -17,6 +17,7 @@ from parley.adapters.outbound.bcrypt.hasher import PasslibBcryptHasher
 from parley.adapters.outbound.judge.openai_judge import OpenAIJudge
 from parley.adapters.outbound.langgraph.agent import AgentLimits, LangGraphChatAgent
 from parley.adapters.outbound.langgraph.chat_model import ModelConfig
+from parley.application.chat.titles import ChatTitles
 from parley.application.chat.turns import TurnPolicy
 from parley.application.evaluation.runner import RunnerLimits
 from parley.application.session_cache import RecentAuthSessions
@@ -59,6 +60,7 @@ PAIRS: list[tuple[Any, str, str]] = [
     (PasslibBcryptHasher.__init__, "max_workers", "auth.bcrypt_workers"),
     (RecentAuthSessions.__init__, "ttl", "auth.session_cache_seconds"),
     (TurnPolicy, "max_message_chars", "max_message_chars"),
+    (ChatTitles.__init__, "enabled", "chat_auto_title"),
     (RunnerLimits, "concurrency", "evaluation.concurrency"),
     (RunnerLimits, "timeout", "evaluation.timeout_seconds"),
     (RunnerLimits, "retries", "evaluation.retries"),

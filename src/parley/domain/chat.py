@@ -20,6 +20,10 @@ _ALLOWED_CONTROL_CHARACTERS = frozenset("\t\r\n")
 # What a text column cannot hold (NUL) or UTF-8 cannot encode (a lone UTF-16 surrogate).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 REPLACEMENT_CHARACTER = "\ufffd"
+# Cleaning a suggested title (ConversationName.from_suggestion).
+_LINE_BREAKS_AND_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_TITLE_LABEL = re.compile(r"^(?:title|name)\s*:\s*", re.IGNORECASE)
+_TITLE_DECORATION = " \"'`*#_\u201c\u201d\u2018\u2019\u00ab\u00bb"  # and typographic quotes
 
 
 class MessageRole(StrEnum):
@@ -87,6 +91,33 @@ class ConversationName:
         if any(_is_refused_control(c) for c in trimmed):
             raise ValidationFailed.single(field, "Name must not contain control characters")
         return cls(trimmed)
+
+    @classmethod
+    def from_suggestion(cls, raw: str) -> ConversationName | None:
+        """A name made from a suggested title (a model's answer), or None when nothing usable is left.
+
+        A suggestion cannot be refused back to a user, so it is cleaned instead: control
+        characters and line breaks become spaces, runs of spaces one, unstorable characters
+        U+FFFD; a ``Title:`` label and surrounding quotes, asterisks, hashes and a final full stop
+        go; a name longer than the limit is cut at the last space before it. The result obeys
+        :meth:`parse`'s rules.
+        """
+        text = storable_text(_LINE_BREAKS_AND_CONTROLS.sub(" ", raw))
+        text = _TITLE_LABEL.sub("", " ".join(text.split()))
+        text = text.strip(_TITLE_DECORATION).rstrip(".").strip(_TITLE_DECORATION)
+        if len(text) > MAX_CONVERSATION_NAME_LENGTH:
+            cut = text[: MAX_CONVERSATION_NAME_LENGTH + 1]
+            space = cut.rfind(" ")
+            text = (cut[:space] if space > 0 else cut[:MAX_CONVERSATION_NAME_LENGTH]).rstrip()
+        return cls(text) if text else None
+
+
+def wants_title(name: str, message_count: int) -> bool:
+    """Whether a turn should name its conversation: it still carries the default name and the
+    turn's message opens its history (``message_count`` counts that message). So a conversation is
+    titled after its first exchange only (again after its history is cleared), never once a user
+    named it."""
+    return name == DEFAULT_CONVERSATION_NAME and message_count == 1
 
 
 @dataclass(frozen=True, slots=True)

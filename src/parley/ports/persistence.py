@@ -89,16 +89,29 @@ class ReplyStart:
     held (``"busy"``), or found no conversation of that owner (``"not_found"``).
 
     ``history_version`` is the version of the conversation's history the reply will answer
-    (meaningful when started): the reply is only stored into that version.
+    (meaningful when started): the reply is only stored into that version. ``awaits_title``: the
+    conversation still carries the default name and the message opens its history
+    (:func:`parley.domain.chat.wants_title`), so the turn may name it.
     """
 
     outcome: Literal["started", "busy", "not_found"]
     history_version: int = 0
+    awaits_title: bool = False
 
 
 ReplyFinish = Literal["stored", "discarded", "gone"]
 """What :meth:`ReplySlots.finish_reply` did: stored the reply, refused it because the
 history was cleared since the turn started (the slot stays claimed), or found no conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class TitledFinish:
+    """What :meth:`ReplySlots.finish_titled_reply` did: ``outcome`` as for
+    :meth:`ReplySlots.finish_reply`; ``renamed`` is the conversation as it is now when the reply
+    was stored and the conversation is named by the title (None otherwise)."""
+
+    outcome: ReplyFinish
+    renamed: Conversation | None = None
 
 
 class ConversationRepository(Protocol):
@@ -115,6 +128,14 @@ class ConversationRepository(Protocol):
         ...
 
     async def rename(self, conversation_id: UUID, name: str, now: datetime) -> None: ...
+
+    async def rename_if_named(
+        self, conversation_id: UUID, *, expected: str, name: str, now: datetime
+    ) -> bool:
+        """Rename the conversation to ``name`` (``updated_at`` to ``now``) only while its name is
+        still ``expected``, as one conditional write; True when it applied. A name chosen by its
+        user meanwhile wins; an unknown conversation is False."""
+        ...
 
     async def delete(self, conversation_id: UUID) -> None:
         """Delete the conversation and, by cascade, its messages."""
@@ -181,6 +202,22 @@ class ReplySlots(Protocol):
         :meth:`release_reply`). When the conversation was deleted: ``"gone"``. ``reply`` must
         belong to ``conversation_id`` (ValueError otherwise).
         """
+        ...
+
+    async def finish_titled_reply(
+        self,
+        conversation_id: UUID,
+        *,
+        claim_id: UUID,
+        history_version: int,
+        now: datetime,
+        reply: Message,
+        title: str,
+    ) -> TitledFinish:
+        """:meth:`finish_reply`, and in the same atomic step, when the reply is stored and the
+        conversation still carries the default name, rename it to ``title`` (a valid name). The
+        first turn of a conversation uses it when its title is ready by then, so the title and the
+        reply are stored together and the caller can tell its client at once."""
         ...
 
     async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:

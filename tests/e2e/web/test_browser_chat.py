@@ -157,6 +157,9 @@ async def _sign_up_log_in_stream_a_reply_stop_it_and_find_it_after_a_reload(
     await expect(replies.last).to_contain_text("[offline model] The calculator tool says: 391")
     await expect(replies.last.locator(".tool summary")).to_have_text("Tool: calculator")
     await expect(page.locator("#offline-badge")).to_be_visible()
+    # Named after its first exchange: the done event carries the renamed session.
+    await expect(page.locator("#session-title")).to_have_text("What is 17 * 23?")
+    await expect(sessions.first.locator(".session-name")).to_have_text("What is 17 * 23?")
 
     # Shift+Enter is a new line; Enter sends.
     await composer.press_sequentially("Please listen.")

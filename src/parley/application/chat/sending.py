@@ -57,7 +57,7 @@ class TakeTurn:
             raise ConversationNotFound()
         if started.outcome == "busy":
             raise ReplyInProgress()
-        claim = HeldClaim(claim_id, started.history_version)
+        claim = HeldClaim(claim_id, started.history_version, awaits_title=started.awaits_title)
         return Turn(services, principal, message, claim, streaming=streaming)
 
 

@@ -37,9 +37,11 @@ from uuid import UUID
 from parley.application.chat.agent_run import AgentInterrupted, AgentRun, wait_through_cancellation
 from parley.application.chat.observer import TurnObserver
 from parley.application.chat.running import DeferredWrites, RunningTurns
+from parley.application.chat.titles import ChatTitles, TitleJob
 from parley.application.principal import Principal
 from parley.domain.chat import (
     DEFAULT_MAX_MESSAGE_LENGTH,
+    Conversation,
     Message,
     MessageRole,
     MessageStatus,
@@ -53,12 +55,14 @@ from parley.ports.tracing import Tracer, TurnStarted
 
 @dataclass(frozen=True, slots=True)
 class ReplyStored:
-    """The turn ended well: the stored assistant message and the tokens it cost."""
+    """The turn ended well: the stored assistant message and the tokens it cost; ``renamed`` is
+    the conversation when its title was stored with the reply (its first exchange)."""
 
     message: Message
     prompt_tokens: int
     completion_tokens: int
     model: str | None = None  # the model that produced the reply (its last model call)
+    renamed: Conversation | None = None  # the conversation, when this turn named it
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +96,17 @@ class TurnServices:
     policy: TurnPolicy = TurnPolicy()
     running: RunningTurns = field(default_factory=RunningTurns)
     deferred: DeferredWrites = field(default_factory=DeferredWrites)
+    titles: ChatTitles | None = None  # None: conversations are never named automatically
 
 
 @dataclass(frozen=True, slots=True)
 class HeldClaim:
-    """The reply slot a turn holds, and the history version its reply answers."""
+    """The reply slot a turn holds, the history version its reply answers, and whether the
+    conversation awaits its title (:attr:`parley.ports.persistence.ReplyStart.awaits_title`)."""
 
     claim_id: UUID
     history_version: int
+    awaits_title: bool = False
 
 
 class Turn:
@@ -129,6 +136,8 @@ class Turn:
         self.user_message = user_message
         self._services, self._principal, self._claim = services, principal, claim
         self._finished = False
+        self._title: TitleJob | None = None
+        self._renamed: Conversation | None = None
         self._closing: asyncio.Future[Any] | None = None
         self._deadline = asyncio.get_running_loop().time() + services.policy.claim_ttl.total_seconds()
         self._observer = TurnObserver(
@@ -185,7 +194,22 @@ class Turn:
             closing = self._closing = asyncio.ensure_future(self._abandon())
             await wait_through_cancellation(closing)
             raise
+        if error is None:
+            await self._begin_title()
         yield await self._outcome(status, error)
+
+    async def _begin_title(self) -> None:
+        """Start naming the conversation after its first exchange, when it awaits a title.
+
+        Then one pass of the event loop (no waiting on the writer): a writer that answers at once
+        (the offline one) is ready by then, and its title is stored with the reply.
+        """
+        titles = self._services.titles
+        if titles is None or not self._claim.awaits_title:
+            return
+        self._title = titles.begin(self.conversation_id, self.user_message.content, self._observer.text)
+        if self._title is not None:
+            await asyncio.sleep(0)
 
     async def _outcome(self, status: MessageStatus, error: Exception | None) -> ReplyStored | ReplyFailed:
         """Store the reply; the turn's last event says how it ended."""
@@ -200,7 +224,9 @@ class Turn:
         if error is not None:
             return ReplyFailed(reply, error)
         observer = self._observer
-        return ReplyStored(reply, observer.prompt_tokens, observer.completion_tokens, observer.model)
+        return ReplyStored(
+            reply, observer.prompt_tokens, observer.completion_tokens, observer.model, renamed=self._renamed
+        )
 
     async def interrupt(self, error: Exception) -> None:
         """Stop the agent now; ``events()`` stores what was produced as ``incomplete`` and ends
@@ -241,8 +267,13 @@ class Turn:
             status=status,
             created_at=now,
         )
+        title = (
+            self._title.suggested if self._title is not None and status is MessageStatus.COMPLETE else None
+        )
+        stored: ReplyFinish | None = None
         try:
-            return reply, await self._store(reply, now)
+            stored = await self._store(reply, now, title=title)
+            return reply, stored
         except StorageUnavailable:
             # The caller is told the turn failed, so a complete reply stored later says so too.
             late = replace(reply, status=MessageStatus.FAILED) if status is MessageStatus.COMPLETE else reply
@@ -253,20 +284,36 @@ class Turn:
             )
             raise
         finally:
+            if self._title is not None:
+                # Not stored with the reply: the job stores it later, after a complete reply only.
+                complete = stored == "stored" and status is MessageStatus.COMPLETE
+                self._title.reply_finished(store_later=complete and title is None)
             self._observer.ended(status, now)
 
-    async def _store(self, reply: Message, now: datetime) -> ReplyFinish:
-        """Store the reply into the history version it answers. If that history was cleared, or
+    async def _store(self, reply: Message, now: datetime, *, title: str | None = None) -> ReplyFinish:
+        """Store the reply into the history version it answers (with ``title`` as the
+        conversation's name while it has the default one). If that history was cleared, or
         the conversation deleted, meanwhile, the agent forgets what it remembered of it, then the
         slot is freed (in that order: a new turn must not read the forgotten memory)."""
         uc, claim = self._services, self._claim
-        stored = await uc.reply_slots.finish_reply(
-            reply.conversation_id,
-            claim_id=claim.claim_id,
-            history_version=claim.history_version,
-            now=now,
-            reply=reply,
-        )
+        if title is None:
+            stored = await uc.reply_slots.finish_reply(
+                reply.conversation_id,
+                claim_id=claim.claim_id,
+                history_version=claim.history_version,
+                now=now,
+                reply=reply,
+            )
+        else:
+            titled = await uc.reply_slots.finish_titled_reply(
+                reply.conversation_id,
+                claim_id=claim.claim_id,
+                history_version=claim.history_version,
+                now=now,
+                reply=reply,
+                title=title,
+            )
+            stored, self._renamed = titled.outcome, titled.renamed
         if stored == "stored":
             return stored
         await uc.agent.forget(reply.conversation_id)

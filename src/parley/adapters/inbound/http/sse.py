@@ -1,8 +1,9 @@
 """Server-Sent Events framing of a chat turn (API.md, "stream").
 
 ``message`` (the stored user message), ``token`` deltas, ``tool`` calls, then
-exactly one ``done`` or ``error``. A ``: ping`` comment goes out after 15 s of
-silence. When the client goes away, the turn's generator is closed, which
+exactly one ``done`` or ``error``. ``done`` also carries ``session`` (the session as renamed) when
+the turn's first exchange named it (its title was ready, and stored with the reply). A ``: ping``
+comment goes out after 15 s of silence. When the client goes away, the turn's generator is closed, which
 cancels the agent and stores the partial reply as ``incomplete``.
 
 When the server is told to stop (SIGTERM), streams in flight are drained: they go on
@@ -29,7 +30,7 @@ from starlette.types import Send
 
 from parley.adapters.inbound.http.edge import StreamTiming
 from parley.adapters.inbound.http.errors import ServerShuttingDown, error_body
-from parley.adapters.inbound.http.schemas import MessageOut
+from parley.adapters.inbound.http.schemas import MessageOut, SessionOut
 from parley.application.chat.turns import ReplyFailed, ReplyStored, Turn
 from parley.domain.chat import Message
 from parley.ports.agent import TokenDelta, ToolCall
@@ -79,7 +80,13 @@ async def _frames(turn: Turn, shutdown: anyio.Event, drain_seconds: float) -> As
                         "prompt_tokens": event.prompt_tokens,
                         "completion_tokens": event.completion_tokens,
                     }
-                    done = {"message": _message(event.message), "usage": usage, "model": event.model}
+                    done: dict[str, Any] = {
+                        "message": _message(event.message),
+                        "usage": usage,
+                        "model": event.model,
+                    }
+                    if event.renamed is not None:
+                        done["session"] = SessionOut.of(event.renamed).model_dump(mode="json")
                     yield _event("done", done)
                 elif isinstance(event, ReplyFailed):
                     yield _error_event(event.error)

@@ -59,6 +59,19 @@ class PostgresConversationRepository:
     async def rename(self, conversation_id: UUID, name: str, now: datetime) -> None:
         await self._update(conversation_id, name=name, updated_at=now)
 
+    async def rename_if_named(
+        self, conversation_id: UUID, *, expected: str, name: str, now: datetime
+    ) -> bool:
+        """One ``UPDATE ... WHERE name = :expected``: a rename committed meanwhile is re-checked
+        on the newest row version (READ COMMITTED), so it wins."""
+        statement = (
+            update(conversations)
+            .where(conversations.c.id == conversation_id, conversations.c.name == expected)
+            .values(name=name, updated_at=now)
+            .returning(conversations.c.id)
+        )
+        return (await self._runner.execute(statement)).first() is not None
+
     async def delete(self, conversation_id: UUID) -> None:
         # Messages go with it: ON DELETE CASCADE.
         await self._runner.execute(delete(conversations).where(conversations.c.id == conversation_id))

@@ -19,6 +19,7 @@ from uuid import UUID
 from sqlalchemy import (
     BindParameter,
     Select,
+    and_,
     bindparam,
     case,
     func,
@@ -30,10 +31,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley.domain.chat import Message, ReplyClaim
-from parley.ports.persistence import ReplyFinish, ReplyStart
+from parley.domain.chat import DEFAULT_CONVERSATION_NAME, Message, ReplyClaim
+from parley.ports.persistence import ReplyFinish, ReplyStart, TitledFinish
 
-from .mappers import message_to_row
+from .mappers import conversation_from_row, message_to_row
 from .statements import StatementRunner, autocommit_block
 from .tables import conversations, messages
 
@@ -70,9 +71,10 @@ class PostgresReplySlots:
             "p_until": claim.expires_at,
         }
         async with self._statements() as runner:
-            version = (await runner.execute(_START_REPLY, parameters)).scalar_one_or_none()
-            if version is not None:
-                return ReplyStart("started", history_version=version)
+            claimed = (await runner.execute(_START_REPLY, parameters)).mappings().one_or_none()
+            if claimed is not None:
+                version, awaits_title = claimed["history_version"], claimed["awaits_title"]
+                return ReplyStart("started", history_version=version, awaits_title=awaits_title)
             owned = select(conversations.c.id).where(
                 conversations.c.id == conversation_id, conversations.c.user_id == owner_id
             )
@@ -101,6 +103,35 @@ class PostgresReplySlots:
                 return "stored"
             exists = select(conversations.c.id).where(conversations.c.id == conversation_id)
             return "discarded" if (await runner.read(exists)).first() is not None else "gone"
+
+    async def finish_titled_reply(
+        self,
+        conversation_id: UUID,
+        *,
+        claim_id: UUID,
+        history_version: int,
+        now: datetime,
+        reply: Message,
+        title: str,
+    ) -> TitledFinish:
+        """:meth:`finish_reply`'s statement, also renaming a conversation still named by default
+        (a CASE in the same UPDATE); it returns the conversation's row when it is named ``title``."""
+        _check_belongs(reply, conversation_id)
+        parameters = {
+            **_message_parameters(reply),
+            "p_conversation_id": conversation_id,
+            "p_claim_id": claim_id,
+            "p_history_version": history_version,
+            "p_now": now,
+            "p_title": title,
+        }
+        async with self._statements() as runner:
+            row = (await runner.execute(_FINISH_TITLED_REPLY, parameters)).mappings().one_or_none()
+            if row is not None:
+                named = row["name"] == title
+                return TitledFinish("stored", conversation_from_row(row) if named else None)
+            exists = select(conversations.c.id).where(conversations.c.id == conversation_id)
+            return TitledFinish("discarded" if (await runner.read(exists)).first() is not None else "gone")
 
     async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
         statement = (
@@ -141,7 +172,7 @@ def _message_values() -> list[BindParameter[Any]]:
     return [bindparam(f"m_{name}", type_=messages.c[name].type) for name in _MESSAGE_COLUMNS]
 
 
-def _start_reply_statement() -> Select[tuple[int]]:
+def _start_reply_statement() -> Select[tuple[int, bool]]:
     """Claim (``UPDATE ... RETURNING id, history_version``), then ``INSERT INTO messages SELECT
     <m_*>, claimed.id FROM claimed``: a message row only if a conversation row was claimed.
     Returns the claimed history version: one row if claimed, none otherwise."""
@@ -164,7 +195,14 @@ def _start_reply_statement() -> Select[tuple[int]]:
             last_active_at=now,
             updated_at=now,
         )
-        .returning(conversations.c.id, conversations.c.history_version)
+        # RETURNING sees the new row: message_count 1 means this message opens the history.
+        .returning(
+            conversations.c.id,
+            conversations.c.history_version,
+            and_(conversations.c.name == DEFAULT_CONVERSATION_NAME, conversations.c.message_count == 1).label(
+                "awaits_title"
+            ),  # wants_title()
+        )
         .cte("claimed")
     )
     stored = (
@@ -173,12 +211,16 @@ def _start_reply_statement() -> Select[tuple[int]]:
         .cte("stored")
     )
     # PostgreSQL runs a data-modifying CTE exactly once even though nothing reads it.
-    return select(claimed.c.history_version).add_cte(stored)
+    return select(claimed.c.history_version, claimed.c.awaits_title).add_cte(stored)
 
 
-def _finish_reply_statement() -> Select[int]:
+def _finish_reply_statement(*, titled: bool = False) -> Select[Any]:
     """``UPDATE conversations ... WHERE history_version = <p> RETURNING id``, then the INSERT
-    reads that row: the reply is stored only if the version matched. Returns how many were stored."""
+    reads that row: the reply is stored only if the version matched. Returns how many were stored.
+
+    ``titled``: the UPDATE also sets ``name`` to ``p_title`` while it is the default name, and the
+    statement returns the conversation's row when the reply was stored, no row otherwise.
+    """
     now = bindparam("p_now", type_=conversations.c.updated_at.type)
     holds = conversations.c.reply_claim_id == bindparam(
         "p_claim_id", type_=conversations.c.reply_claim_id.type
@@ -198,8 +240,9 @@ def _finish_reply_statement() -> Select[int]:
             # ReplySlot.released: only the holder frees the slot.
             reply_claim_id=case((holds, None), else_=conversations.c.reply_claim_id),
             reply_claim_expires_at=case((holds, None), else_=conversations.c.reply_claim_expires_at),
+            **_renamed_while_default() if titled else {},
         )
-        .returning(conversations.c.id)
+        .returning(*(_CONVERSATION_COLUMNS if titled else [conversations.c.id]))
         .cte("target")
     )
     stored = (
@@ -208,8 +251,22 @@ def _finish_reply_statement() -> Select[int]:
         .returning(literal_column("1"))
         .cte("stored")
     )
-    return select(func.count()).select_from(stored)
+    if not titled:
+        return select(func.count()).select_from(stored)
+    # The INSERT reads the row the UPDATE matched: a row here means the reply was stored too.
+    return select(*(target.c[c.name] for c in _CONVERSATION_COLUMNS)).add_cte(stored)
 
 
+def _renamed_while_default() -> dict[str, Any]:
+    title = bindparam("p_title", type_=conversations.c.name.type)
+    return {
+        "name": case((conversations.c.name == DEFAULT_CONVERSATION_NAME, title), else_=conversations.c.name)
+    }
+
+
+_CONVERSATION_COLUMNS = [
+    c for c in conversations.c if not c.name.startswith("reply_claim") and c.name != "history_version"
+]
 _START_REPLY = _start_reply_statement()
 _FINISH_REPLY = _finish_reply_statement()
+_FINISH_TITLED_REPLY = _finish_reply_statement(titled=True)

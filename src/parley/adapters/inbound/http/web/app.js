@@ -197,6 +197,13 @@ function refreshSessionItem(session, { toTop = false } = {}) {
   markCurrent();
 }
 
+/** A session renamed by the server (auto-named after its first exchange): list and header. */
+function showSessionName(session, renamed) {
+  Object.assign(session, renamed);
+  refreshSessionItem(session);
+  if (state.current === session && ui.title.hidden === false) ui.title.textContent = session.name;
+}
+
 function markCurrent() {
   for (const button of ui.sessionList.querySelectorAll('.session')) {
     const current = state.current && button.dataset.sessionId === state.current.id;
@@ -421,6 +428,7 @@ async function recount(session) {
   try {
     Object.assign(session, await auth.json(`chat/sessions/${encodeURIComponent(session.id)}`));
     refreshSessionItem(session, { toTop: true });
+    if (state.current === session && ui.title.hidden === false) ui.title.textContent = session.name;
   } catch {
     // Deleted meanwhile, or offline: the list is refreshed at the next login.
   }
@@ -457,6 +465,7 @@ async function streamReply(response, session, userItem) {
       cancelAnimationFrame(frame);
       updateMessage(item, data.message);
       showOffline(data.message.content.startsWith(OFFLINE_LABEL));
+      if (data.session) showSessionName(session, data.session); // named by its first exchange
       ended = true;
     } else if (event === 'error') {
       cancelAnimationFrame(frame);
