@@ -18,12 +18,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 from uuid import UUID
 
 import psycopg
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
 from langgraph.errors import GraphRecursionError
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -51,6 +52,9 @@ from parley.adapters.outbound.langgraph.graph import (
     build_agent_graph,
 )
 from parley.adapters.outbound.langgraph.tools import default_tools
+
+if TYPE_CHECKING:
+    from parley.adapters.outbound.langgraph.mcp_tools import McpConfig
 from parley.ports.agent import AgentError, AgentEvent, AgentTimeout, AgentTurn, AgentUnavailable, EventSink
 from parley.ports.persistence import StorageUnavailable
 
@@ -118,6 +122,7 @@ class LangGraphChatAgent:
         pool_size: int = 10,
         pool_timeout: float = 5.0,
         connect_timeout: float = 10.0,
+        mcp: McpConfig | None = None,
     ) -> None:
         if checkpoint_store == "postgres" and not postgres_url:
             raise ValueError("checkpoint_store='postgres' needs postgres_url")
@@ -137,6 +142,7 @@ class LangGraphChatAgent:
         self._checkpointer: SettlingSaver | None = None
         self._graph: AgentGraph | None = None
         self._models: list[NamedModel] = []
+        self._mcp = mcp
 
     @property
     def model_name(self) -> str:
@@ -152,12 +158,23 @@ class LangGraphChatAgent:
         self._models = build_chat_models(self._model_config)
         self._graph = build_agent_graph(
             models=self._models,
-            tools=default_tools(),
+            tools=await self._tools(),
             system_prompt=self._system_prompt,
             context_budget=self._limits.context_tokens,
             policy=self._policy,
             checkpointer=self._checkpointer,
         )
+
+    async def _tools(self) -> list[BaseTool]:
+        """The built-in tools, plus those of the configured MCP servers that answered (a
+        server that did not is logged and left out: it never fails the start-up)."""
+        tools = default_tools()
+        if self._mcp is None:
+            return tools
+        # Imported only when MCP servers are configured: the mcp SDK is not free to import.
+        from parley.adapters.outbound.langgraph.mcp_tools import load_mcp_tools
+
+        return [*tools, *await load_mcp_tools(self._mcp, reserved=[tool.name for tool in tools])]
 
     async def aclose(self) -> None:
         """Release the model's connections and the pool. Idempotent; ``start`` may follow."""
