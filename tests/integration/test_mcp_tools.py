@@ -18,6 +18,8 @@ from tests.fakes.openai_server import FakeOpenAIServer, FakeReply, FakeToolCall
 
 from parley.adapters.outbound.langgraph import AgentLimits, LangGraphChatAgent, ModelConfig
 from parley.adapters.outbound.langgraph.mcp_tools import McpConfig, load_mcp_tools, parse_servers
+from parley.config import load_settings
+from parley.container import Container
 from parley.ports.agent import AgentEvent, AgentTurn, TokenDelta, ToolCall
 
 pytestmark = pytest.mark.integration
@@ -164,6 +166,18 @@ async def test_a_server_that_died_returns_errors_then_is_reached_again_once_it_i
     assert text_of(down) == "down"
     assert any("MCP server 'remote' failed" in record.getMessage() for record in caplog.records)
     assert ToolCall("remote_shout", {"text": "again"}, "AGAIN!") in up
+
+
+async def test_the_settings_give_the_apps_agent_the_servers_tools(
+    tmp_path: Path, mcp_http: FakeMcpHttpServer
+) -> None:
+    config = write_config(
+        tmp_path, {"remote": {"url": mcp_http.url}, "dead": {"url": "http://127.0.0.1:9/mcp"}}
+    )
+    settings = load_settings(llm={"mcp_config_file": str(config), "mcp_connect_timeout_seconds": SLOW_OK})
+
+    async with Container(settings=settings).evaluation_agent() as agent:  # the app's agent, memory only
+        assert agent.tool_names == ("calculator", "current_time", "remote_shout", "remote_hang")
 
 
 async def test_an_unreadable_configuration_gives_no_tools_and_says_why(

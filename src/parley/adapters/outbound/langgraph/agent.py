@@ -5,6 +5,8 @@ PostgreSQL (``AsyncPostgresSaver`` on the adapter's own small psycopg pool, neve
 connection of the caller) in production, or ``InMemorySaver`` for unit tests and
 benchmarks. Without an API key the
 deterministic :class:`OfflineChatModel` replaces ``ChatOpenAI`` in the same graph.
+The tools are the built-in ones plus, with ``mcp``, those of the configured MCP servers
+that answer at start-up (:mod:`~parley.adapters.outbound.langgraph.mcp_tools`).
 
 Lifecycle: ``await agent.start()`` (opens the pool, creates the checkpoint tables)
 before the first turn and ``await agent.aclose()`` at shutdown, or
@@ -143,6 +145,7 @@ class LangGraphChatAgent:
         self._graph: AgentGraph | None = None
         self._models: list[NamedModel] = []
         self._mcp = mcp
+        self._tool_names: tuple[str, ...] = ()
 
     @property
     def model_name(self) -> str:
@@ -150,15 +153,22 @@ class LangGraphChatAgent:
         name a failure is reported with when no model answered (see ``Usage.model``)."""
         return self._model_config.effective_name
 
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the tools the model is offered (known once started)."""
+        return self._tool_names
+
     async def start(self) -> None:
         """Open the checkpoint store (creating its tables) and compile the graph. Idempotent."""
         if self._graph is not None:
             return
         self._checkpointer = await self._open_checkpointer()
         self._models = build_chat_models(self._model_config)
+        tools = await self._tools()
+        self._tool_names = tuple(tool.name for tool in tools)
         self._graph = build_agent_graph(
             models=self._models,
-            tools=await self._tools(),
+            tools=tools,
             system_prompt=self._system_prompt,
             context_budget=self._limits.context_tokens,
             policy=self._policy,
