@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,19 @@ async def test_the_settings_give_the_apps_agent_the_servers_tools(
 
     async with Container(settings=settings).evaluation_agent() as agent:  # the app's agent, memory only
         assert agent.tool_names == ("calculator", "current_time", "remote_shout", "remote_hang")
+
+
+async def test_a_server_that_never_answers_is_left_out_after_the_connect_timeout(
+    tmp_path: Path, mcp_http: FakeMcpHttpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    silent = {"command": sys.executable, "args": ["-c", "import time; time.sleep(3600)"]}
+    config = write_config(tmp_path, {"silent": silent, "remote": {"url": mcp_http.url}})
+
+    with caplog.at_level(logging.ERROR, "parley.adapters.outbound.langgraph.mcp_tools"):
+        tools = await load_mcp_tools(McpConfig(config_file=config, connect_timeout=1.0))
+
+    assert sorted(tool.name for tool in tools) == ["remote_hang", "remote_shout"]
+    assert any("'silent' unavailable: no tool list within 1 s" in r.getMessage() for r in caplog.records)
 
 
 async def test_an_unreadable_configuration_gives_no_tools_and_says_why(
