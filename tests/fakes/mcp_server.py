@@ -1,6 +1,7 @@
 """A small MCP server for tests, written with the ``mcp`` SDK's FastMCP, over both transports.
 
-Tools: ``shout(text)`` (the text upper-cased, with ``!``) and ``hang()`` (never answers).
+Tools: ``shout(text)`` (the text upper-cased, with ``!``), ``hang()`` (never answers) and
+``die()`` (the server process exits mid-call; only meant for the stdio transport).
 
 - stdio: ``[sys.executable, "-m", "tests.fakes.mcp_server"]`` (see :func:`stdio_entry`);
 - streamable HTTP: :class:`FakeMcpHttpServer`, uvicorn on 127.0.0.1 in a daemon thread (as
@@ -11,6 +12,7 @@ Tools: ``shout(text)`` (the text upper-cased, with ``!``) and ``hang()`` (never 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sys
 import threading
@@ -39,6 +41,11 @@ def build_server() -> FastMCP:
         """Never answer (until cancelled)."""
         await asyncio.Event().wait()
         return "unreachable"
+
+    @server.tool()
+    def die() -> str:
+        """End the server's process without answering."""
+        os._exit(3)
 
     return server
 

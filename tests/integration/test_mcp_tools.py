@@ -125,7 +125,7 @@ async def test_broken_servers_leave_start_up_and_the_other_tools_working(
     assert offered_tools(fake_openai) == {
         "calculator",
         "current_time",
-        *(f"{server}_{tool}" for server in ("local", "remote") for tool in ("shout", "hang")),
+        *(f"{server}_{tool}" for server in ("local", "remote") for tool in ("shout", "hang", "die")),
     }
 
 
@@ -169,6 +169,24 @@ async def test_a_server_that_died_returns_errors_then_is_reached_again_once_it_i
     assert ToolCall("remote_shout", {"text": "again"}, "AGAIN!") in up
 
 
+async def test_a_stdio_server_that_dies_mid_call_is_an_error_result_and_the_next_call_starts_it_again(
+    agent: LangGraphChatAgent, fake_openai: FakeOpenAIServer
+) -> None:
+    fake_openai.script(
+        FakeReply(tool_call=FakeToolCall("local_die")),
+        FakeReply(tool_call=FakeToolCall("local_shout", {"text": "still here"})),
+        FakeReply(text="Recovered."),
+    )
+
+    events = await collect(agent, turn("die, then shout"))
+
+    died, shouted = [e for e in events if isinstance(e, ToolCall)]
+    assert died.name == "local_die"
+    assert "MCP server 'local' failed" in died.result
+    assert shouted == ToolCall("local_shout", {"text": "still here"}, "STILL HERE!")
+    assert text_of(events) == "Recovered."
+
+
 async def test_the_settings_give_the_apps_agent_the_servers_tools(
     tmp_path: Path, mcp_http: FakeMcpHttpServer
 ) -> None:
@@ -178,7 +196,7 @@ async def test_the_settings_give_the_apps_agent_the_servers_tools(
     settings = load_settings(llm={"mcp_config_file": str(config), "mcp_connect_timeout_seconds": SLOW_OK})
 
     async with Container(settings=settings).evaluation_agent() as agent:  # the app's agent, memory only
-        assert agent.tool_names == ("calculator", "current_time", "remote_shout", "remote_hang")
+        assert agent.tool_names == ("calculator", "current_time", "remote_shout", "remote_hang", "remote_die")
 
 
 async def test_a_server_that_never_answers_is_left_out_after_the_connect_timeout(
@@ -190,7 +208,7 @@ async def test_a_server_that_never_answers_is_left_out_after_the_connect_timeout
     with caplog.at_level(logging.ERROR, "parley.adapters.outbound.langgraph.mcp_tools"):
         tools = await load_mcp_tools(McpConfig(config_file=config, connect_timeout=1.0))
 
-    assert sorted(tool.name for tool in tools) == ["remote_hang", "remote_shout"]
+    assert sorted(tool.name for tool in tools) == ["remote_die", "remote_hang", "remote_shout"]
     assert any("'silent' unavailable: no tool list within 1 s" in r.getMessage() for r in caplog.records)
 
 
