@@ -212,6 +212,12 @@ class LlmSettings(_Group):
     request_timeout_seconds: float = Field(30.0, gt=0, validation_alias="LLM_REQUEST_TIMEOUT_SECONDS")
     recursion_limit: int = Field(12, ge=2, validation_alias="LLM_RECURSION_LIMIT")
     offline_token_delay_ms: float = Field(0.0, ge=0, validation_alias="OFFLINE_MODEL_TOKEN_DELAY_MS")
+    # A JSON file declaring MCP servers whose tools the agent gets (README "MCP tools"); unset: none.
+    mcp_config_file: Path | None = Field(None, validation_alias="MCP_CONFIG_FILE")
+    # One MCP tool call (a stdio server's process start included).
+    mcp_timeout_seconds: float = Field(30.0, gt=0, validation_alias="MCP_TIMEOUT_SECONDS")
+    # Listing one MCP server's tools at start-up.
+    mcp_connect_timeout_seconds: float = Field(30.0, gt=0, validation_alias="MCP_CONNECT_TIMEOUT_SECONDS")
 
     @field_validator("fallback_models")
     @classmethod

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         NoopTracer,
     )
     from parley.adapters.outbound.langgraph import LangGraphChatAgent
+    from parley.adapters.outbound.langgraph.mcp_tools import McpConfig
     from parley.adapters.outbound.langgraph.titles import ModelTitleWriter, OfflineTitleWriter
 
 
@@ -104,6 +105,21 @@ def _chat_agent(
         # Turns queue for a checkpoint connection before the pool (see SettlingPostgresSaver):
         # the pool itself only waits while its connections are re-made (the database is away).
         pool_timeout=min(db.pool_timeout, 5.0),
+        mcp=_mcp_config(llm),
+    )
+
+
+def _mcp_config(llm: LlmSettings) -> McpConfig | None:
+    """The MCP servers' configuration, when a file declares some. The mcp SDK is imported only
+    then: an install without MCP servers does not pay for it at start-up."""
+    if llm.mcp_config_file is None:
+        return None
+    from parley.adapters.outbound.langgraph.mcp_tools import McpConfig
+
+    return McpConfig(
+        config_file=llm.mcp_config_file,
+        timeout=llm.mcp_timeout_seconds,
+        connect_timeout=llm.mcp_connect_timeout_seconds,
     )
 
 

@@ -192,7 +192,8 @@ async def test_tampered_expired_and_unsigned_tokens_are_refused(client: httpx.As
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
     past = int((datetime.now(UTC) - timedelta(days=2)).timestamp())
     header, payload, signature = tokens["access_token"].split(".")
-    unsigned = jwt.encode(claims, None, algorithm="none")
+    # "" is PyJWT's no-key for "none" (None no longer type-checks once cryptography is installed).
+    unsigned = jwt.encode(claims, "", algorithm="none")
 
     candidates = [
         f"{header}.{payload}.{signature[:-4]}AAAA",  # bad signature

@@ -230,7 +230,8 @@ EXPECTED_VARIABLES = frozenset(
             "LLM_TIMEOUT_SECONDS",
             "LLM_REQUEST_TIMEOUT_SECONDS",
         ),
-        *("LLM_RECURSION_LIMIT", "OFFLINE_MODEL_TOKEN_DELAY_MS"),
+        *("LLM_RECURSION_LIMIT", "OFFLINE_MODEL_TOKEN_DELAY_MS", "MCP_CONFIG_FILE"),
+        *("MCP_TIMEOUT_SECONDS", "MCP_CONNECT_TIMEOUT_SECONDS"),
         *("LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_HOST"),
         *(
             "REDIS_URL",
@@ -266,6 +267,9 @@ def test_environment_variable_names_are_exactly_the_published_ones() -> None:
         ("BCRYPT_ROUNDS", "5", lambda s: s.auth.bcrypt_rounds == 5),
         ("AUTH_SESSION_CACHE_SECONDS", "0", lambda s: s.auth.session_cache_seconds == 0),
         ("OFFLINE_MODEL_TOKEN_DELAY_MS", "7", lambda s: s.llm.offline_token_delay_ms == 7),
+        ("MCP_CONFIG_FILE", "mcp.json", lambda s: s.llm.mcp_config_file == Path("mcp.json")),
+        ("MCP_TIMEOUT_SECONDS", "2.5", lambda s: s.llm.mcp_timeout_seconds == 2.5),
+        ("MCP_CONNECT_TIMEOUT_SECONDS", "4", lambda s: s.llm.mcp_connect_timeout_seconds == 4),
         ("RATE_LIMIT_ENABLED", "false", lambda s: s.limits.enabled is False),
         ("RATE_LIMIT_REGISTER", "3 per hour", lambda s: s.limits.registration == "3 per hour"),
         (

@@ -17,6 +17,7 @@ from parley.adapters.outbound.bcrypt.hasher import PasslibBcryptHasher
 from parley.adapters.outbound.judge.openai_judge import OpenAIJudge
 from parley.adapters.outbound.langgraph.agent import AgentLimits, LangGraphChatAgent
 from parley.adapters.outbound.langgraph.chat_model import ModelConfig
+from parley.adapters.outbound.langgraph.mcp_tools import McpConfig
 from parley.application.chat.titles import ChatTitles
 from parley.application.chat.turns import TurnPolicy
 from parley.application.evaluation.runner import RunnerLimits
@@ -56,6 +57,8 @@ PAIRS: list[tuple[Any, str, str]] = [
     (AgentLimits, "max_attempts", "llm.retry_attempts"),
     (AgentLimits, "backoff_base", "llm.retry_backoff_seconds"),
     (LangGraphChatAgent.__init__, "pool_size", "db.pool_size"),
+    (McpConfig, "timeout", "llm.mcp_timeout_seconds"),
+    (McpConfig, "connect_timeout", "llm.mcp_connect_timeout_seconds"),
     (PasslibBcryptHasher.__init__, "rounds", "auth.bcrypt_rounds"),
     (PasslibBcryptHasher.__init__, "max_workers", "auth.bcrypt_workers"),
     (RecentAuthSessions.__init__, "ttl", "auth.session_cache_seconds"),

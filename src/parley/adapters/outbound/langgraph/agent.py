@@ -5,6 +5,8 @@ PostgreSQL (``AsyncPostgresSaver`` on the adapter's own small psycopg pool, neve
 connection of the caller) in production, or ``InMemorySaver`` for unit tests and
 benchmarks. Without an API key the
 deterministic :class:`OfflineChatModel` replaces ``ChatOpenAI`` in the same graph.
+The tools are the built-in ones plus, with ``mcp``, those of the configured MCP servers
+that answer at start-up (:mod:`~parley.adapters.outbound.langgraph.mcp_tools`).
 
 Lifecycle: ``await agent.start()`` (opens the pool, creates the checkpoint tables)
 before the first turn and ``await agent.aclose()`` at shutdown, or
@@ -18,12 +20,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 from uuid import UUID
 
 import psycopg
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
 from langgraph.errors import GraphRecursionError
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -51,6 +54,9 @@ from parley.adapters.outbound.langgraph.graph import (
     build_agent_graph,
 )
 from parley.adapters.outbound.langgraph.tools import default_tools
+
+if TYPE_CHECKING:
+    from parley.adapters.outbound.langgraph.mcp_tools import McpConfig
 from parley.ports.agent import AgentError, AgentEvent, AgentTimeout, AgentTurn, AgentUnavailable, EventSink
 from parley.ports.persistence import StorageUnavailable
 
@@ -118,6 +124,7 @@ class LangGraphChatAgent:
         pool_size: int = 10,
         pool_timeout: float = 5.0,
         connect_timeout: float = 10.0,
+        mcp: McpConfig | None = None,
     ) -> None:
         if checkpoint_store == "postgres" and not postgres_url:
             raise ValueError("checkpoint_store='postgres' needs postgres_url")
@@ -137,6 +144,8 @@ class LangGraphChatAgent:
         self._checkpointer: SettlingSaver | None = None
         self._graph: AgentGraph | None = None
         self._models: list[NamedModel] = []
+        self._mcp = mcp
+        self._tool_names: tuple[str, ...] = ()
 
     @property
     def model_name(self) -> str:
@@ -144,20 +153,38 @@ class LangGraphChatAgent:
         name a failure is reported with when no model answered (see ``Usage.model``)."""
         return self._model_config.effective_name
 
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the tools the model is offered (known once started)."""
+        return self._tool_names
+
     async def start(self) -> None:
         """Open the checkpoint store (creating its tables) and compile the graph. Idempotent."""
         if self._graph is not None:
             return
         self._checkpointer = await self._open_checkpointer()
         self._models = build_chat_models(self._model_config)
+        tools = await self._tools()
+        self._tool_names = tuple(tool.name for tool in tools)
         self._graph = build_agent_graph(
             models=self._models,
-            tools=default_tools(),
+            tools=tools,
             system_prompt=self._system_prompt,
             context_budget=self._limits.context_tokens,
             policy=self._policy,
             checkpointer=self._checkpointer,
         )
+
+    async def _tools(self) -> list[BaseTool]:
+        """The built-in tools, plus those of the configured MCP servers that answered (a
+        server that did not is logged and left out: it never fails the start-up)."""
+        tools = default_tools()
+        if self._mcp is None:
+            return tools
+        # Imported only when MCP servers are configured: the mcp SDK is not free to import.
+        from parley.adapters.outbound.langgraph.mcp_tools import load_mcp_tools
+
+        return [*tools, *await load_mcp_tools(self._mcp, reserved=[tool.name for tool in tools])]
 
     async def aclose(self) -> None:
         """Release the model's connections and the pool. Idempotent; ``start`` may follow."""
