@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
 from mcp.server.fastmcp import FastMCP
+
+from tests.fakes.threaded_server import ThreadedServer
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -65,49 +63,28 @@ class FakeMcpHttpServer:
 
     def __init__(self, port: int = 0) -> None:
         self._port = port
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
 
     @property
     def port(self) -> int:
-        if self._socket is None:
+        if self._server is None:
             raise RuntimeError("the fake MCP server is not started")
-        return int(self._socket.getsockname()[1])
+        return self._server.address[1]
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/mcp"
 
     def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port))
-        config = uvicorn.Config(
-            build_server().streamable_http_app(),
-            lifespan="on",  # runs the MCP session manager
-            log_level="warning",
-            access_log=False,
-            http="h11",
-            loop="asyncio",
-        )
-        self._socket, self._server = sock, uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake MCP server did not start")
-            time.sleep(0.005)
+        # lifespan on: it runs the MCP session manager.
+        app = build_server().streamable_http_app()
+        self._server = ThreadedServer(app, name="fake MCP server", port=self._port, lifespan="on")
+        self._server.start()
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            # A hanging tool call would hold a graceful shutdown: exit at once.
-            self._server.should_exit = self._server.force_exit = True
-            self._thread.join(timeout=5)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        if self._server is not None:
+            self._server.stop()
+        self._server = None
 
     def __enter__(self) -> Self:
         self.start()

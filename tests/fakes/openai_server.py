@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, Self
 
-import uvicorn
+from tests.fakes.threaded_server import ThreadedServer
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -100,18 +99,14 @@ class FakeOpenAIServer:
         self._script: deque[FakeReply] = deque()
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = ThreadedServer(self._app, name="fake OpenAI server")
 
     # -- control (called from the test's thread) ------------------------------------
 
     @property
     def base_url(self) -> str:
         """The ``base_url`` to give an OpenAI client (ends in ``/v1``)."""
-        if self._socket is None:
-            raise RuntimeError("the fake server is not started")
-        host, port = self._socket.getsockname()[:2]
+        host, port = self._server.address
         return f"http://{host}:{port}/v1"
 
     def script(self, *replies: FakeReply) -> None:
@@ -144,35 +139,10 @@ class FakeOpenAIServer:
         return any(r.disconnected for r in self.requests)
 
     def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(
-            self._app,
-            interface="asgi3",
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            http="h11",
-            loop="asyncio",
-        )
-        self._socket, self._server = sock, uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the fake OpenAI server did not start")
-            time.sleep(0.005)
+        self._server.start()
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            # Hanging requests would hold a graceful shutdown: exit at once.
-            self._server.should_exit = self._server.force_exit = True
-            self._thread.join(timeout=5)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._server.stop()
 
     def __enter__(self) -> Self:
         self.start()
