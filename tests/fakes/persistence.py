@@ -481,15 +481,10 @@ class InMemoryReplySlots:
         stored = _clone(reply)
 
         def finish(state: _State) -> ReplyFinish:
-            row = state.conversations.get(conversation_id)
-            if row is None:
-                return "gone"
-            if not row.slot.accepts_reply(history_version):
-                return "discarded"
-            _insert_message(state, stored)
-            _count_message(row.conversation, now)
-            row.slot = row.slot.released(claim_id)
-            return "stored"
+            outcome, _ = _store_reply(
+                state, stored, claim_id=claim_id, history_version=history_version, now=now
+            )
+            return outcome
 
         return self._database.apply_now(finish)
 
@@ -507,14 +502,11 @@ class InMemoryReplySlots:
         stored = _clone(reply)
 
         def finish(state: _State) -> TitledFinish:
-            row = state.conversations.get(conversation_id)
+            outcome, row = _store_reply(
+                state, stored, claim_id=claim_id, history_version=history_version, now=now
+            )
             if row is None:
-                return TitledFinish("gone")
-            if not row.slot.accepts_reply(history_version):
-                return TitledFinish("discarded")
-            _insert_message(state, stored)
-            _count_message(row.conversation, now)
-            row.slot = row.slot.released(claim_id)
+                return TitledFinish(outcome)
             if row.conversation.name == DEFAULT_CONVERSATION_NAME:
                 row.conversation.name = title
             named = row.conversation.name == title
@@ -529,6 +521,21 @@ class InMemoryReplySlots:
                 row.slot = row.slot.released(claim_id)
 
         self._database.apply_now(release)
+
+
+def _store_reply(
+    state: _State, reply: Message, *, claim_id: UUID, history_version: int, now: datetime
+) -> tuple[ReplyFinish, _ConversationRow | None]:
+    """``finish_reply``'s one step (the rule: ``ReplySlot.accepts_reply``); the row when stored."""
+    row = state.conversations.get(reply.conversation_id)
+    if row is None:
+        return "gone", None
+    if not row.slot.accepts_reply(history_version):
+        return "discarded", None
+    _insert_message(state, reply)
+    _count_message(row.conversation, now)
+    row.slot = row.slot.released(claim_id)
+    return "stored", row
 
 
 # ---------------------------------------------------------------- unit of work
