@@ -38,7 +38,7 @@ class TurnObserver:
         self._parts: list[str] = []
         self._call_started_at = started.at
         self._call_first_token_at: datetime | None = None
-        self._call_parts: list[str] = []
+        self._call_first_part = 0  # the current model call's text is self._parts[this:]
         self._ended = False
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -60,7 +60,6 @@ class TurnObserver:
             case TokenDelta(text=text):
                 self._call_first_token_at = self._call_first_token_at or self._clock.now()
                 self._parts.append(text)
-                self._call_parts.append(text)
             case ToolCall(name=name, arguments=arguments, result=result):
                 # A copy of the arguments: the trace must not change if the caller's dict does.
                 at = self._clock.now()
@@ -96,7 +95,8 @@ class TurnObserver:
                 started_at=self._call_started_at,
                 first_token_at=self._call_first_token_at,
                 ended_at=now,
-                output="".join(self._call_parts),
+                output="".join(self._parts[self._call_first_part :]),
             )
         )
-        self._call_started_at, self._call_first_token_at, self._call_parts = now, None, []
+        self._call_started_at, self._call_first_token_at = now, None
+        self._call_first_part = len(self._parts)
