@@ -218,6 +218,9 @@ class LlmSettings(_Group):
     mcp_timeout_seconds: float = Field(30.0, gt=0, validation_alias="MCP_TIMEOUT_SECONDS")
     # Listing one MCP server's tools at start-up.
     mcp_connect_timeout_seconds: float = Field(30.0, gt=0, validation_alias="MCP_CONNECT_TIMEOUT_SECONDS")
+    # Tools the agent may call only once the user approved (README "Approving tool calls"); names
+    # as the model sees them (an MCP tool: <server>_<tool>).
+    approval_tools: CommaSeparated = Field(default_factory=list, validation_alias="TOOLS_REQUIRING_APPROVAL")
 
     @field_validator("fallback_models")
     @classmethod
@@ -334,6 +337,10 @@ class Settings(BaseSettings):
     )
     # Name a chat still called "New chat" after its first exchange (the chat use cases' rule).
     chat_auto_title: bool = Field(True, validation_alias="CHAT_AUTO_TITLE")
+    # How long a turn waits for the user to approve a tool call; then new messages are taken again.
+    approval_timeout_seconds: float = Field(
+        3600.0, gt=0, le=604_800, validation_alias="APPROVAL_TIMEOUT_SECONDS"
+    )
 
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -33,7 +33,13 @@ from parley.application.chat.conversations import (
 )
 from parley.application.chat.history import ClearMessages, ListMessages
 from parley.application.chat.running import DeferredWrites, RunningTurns
-from parley.application.chat.sending import SendMessage, StreamReply
+from parley.application.chat.sending import (
+    DecideApproval,
+    GetPendingApproval,
+    SendMessage,
+    StreamDecision,
+    StreamReply,
+)
 from parley.application.chat.titles import ChatTitles
 from parley.application.chat.turns import TurnPolicy, TurnServices
 from parley.application.session_cache import RecentAuthSessions
@@ -106,6 +112,7 @@ def _chat_agent(
         # the pool itself only waits while its connections are re-made (the database is away).
         pool_timeout=min(db.pool_timeout, 5.0),
         mcp=_mcp_config(llm),
+        approval_tools=frozenset(llm.approval_tools),
     )
 
 
@@ -228,6 +235,7 @@ def _turn_policy(settings: Settings) -> TurnPolicy:
     return TurnPolicy(
         max_message_chars=settings.max_message_chars,
         claim_ttl=timedelta(seconds=settings.llm.timeout_seconds + 60),
+        approval_ttl=timedelta(seconds=settings.approval_timeout_seconds),
     )
 
 
@@ -340,3 +348,6 @@ class Container(containers.DeclarativeContainer):
     )
     send_message = providers.Factory(SendMessage, turn_services)
     stream_reply = providers.Factory(StreamReply, turn_services)
+    get_pending_approval = providers.Factory(GetPendingApproval, reply_slots, clock)
+    decide_approval = providers.Factory(DecideApproval, turn_services)
+    stream_decision = providers.Factory(StreamDecision, turn_services)

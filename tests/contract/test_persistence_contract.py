@@ -21,6 +21,7 @@ from parley.adapters.outbound.postgres.engine import create_engine
 from parley.adapters.outbound.postgres.migrate import upgrade_to_head
 from parley.adapters.outbound.postgres.reply_slots import PostgresReplySlots
 from parley.adapters.outbound.postgres.unit_of_work import postgres_unit_of_work_factory
+from parley.domain.approvals import PendingApproval
 from parley.domain.auth import AuthSession
 from parley.domain.chat import (
     Conversation,
@@ -34,6 +35,7 @@ from parley.domain.errors import EmailAlreadyRegistered
 from parley.domain.users import Email, User
 from parley.ports.persistence import (
     ReplyFinish,
+    ReplyResume,
     ReplySlots,
     ReplyStart,
     StorageUnavailable,
@@ -1198,6 +1200,172 @@ async def test_a_message_of_another_conversation_is_refused_by_start_and_finish(
         await finish(reply_slots, conversation, claim_id, T0, reply=new_reply(other, "misfiled"))
 
     assert await history(uow_factory, other) == []
+
+
+# ---------------------------------------------------------------- paused turns (tool approval)
+
+
+def new_approval(now: datetime = T0, *, lasts: timedelta = timedelta(hours=1)) -> PendingApproval:
+    return PendingApproval(
+        id=uuid.uuid4(),
+        tool="calculator",
+        arguments={"expression": "17 * 23", "nested": {"list": [1, "two", None]}},
+        requested_at=now,
+        expires_at=now + lasts,
+        reply_so_far="Let me compute that. ",
+    )
+
+
+async def paused_conversation(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots, approval: PendingApproval
+) -> tuple[Conversation, uuid.UUID]:
+    """A conversation whose turn (claim returned) paused for ``approval``."""
+    owner = new_user()
+    conversation = new_conversation(owner)
+    await store(uow_factory, owner, conversation)
+    claim_id = uuid.uuid4()
+    assert await start(reply_slots, conversation, claim_id, T0) == "started"
+    paused = await reply_slots.pause_reply(
+        conversation.id, claim_id=claim_id, history_version=0, approval=approval
+    )
+    assert paused == "stored"
+    return conversation, claim_id
+
+
+async def resume(
+    reply_slots: ReplySlots,
+    conversation: Conversation,
+    approval_id: uuid.UUID,
+    now: datetime,
+    *,
+    owner_id: uuid.UUID | None = None,
+    claim_id: uuid.UUID | None = None,
+) -> ReplyResume:
+    return await reply_slots.resume_reply(
+        conversation.id,
+        owner_id=owner_id or conversation.user_id,
+        approval_id=approval_id,
+        claim=ReplyClaim.taken(claim_id or uuid.uuid4(), now=now, ttl=timedelta(minutes=2)),
+        now=now,
+    )
+
+
+async def test_a_paused_turn_keeps_the_slot_until_its_approval_expires(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    approval = new_approval(lasts=timedelta(hours=1))
+    conversation, _ = await paused_conversation(uow_factory, reply_slots, approval)
+
+    # Longer than a running turn's claim (two minutes), shorter than the approval's hour.
+    assert (
+        await start(reply_slots, conversation, uuid.uuid4(), T0 + timedelta(minutes=30))
+        == "awaiting_approval"
+    )
+    pending = await reply_slots.pending_approval(conversation.id, owner_id=conversation.user_id, now=T0)
+    assert pending == approval
+    assert await start(reply_slots, conversation, uuid.uuid4(), approval.expires_at) == "started"
+    # Taken over: the expired approval is gone for good.
+    assert (await resume(reply_slots, conversation, approval.id, approval.expires_at)).outcome in {
+        "busy",
+        "no_approval",
+    }
+    assert await reply_slots.pending_approval(conversation.id, owner_id=conversation.user_id, now=T0) is None
+
+
+async def test_resuming_returns_the_approval_and_holds_the_slot_with_the_new_claim(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    approval = new_approval()
+    conversation, _ = await paused_conversation(uow_factory, reply_slots, approval)
+    resumed_claim, later = uuid.uuid4(), T0 + timedelta(minutes=5)
+
+    resumed = await resume(reply_slots, conversation, approval.id, later, claim_id=resumed_claim)
+
+    assert (resumed.outcome, resumed.history_version, resumed.approval) == ("resumed", 0, approval)
+    assert (
+        await reply_slots.pending_approval(conversation.id, owner_id=conversation.user_id, now=later) is None
+    )
+    assert await start(reply_slots, conversation, uuid.uuid4(), later) == "busy"  # running again
+    assert (await resume(reply_slots, conversation, approval.id, later)).outcome == "busy"
+    assert await finish(reply_slots, conversation, resumed_claim, later) == "stored"
+    assert await start(reply_slots, conversation, uuid.uuid4(), later) == "started"
+
+
+async def test_resuming_is_refused_for_a_stranger_a_wrong_id_or_an_expired_approval(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    approval = new_approval(lasts=timedelta(minutes=10))
+    conversation, _ = await paused_conversation(uow_factory, reply_slots, approval)
+    stranger = new_user()
+    await store(uow_factory, stranger)
+
+    assert (
+        await resume(reply_slots, conversation, approval.id, T0, owner_id=stranger.id)
+    ).outcome == "not_found"
+    assert (await resume(reply_slots, new_conversation(stranger), approval.id, T0)).outcome == "not_found"
+    assert (await resume(reply_slots, conversation, uuid.uuid4(), T0)).outcome == "no_approval"
+    assert (await resume(reply_slots, conversation, approval.id, approval.expires_at)).outcome == "expired"
+    assert await reply_slots.pending_approval(conversation.id, owner_id=stranger.id, now=T0) is None
+    assert (
+        await reply_slots.pending_approval(conversation.id, owner_id=conversation.user_id, now=T0) == approval
+    )
+
+
+async def test_concurrent_decisions_resume_exactly_once(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    approval = new_approval()
+    conversation, _ = await paused_conversation(uow_factory, reply_slots, approval)
+
+    results = await asyncio.gather(*(resume(reply_slots, conversation, approval.id, T0) for _ in range(4)))
+
+    assert sorted(r.outcome for r in results) == ["busy", "busy", "busy", "resumed"]
+
+
+async def test_clearing_a_paused_conversation_drops_the_approval_and_frees_the_slot(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    approval = new_approval()
+    conversation, _ = await paused_conversation(uow_factory, reply_slots, approval)
+
+    await clear_history(uow_factory, conversation, T0 + timedelta(seconds=1))
+
+    assert await reply_slots.pending_approval(conversation.id, owner_id=conversation.user_id, now=T0) is None
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0 + timedelta(seconds=2)) == "started"
+
+
+async def test_pausing_needs_the_history_version_and_the_claim(
+    uow_factory: UnitOfWorkFactory, reply_slots: ReplySlots
+) -> None:
+    owner = new_user()
+    conversation, deleted = new_conversation(owner), new_conversation(owner)
+    await store(uow_factory, owner, conversation, deleted)
+    claim_id = uuid.uuid4()
+    assert await start(reply_slots, conversation, claim_id, T0) == "started"
+    approval = new_approval()
+
+    assert (
+        await reply_slots.pause_reply(
+            conversation.id, claim_id=claim_id, history_version=1, approval=approval
+        )
+        == "discarded"
+    )
+    async with uow_factory() as uow:
+        await uow.conversations.delete(deleted.id)
+        await uow.commit()
+    assert (
+        await reply_slots.pause_reply(deleted.id, claim_id=claim_id, history_version=0, approval=approval)
+        == "gone"
+    )
+    # Not the holder: nothing pauses (the slot is still the running turn's).
+    assert (
+        await reply_slots.pause_reply(
+            conversation.id, claim_id=uuid.uuid4(), history_version=0, approval=approval
+        )
+        == "stored"
+    )
+    assert await reply_slots.pending_approval(conversation.id, owner_id=owner.id, now=T0) is None
+    assert await start(reply_slots, conversation, uuid.uuid4(), T0) == "busy"
 
 
 # ---------------------------------------------------------------- messages

@@ -19,6 +19,7 @@ import pytest
 
 from parley.application.chat.turns import TurnPolicy
 from parley.config import Settings
+from parley.domain.approvals import MAX_REJECTION_REASON_LENGTH
 from parley.domain.chat import DEFAULT_MAX_MESSAGE_LENGTH, MAX_CONVERSATION_NAME_LENGTH
 from parley.domain.users import MAX_EMAIL_LENGTH, PasswordPolicy
 from tests.e2e.conftest import AppFactory
@@ -49,6 +50,8 @@ DOCUMENTED_LIMITS: dict[tuple[str, str], tuple[int | None, int]] = {
     ("/api/v1/chat/sessions/{session_id}", "name"): _NAME,
     ("/api/v1/chat/sessions/{session_id}/messages", "content"): (1, DEFAULT_MAX_MESSAGE_LENGTH),
     ("/api/v1/chat/sessions/{session_id}/messages/stream", "content"): (1, DEFAULT_MAX_MESSAGE_LENGTH),
+    ("/api/v1/chat/sessions/{session_id}/approval", "reason"): (None, MAX_REJECTION_REASON_LENGTH),
+    ("/api/v1/chat/sessions/{session_id}/approval/stream", "reason"): (None, MAX_REJECTION_REASON_LENGTH),
 }
 
 # What a route answers beyond what its inputs, token and path imply (API.md).
@@ -61,6 +64,8 @@ BUSINESS_STATUSES: dict[tuple[str, str], set[str]] = {
     ("post", "/api/v1/chat/sessions"): {"201"},
     ("post", "/api/v1/chat/sessions/{session_id}/messages"): {"409", "502", "504"},
     ("post", "/api/v1/chat/sessions/{session_id}/messages/stream"): {"409"},
+    ("post", "/api/v1/chat/sessions/{session_id}/approval"): {"202", "409", "410", "502", "504"},
+    ("post", "/api/v1/chat/sessions/{session_id}/approval/stream"): {"409", "410"},
     ("get", "/health"): {"200", "503"},
 }
 
@@ -79,11 +84,16 @@ def _body_schema(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]
 
 
 def _string_schema(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any] | None:
-    """The string branch of a property (``str`` or ``str | None``), None for other types."""
+    """The free-text string branch of a property (``str`` or ``str | None``), None for other types
+    and for closed sets of strings (an enum, a UUID), whose length needs no documenting."""
     schema = _resolve(spec, schema)
     candidates: list[dict[str, Any]] = [schema, *schema.get("anyOf", [])]
     for candidate in candidates:
-        if candidate.get("type") == "string":
+        if (
+            candidate.get("type") == "string"
+            and "enum" not in candidate
+            and candidate.get("format") != "uuid"
+        ):
             return candidate
     return None
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from parley.ports.agent import AgentEvent, AgentTurn, EventSink, TokenDelta, Usage
+from parley.ports.agent import AgentEvent, AgentResume, AgentTurn, EventSink, TokenDelta, Usage
 from parley.ports.persistence import StorageUnavailable
 
 SCRIPTED_MODEL = "scripted-model"
@@ -84,6 +84,7 @@ class ScriptedChatAgent:
         self._memory: defaultdict[UUID, list[str]] = defaultdict(list)
         self.streams: list[StreamRecord] = []
         self.forgotten: list[UUID] = []
+        self.resumes: list[AgentResume] = []
         self.memory_unavailable = False
 
     def script(self, *turns: ScriptedTurn) -> None:
@@ -113,6 +114,18 @@ class ScriptedChatAgent:
             await self._play(scripted, record, emit)
         finally:
             self._memory[turn.conversation_id].append(turn.content)
+
+    async def resume(self, resume: AgentResume, emit: EventSink) -> None:
+        """Plays the next scripted turn (else a reply naming the decision); recorded in ``resumes``
+        and, as a turn whose content names the decision, in ``streams``."""
+        decision = type(resume.decision).__name__
+        turn = AgentTurn(resume.conversation_id, resume.user_id, f"<{decision}>", resume.stream_tokens)
+        record = StreamRecord(turn=turn)
+        self.streams.append(record)
+        self.resumes.append(resume)
+        self._check_memory()
+        scripted = self._script.popleft() if self._script else ScriptedTurn.reply(f"[scripted] {decision}")
+        await self._play(scripted, record, emit)
 
     async def forget(self, conversation_id: UUID) -> None:
         self._check_memory()

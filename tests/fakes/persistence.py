@@ -38,6 +38,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 from uuid import UUID
 
+from parley.domain.approvals import PendingApproval
 from parley.domain.auth import AuthSession
 from parley.domain.chat import (
     DEFAULT_CONVERSATION_NAME,
@@ -57,6 +58,7 @@ from parley.ports.persistence import (
     MessagePage,
     MessageRepository,
     ReplyFinish,
+    ReplyResume,
     ReplyStart,
     StorageUnavailable,
     TitledFinish,
@@ -521,6 +523,51 @@ class InMemoryReplySlots:
                 row.slot = row.slot.released(claim_id)
 
         self._database.apply_now(release)
+
+    async def pause_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, history_version: int, approval: PendingApproval
+    ) -> ReplyFinish:
+        kept = copy.deepcopy(approval)
+
+        def pause(state: _State) -> ReplyFinish:
+            row = state.conversations.get(conversation_id)
+            if row is None:
+                return "gone"
+            if not row.slot.accepts_reply(history_version):
+                return "discarded"
+            row.slot = row.slot.paused(claim_id, kept)
+            return "stored"
+
+        return self._database.apply_now(pause)
+
+    async def resume_reply(
+        self, conversation_id: UUID, *, owner_id: UUID, approval_id: UUID, claim: ReplyClaim, now: datetime
+    ) -> ReplyResume:
+        def resume(state: _State) -> ReplyResume:
+            row = state.conversations.get(conversation_id)
+            if row is None:
+                return ReplyResume("not_found")
+            refusal = row.slot.resume_refusal(owner_id, approval_id, now)
+            if refusal is not None:
+                return ReplyResume(refusal)
+            approval = row.slot.pending
+            row.slot = row.slot.resumed(claim)
+            row.conversation.last_active_at = row.conversation.updated_at = now
+            return ReplyResume("resumed", row.slot.history_version, copy.deepcopy(approval))
+
+        return self._database.apply_now(resume)
+
+    async def pending_approval(
+        self, conversation_id: UUID, *, owner_id: UUID, now: datetime
+    ) -> PendingApproval | None:
+        def read(state: _State) -> PendingApproval | None:
+            row = state.conversations.get(conversation_id)
+            if row is None or row.slot.owner_id != owner_id:
+                return None
+            pending = row.slot.pending
+            return copy.deepcopy(pending) if pending is not None and pending.is_live(now) else None
+
+        return self._database.apply_now(read)
 
 
 def _store_reply(

@@ -96,6 +96,8 @@ async def test_a_turn_stores_both_messages_and_counts_usage(chat: Chat) -> None:
 
     exchange = await complete_turn(await chat.take_turn().execute(ALICE, conversation_id, "Hi <b>&</b>"))
 
+    assert exchange.message is not None
+    assert exchange.reply is not None
     assert exchange.message.content == "Hi <b>&</b>"
     assert exchange.reply.content == "Hello there"
     assert await chat.messages(conversation_id) == [
@@ -297,6 +299,8 @@ async def test_sending_a_message_returns_both_stored_messages_from_a_non_streame
 
     exchange = await SendMessage(chat.services()).execute(ALICE, conversation_id, "hi")
 
+    assert exchange.message is not None
+    assert exchange.reply is not None
     assert (exchange.message.content, exchange.reply.content) == ("hi", "Hello there")
     assert chat.agent.turns[-1].stream_tokens is False
     assert await chat.messages(conversation_id) == [

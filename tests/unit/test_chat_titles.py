@@ -87,6 +87,7 @@ async def test_a_slow_title_is_stored_in_the_background_after_the_reply() -> Non
 
     exchange = await complete_turn(await chat.take_turn().execute(ALICE, conversation, "Plan a trip"))
 
+    assert exchange.reply is not None
     assert exchange.reply.status.value == "complete"  # the reply did not wait for the title
     assert await name_of(chat, conversation) == "New chat"
     assert writer.gate is not None

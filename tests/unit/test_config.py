@@ -249,6 +249,8 @@ EXPECTED_VARIABLES = frozenset(
     }
     # Added with auto-named chats (issue 14, item 5).
     | {"CHAT_AUTO_TITLE"}
+    # Added with human approval of tool calls (issue 14, item 2).
+    | {"TOOLS_REQUIRING_APPROVAL", "APPROVAL_TIMEOUT_SECONDS"}
 )
 
 
@@ -262,6 +264,12 @@ def test_environment_variable_names_are_exactly_the_published_ones() -> None:
         ("APP_NAME", "Tattle", lambda s: s.app_name == "Tattle"),
         ("MAX_MESSAGE_CHARS", "99", lambda s: s.max_message_chars == 99),
         ("CHAT_AUTO_TITLE", "false", lambda s: s.chat_auto_title is False),
+        ("APPROVAL_TIMEOUT_SECONDS", "90", lambda s: s.approval_timeout_seconds == 90),
+        (
+            "TOOLS_REQUIRING_APPROVAL",
+            "calculator, files_write",
+            lambda s: s.llm.approval_tools == ["calculator", "files_write"],
+        ),
         ("POSTGRES_POOL_SIZE", "3", lambda s: s.db.pool_size == 3),
         ("MIGRATE_ON_START", "true", lambda s: s.db.migrate_on_start is True),
         ("BCRYPT_ROUNDS", "5", lambda s: s.auth.bcrypt_rounds == 5),

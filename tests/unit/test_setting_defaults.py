@@ -96,3 +96,13 @@ def test_a_default_in_the_code_is_the_settings_default(
 def test_no_fallback_models_by_default_in_the_code_or_the_settings(settings: Settings) -> None:
     # A list setting and a tuple field: compared as sequences (the pairs above compare values).
     assert ModelConfig().fallbacks == tuple(settings.llm.fallback_models) == ()
+
+
+def test_a_paused_turn_waits_as_long_as_the_setting_says_by_default(settings: Settings) -> None:
+    assert TurnPolicy().approval_ttl.total_seconds() == settings.approval_timeout_seconds
+
+
+def test_no_tool_needs_approval_by_default(settings: Settings) -> None:
+    assert _parameter_defaults(LangGraphChatAgent.__init__)["approval_tools"] == frozenset(
+        settings.llm.approval_tools
+    )

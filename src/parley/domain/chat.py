@@ -8,10 +8,13 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
 from parley.domain.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from parley.domain.approvals import PendingApproval
 
 DEFAULT_CONVERSATION_NAME = "New chat"
 MAX_CONVERSATION_NAME_LENGTH = 200
@@ -187,7 +190,8 @@ class ReplyClaim:
         return now < self.expires_at
 
 
-ReplyRefusal = Literal["busy", "not_found"]
+ReplyRefusal = Literal["busy", "not_found", "awaiting_approval"]
+ResumeRefusal = Literal["not_found", "busy", "no_approval", "expired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +207,12 @@ class ReplySlot:
       history is still at that version; clearing the history starts a new version (the claim
       stays: its holder releases it after forgetting what the agent remembers of the old one);
     - **only the holder frees the slot**: finishing or releasing with a claim that no longer
-      holds it (it expired and was taken over) leaves the new holder's claim alone.
+      holds it (it expired and was taken over) leaves the new holder's claim alone;
+    - **a paused turn keeps the slot**: a turn waiting for the user to approve a tool call holds
+      the slot with its :class:`~parley.domain.approvals.PendingApproval` until the approval
+      expires (a new message is then refused with ``"awaiting_approval"``); the decision resumes
+      it under a new claim, only while that approval is still the pending one and still open;
+      after it expired, a new message takes the slot over and the approval is dropped.
 
     The in-memory store applies these transitions; the PostgreSQL adapter's statements state
     the same conditions in SQL, and the persistence contract suite checks that both agree.
@@ -212,31 +221,59 @@ class ReplySlot:
     owner_id: UUID
     history_version: int = 0
     claim: ReplyClaim | None = None
+    pending: PendingApproval | None = None
 
     def refusal(self, requester_id: UUID, now: datetime) -> ReplyRefusal | None:
         """Why ``requester_id`` may not start a reply at ``now``, or None when it may."""
         if requester_id != self.owner_id:
             return "not_found"
         if self.claim is not None and self.claim.is_live(now):
-            return "busy"
+            return "awaiting_approval" if self.pending is not None else "busy"
         return None
 
     def started(self, claim: ReplyClaim) -> ReplySlot:
-        """Held by ``claim`` (after :meth:`refusal` said None)."""
-        return replace(self, claim=claim)
+        """Held by ``claim`` (after :meth:`refusal` said None); an expired approval is dropped."""
+        return replace(self, claim=claim, pending=None)
 
     def accepts_reply(self, history_version: int) -> bool:
         """Whether a reply that started from ``history_version`` may be stored."""
         return history_version == self.history_version
 
+    def holds(self, claim_id: UUID) -> bool:
+        return self.claim is not None and self.claim.claim_id == claim_id
+
     def released(self, claim_id: UUID) -> ReplySlot:
         """Free, if ``claim_id`` holds it; unchanged otherwise."""
-        held_by_it = self.claim is not None and self.claim.claim_id == claim_id
-        return replace(self, claim=None) if held_by_it else self
+        return replace(self, claim=None) if self.holds(claim_id) else self
+
+    def paused(self, claim_id: UUID, approval: PendingApproval) -> ReplySlot:
+        """Held until ``approval`` expires, by the same claim, if ``claim_id`` holds it (and the
+        caller checked :meth:`accepts_reply`); unchanged otherwise."""
+        if not self.holds(claim_id):
+            return self
+        return replace(self, claim=ReplyClaim(claim_id, approval.expires_at), pending=approval)
+
+    def resume_refusal(self, requester_id: UUID, approval_id: UUID, now: datetime) -> ResumeRefusal | None:
+        """Why ``requester_id`` may not decide approval ``approval_id`` at ``now``, or None."""
+        if requester_id != self.owner_id:
+            return "not_found"
+        pending = self.pending
+        if pending is None or pending.id != approval_id:
+            live = self.claim is not None and self.claim.is_live(now)
+            return "busy" if live and pending is None else "no_approval"
+        if not pending.is_live(now):
+            return "expired"
+        return None
+
+    def resumed(self, claim: ReplyClaim) -> ReplySlot:
+        """Held by ``claim`` again, the approval decided (after :meth:`resume_refusal` said None)."""
+        return replace(self, claim=claim, pending=None)
 
     def cleared(self) -> ReplySlot:
-        """After the history was cleared: a new version; the claim is kept."""
-        return replace(self, history_version=self.history_version + 1)
+        """After the history was cleared: a new version; the claim of a running turn is kept (its
+        holder frees it), a paused turn's is dropped with its approval (nothing runs to free it)."""
+        cleared = replace(self, history_version=self.history_version + 1)
+        return replace(cleared, claim=None, pending=None) if self.pending is not None else cleared
 
 
 @dataclass(frozen=True, slots=True)

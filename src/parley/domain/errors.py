@@ -95,6 +95,25 @@ class ReplyInProgress(DomainError):
     detail = "A reply is already being generated in this conversation"
 
 
+class ApprovalPending(DomainError):
+    """The conversation's turn is paused until the user decides about a tool call: a new message
+    waits until then (or until the approval expires)."""
+
+    detail = "A tool call in this conversation is awaiting approval"
+
+
+class ApprovalNotFound(NotFound):
+    """No approval with that id is pending in the conversation (decided already, or never asked)."""
+
+    detail = "Approval not found"
+
+
+class ApprovalExpired(DomainError):
+    """The approval was not decided in time: the tool call will never run."""
+
+    detail = "The approval has expired"
+
+
 class HistoryCleared(DomainError):
     """The conversation's history was cleared while a reply to it was being generated:
     the reply belonged to the old history, so it was not kept."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
+from parley.domain.approvals import ApprovalDecision
+
 
 class AgentError(Exception):
     """Base of the agent's failures; ``model`` names the model that failed, when known."""
@@ -60,7 +62,16 @@ class Usage:
     completion_tokens: int
 
 
-AgentEvent = TokenDelta | ToolCall | ModelRetry | Usage
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested:
+    """The agent called ``tool``, which needs the user's approval, and paused: emitted last,
+    once the pause is remembered; the run then returns. :meth:`ChatAgent.resume` goes on."""
+
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+AgentEvent = TokenDelta | ToolCall | ModelRetry | Usage | ApprovalRequested
 EventSink = Callable[[AgentEvent], None]
 
 
@@ -76,6 +87,16 @@ class AgentTurn:
     conversation_id: UUID
     user_id: UUID
     content: str
+    stream_tokens: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResume:
+    """The user's ``decision`` about the tool call a conversation's agent paused on."""
+
+    conversation_id: UUID
+    user_id: UUID
+    decision: ApprovalDecision
     stream_tokens: bool = True
 
 
@@ -96,9 +117,16 @@ class ChatAgent(Protocol):
     - what a turn adds to the agent's memory is written when ``run`` ends (normally, by an
       error or by cancellation), before ``run`` returns or raises;
     - ``forget`` deletes everything remembered for a conversation (idempotent); it raises
-      ``StorageUnavailable`` when the memory store cannot be reached.
+      ``StorageUnavailable`` when the memory store cannot be reached;
+    - a run may pause on a tool call that needs approval: its last event is
+      :class:`ApprovalRequested`, emitted once the pause is remembered, and it returns;
+      ``resume`` then applies the user's decision (run the call, run it with edited arguments,
+      or tell the model it was rejected) and goes on as ``run`` does (it may pause again);
+      a ``run`` of the paused conversation instead abandons the pause (the call is never made).
     """
 
     async def run(self, turn: AgentTurn, emit: EventSink) -> None: ...
+
+    async def resume(self, resume: AgentResume, emit: EventSink) -> None: ...
 
     async def forget(self, conversation_id: UUID) -> None: ...

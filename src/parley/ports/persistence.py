@@ -21,8 +21,16 @@ from types import TracebackType
 from typing import Literal, Protocol, Self
 from uuid import UUID
 
+from parley.domain.approvals import PendingApproval
 from parley.domain.auth import AuthSession
-from parley.domain.chat import Conversation, ConversationCursor, Message, ReplyClaim
+from parley.domain.chat import (
+    Conversation,
+    ConversationCursor,
+    Message,
+    ReplyClaim,
+    ReplyRefusal,
+    ResumeRefusal,
+)
 from parley.domain.users import Email, User
 
 
@@ -86,7 +94,8 @@ class MessagePage:
 @dataclass(frozen=True, slots=True)
 class ReplyStart:
     """What :meth:`ReplySlots.start_reply` did: took the slot (``"started"``), found it
-    held (``"busy"``), or found no conversation of that owner (``"not_found"``).
+    held (``"busy"``; ``"awaiting_approval"`` when a paused turn holds it), or found no
+    conversation of that owner (``"not_found"``).
 
     ``history_version`` is the version of the conversation's history the reply will answer
     (meaningful when started): the reply is only stored into that version. ``awaits_title``: the
@@ -94,9 +103,20 @@ class ReplyStart:
     (:func:`parley.domain.chat.wants_title`), so the turn may name it.
     """
 
-    outcome: Literal["started", "busy", "not_found"]
+    outcome: Literal["started"] | ReplyRefusal
     history_version: int = 0
     awaits_title: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyResume:
+    """What :meth:`ReplySlots.resume_reply` did: took the paused turn's slot over
+    (``"resumed"``, with the history version its reply answers and the approval it decided), or
+    why not (:data:`parley.domain.chat.ResumeRefusal`)."""
+
+    outcome: Literal["resumed"] | ResumeRefusal
+    history_version: int = 0
+    approval: PendingApproval | None = None
 
 
 ReplyFinish = Literal["stored", "discarded", "gone"]
@@ -222,6 +242,38 @@ class ReplySlots(Protocol):
 
     async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
         """Free the slot if ``claim_id`` still holds it; store nothing. Idempotent."""
+        ...
+
+    async def pause_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, history_version: int, approval: PendingApproval
+    ) -> ReplyFinish:
+        """Keep the slot for a turn that waits for ``approval`` (:meth:`ReplySlot.paused`).
+
+        In one atomic step, when the conversation exists and its history is still at
+        ``history_version``: if ``claim_id`` holds the slot, it now holds it until
+        ``approval.expires_at``, with ``approval`` pending: ``"stored"``. Otherwise as for
+        :meth:`finish_reply` (``"discarded"``: the caller forgets and releases; ``"gone"``).
+        Nothing is added to the history.
+        """
+        ...
+
+    async def resume_reply(
+        self, conversation_id: UUID, *, owner_id: UUID, approval_id: UUID, claim: ReplyClaim, now: datetime
+    ) -> ReplyResume:
+        """Take the slot of the paused turn waiting for ``approval_id``, to resume it.
+
+        In one atomic step, when :meth:`ReplySlot.resume_refusal` says nothing against it:
+        ``claim`` holds the slot (until ``claim.expires_at``), no approval is pending any more,
+        ``last_active_at``/``updated_at`` move to ``now``: ``"resumed"``, with the decided approval.
+        Otherwise nothing changes and the outcome says why. Of concurrent callers, exactly one resumes.
+        """
+        ...
+
+    async def pending_approval(
+        self, conversation_id: UUID, *, owner_id: UUID, now: datetime
+    ) -> PendingApproval | None:
+        """The approval the conversation's paused turn waits for, if ``owner_id`` owns the
+        conversation and the approval is still open at ``now``; None otherwise."""
         ...
 
 

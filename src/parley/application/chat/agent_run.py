@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from parley.ports.agent import AgentEvent, AgentTurn, ChatAgent
+from parley.ports.agent import AgentEvent, AgentResume, AgentTurn, ChatAgent
 
 
 class AgentInterrupted(Exception):
@@ -34,14 +34,17 @@ class AgentRun:
     - :meth:`stop` and :meth:`interrupt` return once the agent has cleaned up.
     """
 
-    def __init__(self, agent: ChatAgent, turn: AgentTurn) -> None:
+    def __init__(self, agent: ChatAgent, turn: AgentTurn | AgentResume) -> None:
         self._queue: asyncio.Queue[AgentEvent | BaseException | None] = asyncio.Queue()
         self._task = asyncio.ensure_future(self._run(agent, turn))
 
-    async def _run(self, agent: ChatAgent, turn: AgentTurn) -> None:
-        """Run the agent with the queue as its sink, then queue None (the end) or its error."""
+    async def _run(self, agent: ChatAgent, turn: AgentTurn | AgentResume) -> None:
+        """Run (or resume) the agent with the queue as its sink, then queue None (the end) or its error."""
         try:
-            await agent.run(turn, self._queue.put_nowait)
+            if isinstance(turn, AgentResume):
+                await agent.resume(turn, self._queue.put_nowait)
+            else:
+                await agent.run(turn, self._queue.put_nowait)
         except Exception as error:
             self._queue.put_nowait(error)
         else:

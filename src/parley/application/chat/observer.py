@@ -13,6 +13,7 @@ bookkeeping that tracing and storing need, so the turn itself only relays events
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from parley.domain.chat import MessageStatus
 from parley.ports.agent import AgentError, AgentEvent, ModelRetry, TokenDelta, ToolCall, Usage
@@ -76,11 +77,12 @@ class TurnObserver:
         model = error.model if isinstance(error, AgentError) else None
         self._trace.record(TurnFailed(kind=type(error).__name__, model=model, at=self._clock.now()))
 
-    def ended(self, status: MessageStatus, at: datetime) -> None:
-        """The turn is over, its reply stored (or not) with ``status``; reported once."""
+    def ended(self, status: MessageStatus | Literal["awaiting_approval"], at: datetime) -> None:
+        """The turn is over, its reply stored (or not) with ``status``, or paused for the user's
+        approval of a tool call; reported once."""
         if not self._ended:
             self._ended = True
-            self._trace.record(TurnEnded(status=status.value, output=self.text, at=at))
+            self._trace.record(TurnEnded(status=str(status), output=self.text, at=at))
 
     def _model_called(self, usage: Usage) -> None:
         now = self._clock.now()

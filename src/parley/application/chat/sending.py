@@ -6,19 +6,42 @@
   holder's claim expires) and stores the user message; a second concurrent turn gets
   :class:`ReplyInProgress`, across processes too;
 - :class:`SendMessage` (the non-streamed route) runs the started :class:`Turn` to its end;
-  :class:`StreamReply` (the streaming route) hands it to the caller to stream.
+  :class:`StreamReply` (the streaming route) hands it to the caller to stream;
+- :class:`ResumeTurn` takes over a paused turn's slot with the user's decision about the tool
+  call it waits for; :class:`DecideApproval` and :class:`StreamDecision` are the routes' use
+  cases, as :class:`SendMessage` and :class:`StreamReply` are for a message.
 """
 
 from __future__ import annotations
 
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any, Literal
 from uuid import UUID
 
-from parley.application.chat.turns import HeldClaim, ReplyFailed, ReplyStored, Turn, TurnServices
+from parley.application.chat.turns import (
+    ApprovalAwaited,
+    HeldClaim,
+    ReplyFailed,
+    ReplyStored,
+    Turn,
+    TurnRequest,
+    TurnServices,
+)
 from parley.application.principal import Principal
+from parley.domain.approvals import ApprovalDecision, Approve, EditArguments, PendingApproval, Reject
 from parley.domain.chat import Message, MessageContent, MessageRole, MessageStatus, ReplyClaim
-from parley.domain.errors import ConversationNotFound, ReplyInProgress
+from parley.domain.errors import (
+    ApprovalExpired,
+    ApprovalNotFound,
+    ApprovalPending,
+    ConversationNotFound,
+    ReplyInProgress,
+    ValidationFailed,
+)
+from parley.ports.agent import AgentResume
+from parley.ports.persistence import ReplySlots
+from parley.ports.system import Clock
 
 
 class TakeTurn:
@@ -57,14 +80,21 @@ class TakeTurn:
             raise ConversationNotFound()
         if started.outcome == "busy":
             raise ReplyInProgress()
+        if started.outcome == "awaiting_approval":
+            raise ApprovalPending()
         claim = HeldClaim(claim_id, started.history_version, awaits_title=started.awaits_title)
-        return Turn(services, principal, message, claim, streaming=streaming)
+        request = TurnRequest.asking(message, principal.user_id, streaming=streaming)
+        return Turn(services, principal, request, claim)
 
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    message: Message
-    reply: Message
+    """How a turn run to its end went: ``reply`` stored, or (``reply`` None) the turn paused
+    for ``approval``. ``message`` is the user message it answers (None for a resumed turn)."""
+
+    message: Message | None
+    reply: Message | None
+    approval: PendingApproval | None = None
 
 
 class SendMessage:
@@ -98,6 +128,130 @@ class StreamReply:
         return await self._take_turn.execute(principal, conversation_id, content, streaming=True)
 
 
+class ResumeTurn:
+    """Resume a paused turn with the user's decision about the tool call it waits for.
+
+    The decision (:class:`DecisionInput`) is ``"approve"``, ``"reject"`` (``reason`` optional, told to the
+    model) or ``"edit"`` (``arguments`` required: the call runs with them). Raises ``ValidationFailed``,
+    ``ConversationNotFound``, ``ApprovalNotFound`` (no such approval pending: never asked, decided already,
+    or dropped after it expired), ``ApprovalExpired`` or ``ReplyInProgress`` (the turn
+    runs again already) before anything changes. The returned :class:`Turn` runs the agent.
+    """
+
+    def __init__(self, services: TurnServices) -> None:
+        self._services = services
+
+    async def execute(
+        self,
+        principal: Principal,
+        conversation_id: UUID,
+        approval_id: UUID,
+        data: DecisionInput,
+        *,
+        streaming: bool = True,
+    ) -> Turn:
+        services = self._services
+        decision = data.parse()
+        now, claim_id = services.clock.now(), services.ids.new_id()
+        resumed = await services.reply_slots.resume_reply(
+            conversation_id,
+            owner_id=principal.user_id,
+            approval_id=approval_id,
+            claim=ReplyClaim.taken(claim_id, now=now, ttl=services.policy.claim_ttl),
+            now=now,
+        )
+        match resumed.outcome:
+            case "not_found":
+                raise ConversationNotFound()
+            case "no_approval":
+                raise ApprovalNotFound()
+            case "expired":
+                raise ApprovalExpired()
+            case "busy":
+                raise ReplyInProgress()
+        approval = resumed.approval
+        assert approval is not None  # "resumed" carries it
+        agent_input = AgentResume(conversation_id, principal.user_id, decision, stream_tokens=streaming)
+        request = TurnRequest(
+            conversation_id,
+            agent_input,
+            input_text=_describe(decision, approval),
+            reply_prefix=approval.reply_so_far,
+        )
+        return Turn(services, principal, request, HeldClaim(claim_id, resumed.history_version))
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionInput:
+    """A decision as a client sends it: ``decision`` is ``"approve"``, ``"reject"`` or ``"edit"``."""
+
+    decision: Literal["approve", "reject", "edit"]
+    reason: str | None = None
+    arguments: dict[str, Any] | None = None
+
+    def parse(self) -> ApprovalDecision:
+        """The domain's decision (its rules: :mod:`parley.domain.approvals`); ``edit`` needs arguments."""
+        if self.decision == "reject":
+            return Reject.parse(self.reason)
+        if self.decision == "edit":
+            if self.arguments is None:
+                raise ValidationFailed.single("arguments", "Arguments are required to edit a tool call")
+            return EditArguments.parse(self.arguments)
+        return Approve()
+
+
+def _describe(decision: ApprovalDecision, approval: PendingApproval) -> str:
+    """The resumed turn's input, as traced: what the user decided about which tool."""
+    match decision:
+        case Reject(reason=reason):
+            return f"rejected {approval.tool}" + (f": {reason}" if reason else "")
+        case EditArguments():
+            return f"approved {approval.tool} with edited arguments"
+        case _:
+            return f"approved {approval.tool}"
+
+
+class GetPendingApproval:
+    """The approval a conversation's paused turn waits for; ``ApprovalNotFound`` when there is
+    none open (or the conversation is not the principal's: its existence is not revealed)."""
+
+    def __init__(self, reply_slots: ReplySlots, clock: Clock) -> None:
+        self._reply_slots, self._clock = reply_slots, clock
+
+    async def execute(self, principal: Principal, conversation_id: UUID) -> PendingApproval:
+        pending = await self._reply_slots.pending_approval(
+            conversation_id, owner_id=principal.user_id, now=self._clock.now()
+        )
+        if pending is None:
+            raise ApprovalNotFound()
+        return pending
+
+
+class DecideApproval:
+    """Decide a pending approval and wait until the turn ends or pauses again (the JSON route)."""
+
+    def __init__(self, services: TurnServices) -> None:
+        self._resume = ResumeTurn(services)
+
+    async def execute(
+        self, principal: Principal, conversation_id: UUID, approval_id: UUID, data: DecisionInput
+    ) -> Exchange:
+        turn = await self._resume.execute(principal, conversation_id, approval_id, data, streaming=False)
+        return await complete_turn(turn)
+
+
+class StreamDecision:
+    """Decide a pending approval and stream the resumed turn (the streaming route)."""
+
+    def __init__(self, services: TurnServices) -> None:
+        self._resume = ResumeTurn(services)
+
+    async def execute(
+        self, principal: Principal, conversation_id: UUID, approval_id: UUID, data: DecisionInput
+    ) -> Turn:
+        return await self._resume.execute(principal, conversation_id, approval_id, data, streaming=True)
+
+
 async def complete_turn(turn: Turn) -> Exchange:
     """Run a turn to its end without streaming; a failure is raised (after storing what it can)."""
     try:
@@ -105,6 +259,8 @@ async def complete_turn(turn: Turn) -> Exchange:
             async for event in events:
                 if isinstance(event, ReplyStored):
                     return Exchange(turn.user_message, event.message)
+                if isinstance(event, ApprovalAwaited):
+                    return Exchange(turn.user_message, None, event.approval)
                 if isinstance(event, ReplyFailed):
                     raise event.error
     finally:

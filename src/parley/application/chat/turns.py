@@ -18,7 +18,11 @@ What can happen to a running turn, and what the caller sees last:
   stopped at once, see :class:`RunningTurns`);
 - the database is unreachable (for the agent's memory or for tx 2): the turn ends with
   :class:`StorageUnavailable`; the reply is stored, and the slot freed, once the database
-  answers again (:class:`DeferredWrites`), so the conversation is not left claimed.
+  answers again (:class:`DeferredWrites`), so the conversation is not left claimed;
+- the agent calls a tool that needs the user's approval: instead of tx 2, the turn pauses
+  (:meth:`ReplySlots.pause_reply`): the slot stays held, with the pending approval, until the
+  user decides or the approval expires; the turn ends with :class:`ApprovalAwaited`. A decision
+  starts a resumed turn (no new user message) whose reply begins with what the paused one said.
 
 Each of tx 1 and tx 2 is one atomic :class:`ReplySlots` call, with no unit of work around it:
 for PostgreSQL one statement, with no BEGIN/COMMIT round trips.
@@ -39,6 +43,7 @@ from parley.application.chat.observer import TurnObserver
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.chat.titles import ChatTitles, TitleJob
 from parley.application.principal import Principal
+from parley.domain.approvals import PendingApproval
 from parley.domain.chat import (
     DEFAULT_MAX_MESSAGE_LENGTH,
     Conversation,
@@ -47,7 +52,15 @@ from parley.domain.chat import (
     MessageStatus,
 )
 from parley.domain.errors import ConversationNotFound, HistoryCleared
-from parley.ports.agent import AgentError, AgentTurn, ChatAgent, TokenDelta, ToolCall
+from parley.ports.agent import (
+    AgentError,
+    AgentResume,
+    AgentTurn,
+    ApprovalRequested,
+    ChatAgent,
+    TokenDelta,
+    ToolCall,
+)
 from parley.ports.persistence import ReplyFinish, ReplySlots, StorageUnavailable
 from parley.ports.system import Clock, IdGenerator
 from parley.ports.tracing import Tracer, TurnStarted
@@ -75,13 +88,47 @@ class ReplyFailed:
     error: Exception
 
 
-TurnEvent = TokenDelta | ToolCall | ReplyStored | ReplyFailed
+@dataclass(frozen=True, slots=True)
+class ApprovalAwaited:
+    """The turn paused: ``approval`` waits for the user's decision (the slot stays held until it
+    expires); the tokens are those this part of the turn cost."""
+
+    approval: PendingApproval
+    prompt_tokens: int
+    completion_tokens: int
+
+
+TurnEvent = TokenDelta | ToolCall | ReplyStored | ReplyFailed | ApprovalAwaited
 
 
 @dataclass(frozen=True, slots=True)
 class TurnPolicy:
     max_message_chars: int = DEFAULT_MAX_MESSAGE_LENGTH
     claim_ttl: timedelta = timedelta(minutes=5)  # longer than the model's total timeout
+    approval_ttl: timedelta = timedelta(hours=1)  # how long a paused turn waits for a decision
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    """What a turn answers: a new user message (stored by tx 1), or the user's decision about the
+    tool call a paused turn waits for (``user_message`` None; the reply starts with
+    ``reply_prefix``, what the paused turn said already). ``input_text`` is traced as its input."""
+
+    conversation_id: UUID
+    agent_input: AgentTurn | AgentResume
+    input_text: str
+    user_message: Message | None = None
+    reply_prefix: str = ""
+
+    @classmethod
+    def asking(cls, message: Message, user_id: UUID, *, streaming: bool) -> TurnRequest:
+        agent_turn = AgentTurn(
+            conversation_id=message.conversation_id,
+            user_id=user_id,
+            content=message.content,
+            stream_tokens=streaming,
+        )
+        return cls(message.conversation_id, agent_turn, message.content, user_message=message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +175,14 @@ class Turn:
         self,
         services: TurnServices,
         principal: Principal,
-        user_message: Message,
+        request: TurnRequest,
         claim: HeldClaim,
-        *,
-        streaming: bool = True,
     ) -> None:
-        self.user_message = user_message
+        self.user_message = request.user_message
+        self._conversation_id, self._reply_prefix = request.conversation_id, request.reply_prefix
         self._services, self._principal, self._claim = services, principal, claim
         self._finished = False
+        self._asked: ApprovalRequested | None = None
         self._title: TitleJob | None = None
         self._renamed: Conversation | None = None
         self._closing: asyncio.Future[Any] | None = None
@@ -145,26 +192,18 @@ class Turn:
             services.clock,
             TurnStarted(
                 user_id=principal.user_id,
-                conversation_id=user_message.conversation_id,
-                input_text=user_message.content,
-                streaming=streaming,
+                conversation_id=request.conversation_id,
+                input_text=request.input_text,
+                streaming=request.agent_input.stream_tokens,
                 at=services.clock.now(),
             ),
         )
-        self._agent = AgentRun(
-            services.agent,
-            AgentTurn(
-                conversation_id=user_message.conversation_id,
-                user_id=principal.user_id,
-                content=user_message.content,
-                stream_tokens=streaming,
-            ),
-        )
+        self._agent = AgentRun(services.agent, request.agent_input)
         services.running.add(self)
 
     @property
     def conversation_id(self) -> UUID:
-        return self.user_message.conversation_id
+        return self._conversation_id
 
     @property
     def owner_id(self) -> UUID:
@@ -178,6 +217,8 @@ class Turn:
                 self._observer.saw(event)
                 if isinstance(event, TokenDelta | ToolCall):
                     yield event
+                elif isinstance(event, ApprovalRequested):
+                    self._asked = event
         except (AgentError, StorageUnavailable) as failure:
             self._observer.failed(failure)
             error, status = failure, MessageStatus.FAILED
@@ -194,6 +235,9 @@ class Turn:
             closing = self._closing = asyncio.ensure_future(self._abandon())
             await wait_through_cancellation(closing)
             raise
+        if error is None and self._asked is not None:
+            yield await self._pause(self._asked)
+            return
         if error is None:
             await self._begin_title()
         yield await self._outcome(status, error)
@@ -207,7 +251,8 @@ class Turn:
         titles = self._services.titles
         if titles is None or not self._claim.awaits_title:
             return
-        self._title = titles.begin(self.conversation_id, self.user_message.content, self._observer.text)
+        question = self.user_message.content if self.user_message is not None else ""
+        self._title = titles.begin(self.conversation_id, question, self._observer.text)
         if self._title is not None:
             await asyncio.sleep(0)
 
@@ -261,9 +306,9 @@ class Turn:
         now = uc.clock.now()
         reply = Message(
             id=uc.ids.new_id(),
-            conversation_id=self.user_message.conversation_id,
+            conversation_id=self._conversation_id,
             role=MessageRole.ASSISTANT,
-            content=self._observer.text,
+            content=self._reply_prefix + self._observer.text,
             status=status,
             created_at=now,
         )
@@ -314,9 +359,50 @@ class Turn:
                 title=title,
             )
             stored, self._renamed = titled.outcome, titled.renamed
-        if stored == "stored":
-            return stored
-        await uc.agent.forget(reply.conversation_id)
-        if stored == "discarded":
-            await uc.reply_slots.release_reply(reply.conversation_id, claim_id=claim.claim_id)
+        if stored != "stored":
+            await self._let_go(stored)
         return stored
+
+    async def _let_go(self, refused: ReplyFinish) -> None:
+        """The history was cleared (``"discarded"``) or the conversation deleted (``"gone"``) while
+        the turn ran: the agent forgets what it remembered of it, then the slot is freed (in that
+        order: a new turn must not read the forgotten memory)."""
+        await self._services.agent.forget(self._conversation_id)
+        if refused == "discarded":
+            await self._services.reply_slots.release_reply(
+                self._conversation_id, claim_id=self._claim.claim_id
+            )
+
+    async def _pause(self, asked: ApprovalRequested) -> ApprovalAwaited | ReplyFailed:
+        """Keep the slot for the user's decision about ``asked`` (instead of tx 2)."""
+        self._finished = True
+        uc = self._services
+        uc.running.discard(self)
+        now = uc.clock.now()
+        approval = PendingApproval(
+            id=uc.ids.new_id(),
+            tool=asked.tool,
+            arguments=asked.arguments,
+            requested_at=now,
+            expires_at=now + uc.policy.approval_ttl,
+            reply_so_far=self._reply_prefix + self._observer.text,
+        )
+        try:
+            paused = await uc.reply_slots.pause_reply(
+                self._conversation_id,
+                claim_id=self._claim.claim_id,
+                history_version=self._claim.history_version,
+                approval=approval,
+            )
+            if paused != "stored":
+                await self._let_go(paused)
+        except StorageUnavailable as unavailable:
+            # The claim expires as a dead holder's would; a new message then abandons the pause.
+            self._observer.failed(unavailable)
+            return ReplyFailed(None, unavailable)
+        finally:
+            self._observer.ended("awaiting_approval", now)
+        if paused != "stored":
+            return ReplyFailed(None, ConversationNotFound() if paused == "gone" else HistoryCleared())
+        observer = self._observer
+        return ApprovalAwaited(approval, observer.prompt_tokens, observer.completion_tokens)

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
         RenameConversation,
     )
     from parley.application.chat.history import ClearMessages, ListMessages
-    from parley.application.chat.sending import SendMessage, StreamReply
+    from parley.application.chat.sending import (
+        DecideApproval,
+        GetPendingApproval,
+        SendMessage,
+        StreamDecision,
+        StreamReply,
+    )
     from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
     from parley.ports.auth import TokenIssuer
     from parley.ports.persistence import DatabaseProbe
@@ -94,6 +100,15 @@ class Services(Protocol):
 
     @property
     def stream_reply(self) -> Callable[[], StreamReply]: ...
+
+    @property
+    def get_pending_approval(self) -> Callable[[], GetPendingApproval]: ...
+
+    @property
+    def decide_approval(self) -> Callable[[], DecideApproval]: ...
+
+    @property
+    def stream_decision(self) -> Callable[[], StreamDecision]: ...
 
     # checks tokens (no I/O) to key rate limits by user
     @property

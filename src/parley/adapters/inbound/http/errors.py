@@ -26,6 +26,8 @@ from starlette.formparsers import MultiPartException
 from parley.adapters.inbound.http.json_response import NewlineJSONResponse
 from parley.adapters.inbound.http.rate_limits import RateLimited
 from parley.domain.errors import (
+    ApprovalExpired,
+    ApprovalPending,
     ConversationNotFound,
     CurrentPasswordIncorrect,
     DomainError,
@@ -75,6 +77,8 @@ ERROR_TABLE: Mapping[type[Exception], ErrorAnswer] = {
     ConversationNotFound: ErrorAnswer(404, "Session not found"),
     NotFound: ErrorAnswer(404),
     ReplyInProgress: ErrorAnswer(409, "A reply is already being generated for this session"),
+    ApprovalPending: ErrorAnswer(409, "A tool call in this session is awaiting approval"),
+    ApprovalExpired: ErrorAnswer(410),
     HistoryCleared: ErrorAnswer(409, "The session's history was cleared while the reply was being generated"),
     RateLimited: ErrorAnswer(429),  # detail "Rate limit exceeded: ..." and Retry-After from the error
     StorageBusy: ErrorAnswer(503, SERVICE_UNAVAILABLE, headers=BUSY_HEADERS),

@@ -13,7 +13,11 @@ from parley.adapters.inbound.http.edge import edge_of, provided
 from parley.adapters.inbound.http.rate_limits import RATE_LIMITED, RouteLimit, rate_limit
 from parley.adapters.inbound.http.responses import Responses, errors, not_found
 from parley.adapters.inbound.http.schemas import (
+    ApprovalDecisionRequest,
+    ApprovalOut,
+    AwaitingApprovalOut,
     CreateSessionRequest,
+    DecisionOut,
     ExchangeOut,
     MessageOut,
     MessagePageOut,
@@ -32,7 +36,14 @@ from parley.application.chat.conversations import (
     RenameConversation,
 )
 from parley.application.chat.history import ClearMessages, ListMessages
-from parley.application.chat.sending import SendMessage, StreamReply
+from parley.application.chat.sending import (
+    DecideApproval,
+    DecisionInput,
+    GetPendingApproval,
+    SendMessage,
+    StreamDecision,
+    StreamReply,
+)
 
 router = APIRouter(prefix="/api/v1/chat", tags=["chat"], dependencies=[RATE_LIMITED])
 
@@ -44,7 +55,22 @@ _MODEL: Responses = {
     504: {"description": "The language model timed out"},
 }
 _STREAM: Responses = {
-    200: {"content": {"text/event-stream": {}}, "description": "message, token*, tool*, done|error"}
+    200: {"content": {"text/event-stream": {}}, "description": "message, token*, tool*, done|error|approval"}
+}
+_AWAITING: Responses = {
+    409: {"description": "A reply is being generated, or a tool call awaits approval, in this session"},
+    202: {"model": AwaitingApprovalOut, "description": "The agent paused on a tool call needing approval"},
+}
+_APPROVAL_NOT_FOUND = not_found("Approval not found")
+_DECISION: Responses = {
+    202: {"model": DecisionOut, "description": "The agent paused again, on another tool call"},
+    409: {"description": "The resumed turn is already running"},
+    410: {"description": "The approval has expired"},
+}
+_DECISION_STREAM: Responses = {
+    200: {"content": {"text/event-stream": {}}, "description": "token*, tool*, done|error|approval"},
+    409: {"description": "The resumed turn is already running"},
+    410: {"description": "The approval has expired"},
 }
 
 
@@ -128,27 +154,33 @@ async def clear_messages(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/sessions/{session_id}/messages", responses=errors(_NOT_FOUND, _BUSY, _MODEL))
+@router.post("/sessions/{session_id}/messages", responses=errors(_NOT_FOUND, _AWAITING, _MODEL))
 @rate_limit(RouteLimit.CHAT)
 async def send_message(
     request: Request,
+    response: Response,
     session_id: SessionId,
     body: SendMessageRequest,
     principal: CurrentPrincipal,
     use_case: Annotated[SendMessage, provided(lambda s: s.send_message)],
-) -> ExchangeOut:
-    """Send a message and wait for the whole reply."""
+) -> ExchangeOut | AwaitingApprovalOut:
+    """Send a message and wait for the whole reply (202 when the agent paused on a tool call
+    that needs approval: decide it with POST .../approval)."""
     exchange = await use_case.execute(principal, session_id, body.content)
-    return ExchangeOut(
-        message=MessageOut.of(exchange.message),
-        reply=MessageOut.of(exchange.reply),
-    )
+    assert exchange.message is not None  # a new message's turn
+    if exchange.approval is not None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return AwaitingApprovalOut(
+            message=MessageOut.of(exchange.message), approval=ApprovalOut.of(exchange.approval)
+        )
+    assert exchange.reply is not None  # ended, not paused
+    return ExchangeOut(message=MessageOut.of(exchange.message), reply=MessageOut.of(exchange.reply))
 
 
 @router.post(
     "/sessions/{session_id}/messages/stream",
     response_class=EventSourceResponse,
-    responses=errors(_NOT_FOUND, _BUSY, _STREAM),
+    responses=errors(_NOT_FOUND, _BUSY, _STREAM, {409: _AWAITING[409]}),
 )
 @rate_limit(RouteLimit.CHAT_STREAM)
 async def stream_message(
@@ -161,3 +193,56 @@ async def stream_message(
     """Send a message and stream the reply as Server-Sent Events."""
     turn = await use_case.execute(principal, session_id, body.content)
     return stream_turn(turn, edge_of(request).streams)
+
+
+@router.get("/sessions/{session_id}/approval", responses=errors(_APPROVAL_NOT_FOUND))
+async def get_pending_approval(
+    session_id: SessionId,
+    principal: CurrentPrincipal,
+    use_case: Annotated[GetPendingApproval, provided(lambda s: s.get_pending_approval)],
+) -> ApprovalOut:
+    """The tool call this session's agent waits to have approved (404 when none is pending)."""
+    return ApprovalOut.of(await use_case.execute(principal, session_id))
+
+
+@router.post("/sessions/{session_id}/approval", responses=errors(_APPROVAL_NOT_FOUND, _DECISION, _MODEL))
+@rate_limit(RouteLimit.CHAT)
+async def decide_approval(
+    request: Request,
+    response: Response,
+    session_id: SessionId,
+    body: ApprovalDecisionRequest,
+    principal: CurrentPrincipal,
+    use_case: Annotated[DecideApproval, provided(lambda s: s.decide_approval)],
+) -> DecisionOut:
+    """Approve, reject (the model is told, with the reason) or edit the pending tool call, and
+    wait for the rest of the reply (202 with the next approval when the agent pauses again)."""
+    exchange = await use_case.execute(principal, session_id, body.id, _decision(body))
+    if exchange.approval is not None:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return DecisionOut(approval=ApprovalOut.of(exchange.approval))
+    assert exchange.reply is not None  # ended, not paused
+    return DecisionOut(reply=MessageOut.of(exchange.reply))
+
+
+@router.post(
+    "/sessions/{session_id}/approval/stream",
+    response_class=EventSourceResponse,
+    responses=errors(_APPROVAL_NOT_FOUND, _DECISION_STREAM),
+)
+@rate_limit(RouteLimit.CHAT_STREAM)
+async def stream_decision(
+    request: Request,
+    session_id: SessionId,
+    body: ApprovalDecisionRequest,
+    principal: CurrentPrincipal,
+    use_case: Annotated[StreamDecision, provided(lambda s: s.stream_decision)],
+) -> EventSourceResponse:
+    """Decide the pending tool call and stream the rest of the reply as Server-Sent Events
+    (as a message's stream, without the ``message`` event)."""
+    turn = await use_case.execute(principal, session_id, body.id, _decision(body))
+    return stream_turn(turn, edge_of(request).streams)
+
+
+def _decision(body: ApprovalDecisionRequest) -> DecisionInput:
+    return DecisionInput(body.decision, reason=body.reason, arguments=body.arguments)

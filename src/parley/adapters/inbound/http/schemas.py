@@ -19,6 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 from pydantic.fields import FieldInfo
 
+from parley.domain.approvals import MAX_REJECTION_REASON_LENGTH, PendingApproval
 from parley.domain.chat import (
     DEFAULT_MAX_MESSAGE_LENGTH,
     MAX_CONVERSATION_NAME_LENGTH,
@@ -224,3 +225,54 @@ class MessagePageOut(BaseModel):
 class ExchangeOut(BaseModel):
     message: MessageOut
     reply: MessageOut
+
+
+class ApprovalOut(BaseModel):
+    """A tool call the agent waits to have approved (README "Approving tool calls")."""
+
+    id: UUID
+    tool: str = Field(examples=["calculator"])
+    arguments: dict[str, Any] = Field(examples=[{"expression": "17 * 23"}])
+    requested_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, approval: PendingApproval) -> ApprovalOut:
+        return cls(
+            id=approval.id,
+            tool=approval.tool,
+            arguments=approval.arguments,
+            requested_at=approval.requested_at,
+            expires_at=approval.expires_at,
+        )
+
+
+class AwaitingApprovalOut(BaseModel):
+    """202 from sending a message: the turn paused on a tool call needing approval."""
+
+    message: MessageOut
+    approval: ApprovalOut
+
+
+class DecisionOut(BaseModel):
+    """From deciding an approval: the stored ``reply`` (200), or, when the agent paused again on
+    another call, the new ``approval`` (202)."""
+
+    reply: MessageOut | None = None
+    approval: ApprovalOut | None = None
+
+
+RejectionReason = Annotated[Text, _domain_length(max_length=MAX_REJECTION_REASON_LENGTH)]
+
+
+class ApprovalDecisionRequest(_Strict):
+    id: UUID = Field(description="The approval's id, from the `approval` event or GET .../approval")
+    decision: Literal["approve", "reject", "edit"]
+    reason: RejectionReason | None = Field(
+        None,
+        description="With reject: why (the model is told). At most 2,000 characters.",
+        examples=["Not now"],
+    )
+    arguments: dict[str, Any] | None = Field(
+        None, description="With edit (required): the arguments to run the tool with instead."
+    )

@@ -1,10 +1,11 @@
 """Server-Sent Events framing of a chat turn (API.md, "stream").
 
-``message`` (the stored user message), ``token`` deltas, ``tool`` calls, then
-exactly one ``done`` or ``error``. ``done`` also carries ``session`` (the session as renamed) when
-the turn's first exchange named it (its title was ready, and stored with the reply). A ``: ping``
-comment goes out after 15 s of silence. When the client goes away, the turn's generator is closed, which
-cancels the agent and stores the partial reply as ``incomplete``.
+``message`` (the stored user message; not for a turn resumed by an approval decision), ``token`` deltas,
+``tool`` calls, then exactly one ``done``, ``error`` or ``approval`` (the turn paused on a tool call needing
+the user's approval; the stream ends there). ``done`` also carries ``session`` (the session as renamed) when
+the turn's first exchange named it (its title was ready, and stored with the reply). A ``: ping`` comment
+goes out after 15 s of silence. When the client goes away, the turn's generator is closed, which cancels the
+agent and stores the partial reply as ``incomplete``.
 
 When the server is told to stop (SIGTERM), streams in flight are drained: they go on
 for up to ``drain_seconds`` and end with their normal ``done``; one still running then
@@ -30,8 +31,8 @@ from starlette.types import Send
 
 from parley.adapters.inbound.http.edge import StreamTiming
 from parley.adapters.inbound.http.errors import ServerShuttingDown, error_body
-from parley.adapters.inbound.http.schemas import MessageOut, SessionOut
-from parley.application.chat.turns import ReplyFailed, ReplyStored, Turn
+from parley.adapters.inbound.http.schemas import ApprovalOut, MessageOut, SessionOut
+from parley.application.chat.turns import ApprovalAwaited, ReplyFailed, ReplyStored, Turn
 from parley.domain.chat import Message
 from parley.ports.agent import TokenDelta, ToolCall
 
@@ -42,6 +43,11 @@ STOP_MARGIN_SECONDS = 3.0
 
 def _message(message: Message) -> dict[str, Any]:
     return MessageOut.of(message).model_dump(mode="json")
+
+
+def _approval(event: ApprovalAwaited) -> dict[str, Any]:
+    usage = {"prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens}
+    return {"approval": ApprovalOut.of(event.approval).model_dump(mode="json"), "usage": usage}
 
 
 def _event(name: str, data: dict[str, Any]) -> ServerSentEvent:
@@ -64,7 +70,8 @@ async def _stop_when_drained(turn: Turn, shutdown: anyio.Event, drain_seconds: f
 
 
 async def _frames(turn: Turn, shutdown: anyio.Event, drain_seconds: float) -> AsyncIterator[ServerSentEvent]:
-    yield _event("message", {"message": _message(turn.user_message)})
+    if turn.user_message is not None:
+        yield _event("message", {"message": _message(turn.user_message)})
     drain = asyncio.ensure_future(_stop_when_drained(turn, shutdown, drain_seconds))
     try:
         async with aclosing(turn.events()) as events:
@@ -90,6 +97,8 @@ async def _frames(turn: Turn, shutdown: anyio.Event, drain_seconds: float) -> As
                     yield _event("done", done)
                 elif isinstance(event, ReplyFailed):
                     yield _error_event(event.error)
+                elif isinstance(event, ApprovalAwaited):
+                    yield _event("approval", _approval(event))
     except Exception as exc:  # a bug below: the turn stored what it could
         yield _error_event(exc)
     finally:

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 from uuid import UUID
 
 import psycopg
@@ -28,9 +28,11 @@ from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.errors import GraphRecursionError
+from langgraph.types import Command
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from parley.adapters.outbound.langgraph.approvals import decision_record
 from parley.adapters.outbound.langgraph.chat_model import (
     ModelConfig,
     NamedModel,
@@ -57,7 +59,16 @@ from parley.adapters.outbound.langgraph.tools import default_tools
 
 if TYPE_CHECKING:
     from parley.adapters.outbound.langgraph.mcp_tools import McpConfig
-from parley.ports.agent import AgentError, AgentEvent, AgentTimeout, AgentTurn, AgentUnavailable, EventSink
+from parley.ports.agent import (
+    AgentError,
+    AgentEvent,
+    AgentResume,
+    AgentTimeout,
+    AgentTurn,
+    AgentUnavailable,
+    ApprovalRequested,
+    EventSink,
+)
 from parley.ports.persistence import StorageUnavailable
 
 _log = logging.getLogger(__name__)
@@ -125,6 +136,7 @@ class LangGraphChatAgent:
         pool_timeout: float = 5.0,
         connect_timeout: float = 10.0,
         mcp: McpConfig | None = None,
+        approval_tools: frozenset[str] = frozenset(),
     ) -> None:
         if checkpoint_store == "postgres" and not postgres_url:
             raise ValueError("checkpoint_store='postgres' needs postgres_url")
@@ -145,6 +157,7 @@ class LangGraphChatAgent:
         self._graph: AgentGraph | None = None
         self._models: list[NamedModel] = []
         self._mcp = mcp
+        self._approval_tools = approval_tools
         self._tool_names: tuple[str, ...] = ()
 
     @property
@@ -166,6 +179,12 @@ class LangGraphChatAgent:
         self._models = build_chat_models(self._model_config)
         tools = await self._tools()
         self._tool_names = tuple(tool.name for tool in tools)
+        unknown = sorted(self._approval_tools - set(self._tool_names))
+        if unknown:
+            # Not refused: an MCP server that did not answer at start-up leaves its tools out.
+            _log.warning(
+                "TOOLS_REQUIRING_APPROVAL names tools the agent does not have: %s", ", ".join(unknown)
+            )
         self._graph = build_agent_graph(
             models=self._models,
             tools=tools,
@@ -173,6 +192,7 @@ class LangGraphChatAgent:
             context_budget=self._limits.context_tokens,
             policy=self._policy,
             checkpointer=self._checkpointer,
+            approval_tools=self._approval_tools,
         )
 
     async def _tools(self) -> list[BaseTool]:
@@ -229,7 +249,7 @@ class LangGraphChatAgent:
             raise RuntimeError("LangGraphChatAgent.start() was not awaited")
         return self._graph
 
-    def _config(self, turn: AgentTurn, emit: EventSink) -> RunnableConfig:
+    def _config(self, turn: AgentTurn | AgentResume, emit: EventSink) -> RunnableConfig:
         return {
             "configurable": {
                 "thread_id": str(turn.conversation_id),
@@ -249,13 +269,23 @@ class LangGraphChatAgent:
         Cancelling it cancels the graph run and its in-flight model request; the
         checkpoint writes LangGraph still makes for the cancelled step are awaited first.
         """
+        message = {"messages": [HumanMessage(content=turn.content)]}
+        await self._drive(turn, message, emit)
+
+    async def resume(self, resume: AgentResume, emit: EventSink) -> None:
+        """Apply the user's decision to the tool call the conversation paused on and go on, as
+        :meth:`run` does (the same errors; it may pause again)."""
+        await self._drive(resume, Command(resume=decision_record(resume.decision)), emit)
+
+    async def _drive(self, turn: AgentTurn | AgentResume, graph_input: Any, emit: EventSink) -> None:
+        """Run the graph on ``graph_input`` (see :meth:`run` for the errors and cancellation)."""
         graph = self._require_graph()
         sent = _SentEvents(emit)
         try:
             async with asyncio.timeout(self._limits.turn_timeout) as deadline:
                 # Run again only if nothing was sent yet: a second run would repeat it.
                 await self._once_more_after_a_restart(
-                    lambda: self._invoke(graph, turn, sent), may_repeat=lambda: not sent.any
+                    lambda: self._invoke(graph, turn, graph_input, sent), may_repeat=lambda: not sent.any
                 )
         except TimeoutError as error:
             if not deadline.expired():
@@ -275,15 +305,21 @@ class LangGraphChatAgent:
             # Writes LangGraph still makes for a cancelled step must not outlive the run.
             await self._require_checkpointer().settle(str(turn.conversation_id))
 
-    async def _invoke(self, graph: AgentGraph, turn: AgentTurn, emit: EventSink) -> None:
-        await graph.ainvoke(
-            {"messages": [HumanMessage(content=turn.content)]},
+    async def _invoke(
+        self, graph: AgentGraph, turn: AgentTurn | AgentResume, graph_input: Any, emit: EventSink
+    ) -> None:
+        result = await graph.ainvoke(
+            graph_input,
             self._config(turn, emit),
             # One checkpoint write when the run ends (also on error or cancellation,
             # LangGraph persists on exit) instead of one per step: ~15 % less CPU per
             # turn. Memory is only needed between turns, never mid-turn.
             durability="exit",
         )
+        # The run paused on a tool call needing approval: said once the pause is checkpointed.
+        for pause in result.get("__interrupt__", ()):
+            asked = pause.value
+            emit(ApprovalRequested(tool=str(asked["tool"]), arguments=dict(asked["arguments"])))
 
     async def _once_more_after_a_restart(
         self, operation: Callable[[], Awaitable[None]], *, may_repeat: Callable[[], bool] = lambda: True

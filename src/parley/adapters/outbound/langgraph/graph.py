@@ -28,12 +28,20 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_config
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.types import Command
 
+from parley.adapters.outbound.langgraph.approvals import (
+    DECISIONS,
+    AgentState,
+    ApprovalStep,
+    needs_approval,
+    rejected,
+    rejected_result,
+)
 from parley.adapters.outbound.langgraph.chat_model import NamedModel
 from parley.adapters.outbound.langgraph.context import build_context
 from parley.adapters.outbound.langgraph.failures import RetryPolicy, call_with_fallbacks
@@ -46,7 +54,7 @@ from parley.ports.agent import (
     Usage,
 )
 
-AgentGraph = CompiledStateGraph[MessagesState, None, MessagesState, MessagesState]
+AgentGraph = CompiledStateGraph[AgentState, None, AgentState, AgentState]
 STREAM_TOKENS = "parley_stream_tokens"  # configurable key: False -> one non-streamed model call
 EMIT = "parley_emit"  # configurable key: the run's EventSink
 MODEL_CURSOR = "parley_model_cursor"  # configurable key: the run's ModelCursor
@@ -82,7 +90,7 @@ class ModelStep:
     context_budget: int
     policy: RetryPolicy
 
-    async def __call__(self, state: MessagesState) -> ModelUpdate:
+    async def __call__(self, state: AgentState) -> ModelUpdate:
         configurable = get_config().get("configurable", {})
         emit = _sink(configurable)
         stream_tokens = bool(configurable.get(STREAM_TOKENS, True))
@@ -149,10 +157,17 @@ async def report_tool_call(
     request: ToolCallRequest,
     execute: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
 ) -> ToolMessage | Command[Any]:
-    """Run one tool call and announce it, with its result, to the run's sink."""
-    result = await execute(request)
+    """Run one tool call and announce it, with its result, to the run's sink; a call the user
+    rejected is not run: its result tells the model so (see :mod:`.approvals`)."""
+    call = request.tool_call
+    state = request.state if isinstance(request.state, dict) else {}
+    record = (state.get(DECISIONS) or {}).get(call.get("id") or "")
+    result = (
+        rejected_result(dict(call), record)
+        if record is not None and rejected(record)
+        else await execute(request)
+    )
     if isinstance(result, ToolMessage):
-        call = request.tool_call
         emit = _sink(request.runtime.config.get("configurable", {}))
         # Lone surrogates in the model's arguments could not be sent as UTF-8 (JSON escapes NUL).
         arguments = json.loads(storable_text(json.dumps(call["args"], ensure_ascii=False)))
@@ -188,20 +203,35 @@ def build_agent_graph(
     context_budget: int,
     policy: RetryPolicy,
     checkpointer: BaseCheckpointSaver[str],
+    approval_tools: frozenset[str] = frozenset(),
 ) -> AgentGraph:
     """Compile the graph; ``checkpointer`` keeps each thread's messages between turns.
-    ``models``: the model, then its fallbacks, in order."""
+    ``models``: the model, then its fallbacks, in order. With ``approval_tools``, an ``approve``
+    node sits between the model and the tools (:mod:`.approvals`); without, the graph is the
+    plain loop."""
     step = ModelStep(
         models=[BoundModel(named.name, named.model.bind_tools(tools)) for named in models],
         system_prompt=system_prompt,
         context_budget=context_budget,
         policy=policy,
     )
-    builder = StateGraph(MessagesState)
+    builder = StateGraph(AgentState)
     builder.add_node("model", step)
     # Tool failures become a tool result the model can read, not a failed turn.
     builder.add_node("tools", ToolNode(tools, handle_tool_errors=True, awrap_tool_call=report_tool_call))
     builder.add_edge(START, "model")
-    builder.add_conditional_edges("model", tools_condition, {"tools": "tools", END: END})
+    if approval_tools:
+        builder.add_node("approve", ApprovalStep(approval_tools), destinations=("approve", "tools"))
+
+        def after_model(state: AgentState) -> str:
+            if needs_approval(state["messages"][-1], approval_tools):
+                return "approve"
+            return tools_condition(dict(state))
+
+        builder.add_conditional_edges(
+            "model", after_model, {"approve": "approve", "tools": "tools", END: END}
+        )
+    else:
+        builder.add_conditional_edges("model", tools_condition, {"tools": "tools", END: END})
     builder.add_edge("tools", "model")
     return builder.compile(checkpointer=checkpointer)

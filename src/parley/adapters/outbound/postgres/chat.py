@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import case, delete, insert, select, tuple_, update
 
 from parley.domain.chat import Conversation, ConversationCursor
 from parley.ports.persistence import ConversationPage, MessagePage
@@ -88,11 +88,16 @@ class PostgresConversationRepository:
         """The conversation's row first: its lock makes a concurrent start or finish of a reply
         (see reply_slots.py) wait, or be waited for; then the DELETE (a new snapshot under READ
         COMMITTED) sees every message stored before the lock was granted."""
+        # ReplySlot.cleared: a paused turn's claim goes with its approval (nothing runs to free it).
+        paused = conversations.c.pending_approval.is_not(None)
         await self._update(
             conversation_id,
             message_count=0,
             updated_at=now,
             history_version=conversations.c.history_version + 1,
+            reply_claim_id=case((paused, None), else_=conversations.c.reply_claim_id),
+            reply_claim_expires_at=case((paused, None), else_=conversations.c.reply_claim_expires_at),
+            pending_approval=None,
         )
         await self._runner.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
 

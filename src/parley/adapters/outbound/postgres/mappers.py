@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy.engine import RowMapping
 
+from parley.domain.approvals import PendingApproval
 from parley.domain.auth import AuthSession
 from parley.domain.chat import Conversation, Message, MessageRole, MessageStatus
 from parley.domain.users import Email, User
@@ -107,3 +109,26 @@ def message_to_row(message: Message) -> dict[str, Any]:
         "status": message.status.value,
         "created_at": message.created_at,
     }
+
+
+def pending_approval_to_json(approval: PendingApproval) -> dict[str, Any]:
+    """The ``conversations.pending_approval`` document (times as ISO 8601 strings)."""
+    return {
+        "id": str(approval.id),
+        "tool": approval.tool,
+        "arguments": approval.arguments,
+        "requested_at": approval.requested_at.isoformat(),
+        "expires_at": approval.expires_at.isoformat(),
+        "reply_so_far": approval.reply_so_far,
+    }
+
+
+def pending_approval_from_json(document: dict[str, Any]) -> PendingApproval:
+    return PendingApproval(
+        id=UUID(document["id"]),
+        tool=document["tool"],
+        arguments=dict(document["arguments"]),
+        requested_at=_utc(datetime.fromisoformat(document["requested_at"])),
+        expires_at=_utc(datetime.fromisoformat(document["expires_at"])),
+        reply_so_far=document.get("reply_so_far", ""),
+    )

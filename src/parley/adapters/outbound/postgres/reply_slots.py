@@ -24,6 +24,7 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -31,10 +32,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from parley.domain.chat import DEFAULT_CONVERSATION_NAME, Message, ReplyClaim
-from parley.ports.persistence import ReplyFinish, ReplyStart, TitledFinish
+from parley.domain.approvals import PendingApproval
+from parley.domain.chat import DEFAULT_CONVERSATION_NAME, Message, ReplyClaim, ReplySlot
+from parley.ports.persistence import ReplyFinish, ReplyResume, ReplyStart, TitledFinish
 
-from .mappers import conversation_from_row, message_to_row
+from .mappers import (
+    conversation_from_row,
+    message_to_row,
+    pending_approval_from_json,
+    pending_approval_to_json,
+)
 from .statements import StatementRunner, autocommit_block
 from .tables import conversations, messages
 
@@ -75,10 +82,14 @@ class PostgresReplySlots:
             if claimed is not None:
                 version, awaits_title = claimed["history_version"], claimed["awaits_title"]
                 return ReplyStart("started", history_version=version, awaits_title=awaits_title)
-            owned = select(conversations.c.id).where(
+            owned = select(conversations.c.pending_approval.is_not(None)).where(
                 conversations.c.id == conversation_id, conversations.c.user_id == owner_id
             )
-            return ReplyStart("busy" if (await runner.read(owned)).first() is not None else "not_found")
+            row = (await runner.read(owned)).first()
+            if row is None:
+                return ReplyStart("not_found")
+            # ReplySlot.refusal: a live claim with an approval pending is a paused turn's.
+            return ReplyStart("awaiting_approval" if row[0] else "busy")
 
     async def finish_reply(
         self, conversation_id: UUID, *, claim_id: UUID, history_version: int, now: datetime, reply: Message
@@ -143,6 +154,104 @@ class PostgresReplySlots:
         async with self._statements() as runner:
             await runner.execute(statement)
 
+    async def pause_reply(
+        self, conversation_id: UUID, *, claim_id: UUID, history_version: int, approval: PendingApproval
+    ) -> ReplyFinish:
+        """One UPDATE (ReplySlot.paused) on the row whose history is still at the version."""
+        holds = conversations.c.reply_claim_id == claim_id
+        statement = (
+            update(conversations)
+            .where(conversations.c.id == conversation_id, conversations.c.history_version == history_version)
+            .values(
+                reply_claim_expires_at=case(
+                    (holds, approval.expires_at), else_=conversations.c.reply_claim_expires_at
+                ),
+                pending_approval=case(
+                    (
+                        holds,
+                        literal(pending_approval_to_json(approval), conversations.c.pending_approval.type),
+                    ),
+                    else_=conversations.c.pending_approval,
+                ),
+            )
+            .returning(conversations.c.id)
+        )
+        async with self._statements() as runner:
+            if (await runner.execute(statement)).first() is not None:
+                return "stored"
+            exists = select(conversations.c.id).where(conversations.c.id == conversation_id)
+            return "discarded" if (await runner.read(exists)).first() is not None else "gone"
+
+    async def resume_reply(
+        self, conversation_id: UUID, *, owner_id: UUID, approval_id: UUID, claim: ReplyClaim, now: datetime
+    ) -> ReplyResume:
+        """One UPDATE takes the slot over, returning the approval as it was (read from the
+        statement's snapshot of the row); a refusal costs a second statement that reads the row
+        and asks the domain's rule (ReplySlot.resume_refusal) why.
+
+        Concurrent deciders: the second waits for the row lock, then finds no approval pending
+        (READ COMMITTED re-checks the condition on the newest row version), so exactly one resumes.
+        """
+        before = (
+            select(conversations.c.id, conversations.c.pending_approval)
+            .where(conversations.c.id == conversation_id)
+            .subquery("before")
+        )
+        statement = (
+            update(conversations)
+            .where(
+                conversations.c.id == before.c.id,
+                conversations.c.user_id == owner_id,
+                # ReplySlot.resume_refusal: this approval is pending, and still open.
+                conversations.c.pending_approval["id"].astext == str(approval_id),
+                conversations.c.reply_claim_expires_at > now,
+            )
+            .values(
+                reply_claim_id=claim.claim_id,
+                reply_claim_expires_at=claim.expires_at,
+                pending_approval=None,
+                last_active_at=now,
+                updated_at=now,
+            )
+            .returning(conversations.c.history_version, before.c.pending_approval)
+        )
+        async with self._statements() as runner:
+            resumed = (await runner.execute(statement)).mappings().first()
+            if resumed is not None:
+                approval = pending_approval_from_json(resumed["pending_approval"])
+                return ReplyResume("resumed", resumed["history_version"], approval)
+            slot = await self._slot(runner, conversation_id)
+            refusal = None if slot is None else slot.resume_refusal(owner_id, approval_id, now)
+            return ReplyResume(refusal or "not_found")
+
+    async def pending_approval(
+        self, conversation_id: UUID, *, owner_id: UUID, now: datetime
+    ) -> PendingApproval | None:
+        async with self._statements() as runner:
+            slot = await self._slot(runner, conversation_id)
+        if slot is None or slot.owner_id != owner_id or slot.pending is None or not slot.pending.is_live(now):
+            return None
+        return slot.pending
+
+    @staticmethod
+    async def _slot(runner: StatementRunner, conversation_id: UUID) -> ReplySlot | None:
+        """The conversation's reply slot as the domain sees it, or None when there is no such conversation."""
+        c = conversations.c
+        statement = select(
+            c.user_id, c.history_version, c.reply_claim_id, c.reply_claim_expires_at, c.pending_approval
+        ).where(c.id == conversation_id)
+        row = (await runner.read(statement)).mappings().first()
+        if row is None:
+            return None
+        claim = (
+            None
+            if row["reply_claim_id"] is None
+            else ReplyClaim(row["reply_claim_id"], row["reply_claim_expires_at"])
+        )
+        document = row["pending_approval"]
+        pending = None if document is None else pending_approval_from_json(document)
+        return ReplySlot(row["user_id"], row["history_version"], claim, pending)
+
     @asynccontextmanager
     async def _statements(self) -> AsyncIterator[StatementRunner]:
         """A runner with no transaction: each statement commits by itself."""
@@ -191,6 +300,7 @@ def _start_reply_statement() -> Select[tuple[int, bool]]:
         .values(
             reply_claim_id=bindparam("p_claim_id", type_=conversations.c.reply_claim_id.type),
             reply_claim_expires_at=bindparam("p_until", type_=conversations.c.reply_claim_expires_at.type),
+            pending_approval=None,  # ReplySlot.started: an expired approval is dropped
             message_count=conversations.c.message_count + 1,
             last_active_at=now,
             updated_at=now,

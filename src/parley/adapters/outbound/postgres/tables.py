@@ -4,7 +4,7 @@ Invariants the database guards itself (so a bug above cannot corrupt data):
 - one account per e-mail (``uq_users_email``; the domain stores addresses lower-cased);
 - deleting a user cascades to auth sessions, conversations and messages;
 - message roles/statuses are known values; counts are never negative;
-- a reply claim has both an id and an expiry, or neither;
+- a reply claim has both an id and an expiry, or neither; only a held claim waits for an approval;
 - a reply lands only in the history version its turn started in (``history_version``).
 """
 
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from parley.domain.chat import MAX_CONVERSATION_NAME_LENGTH, MessageRole, MessageStatus
 
@@ -87,10 +88,15 @@ conversations = Table(
     Column("history_version", Integer(), nullable=False, server_default=text("0")),
     Column("reply_claim_id", Uuid(), nullable=True),
     _timestamp("reply_claim_expires_at", nullable=True),
+    # The tool call a paused turn waits to have approved (mappers.pending_approval_to_json).
+    Column("pending_approval", JSONB(none_as_null=True), nullable=True),
     CheckConstraint(f"char_length(name) BETWEEN 1 AND {MAX_CONVERSATION_NAME_LENGTH}", name="name_length"),
     CheckConstraint("message_count >= 0", name="message_count_not_negative"),
     CheckConstraint(
         "(reply_claim_id IS NULL) = (reply_claim_expires_at IS NULL)", name="reply_claim_complete"
+    ),
+    CheckConstraint(
+        "pending_approval IS NULL OR reply_claim_id IS NOT NULL", name="pending_approval_claimed"
     ),
 )
 
