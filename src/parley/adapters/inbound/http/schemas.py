@@ -235,6 +235,10 @@ class ApprovalOut(BaseModel):
     arguments: dict[str, Any] = Field(examples=[{"expression": "17 * 23"}])
     requested_at: datetime
     expires_at: datetime
+    reply_so_far: str = Field(
+        description="What the agent said in this turn before it asked (the stored reply starts with it)",
+        examples=["Let me compute that."],
+    )
 
     @classmethod
     def of(cls, approval: PendingApproval) -> ApprovalOut:
@@ -244,6 +248,7 @@ class ApprovalOut(BaseModel):
             arguments=approval.arguments,
             requested_at=approval.requested_at,
             expires_at=approval.expires_at,
+            reply_so_far=approval.reply_so_far,
         )
 
 

@@ -6,7 +6,7 @@
 import { ApiError, Auth, parsed, register } from './api.js';
 import { clearErrors, describe, showFieldErrors } from './errors.js';
 import { renderMarkdown } from './markdown.js';
-import { markIncomplete, messageItem, toolItem, updateMessage } from './messages.js';
+import { approvalItem, markIncomplete, messageItem, toolItem, updateMessage } from './messages.js';
 import { serverSentEvents } from './sse.js';
 
 const SESSIONS_PAGE = 20;
@@ -240,6 +240,7 @@ async function openSession(session) {
   ui.messageList.replaceChildren();
   state.history = { session, cursor: null, done: false, load: null };
   await loadHistory();
+  await showPendingApproval(session);
   ui.input.focus();
 }
 
@@ -434,15 +435,28 @@ async function recount(session) {
   }
 }
 
-/** Read the reply's events into the message list; returns the reply's item. */
-async function streamReply(response, session, userItem) {
-  const item = messageItem({ role: 'assistant', content: '', status: 'complete' });
-  item.classList.add('streaming');
-  const tools = Object.assign(document.createElement('div'), { className: 'tools' });
-  item.prepend(tools);
+/** A reply's text so far, by its <li>: a reply paused for an approval goes on where it stopped. */
+const replyText = new WeakMap();
+
+/** Start a reply's <li> (with its tool list), streamed or paused, at the end of the list. */
+function replyItem(text = '') {
+  const item = messageItem({ role: 'assistant', content: text, status: 'complete' });
+  item.prepend(Object.assign(document.createElement('div'), { className: 'tools' }));
   ui.messageList.append(item);
+  replyText.set(item, text);
+  return item;
+}
+
+/**
+ * Read the reply's events into the message list; returns the reply's item. `continued`: the
+ * item of a reply that paused for an approval, whose rest this stream is (it has no message event).
+ */
+async function streamReply(response, session, userItem, continued = null) {
+  const item = continued ?? replyItem();
+  item.classList.add('streaming');
+  const tools = item.querySelector('.tools');
   state.pendingReply = item;
-  let text = '';
+  let text = replyText.get(item) ?? '';
   let frame = 0;
   const paint = () => {
     frame = 0;
@@ -452,7 +466,7 @@ async function streamReply(response, session, userItem) {
   };
   let ended = false;
   for await (const { event, data } of serverSentEvents(response)) {
-    if (event === 'message') {
+    if (event === 'message' && userItem) {
       updateMessage(userItem, data.message);
       userItem.classList.remove('pending');
     } else if (event === 'token') {
@@ -471,12 +485,75 @@ async function streamReply(response, session, userItem) {
       cancelAnimationFrame(frame);
       updateMessage(item, { role: 'assistant', content: text, status: 'failed', error: data.detail });
       ended = true;
+    } else if (event === 'approval') {
+      cancelAnimationFrame(frame);
+      paint();
+      replyText.set(item, text);
+      userItem?.classList.remove('pending');
+      showApproval(session, item, data.approval);
+      ended = true;
     }
   }
   item.classList.remove('streaming');
   if (!ended) markIncomplete(item, 'The stream ended early');
   if (state.current === session) scrollDown();
   return item;
+}
+
+/** The card asking to approve a tool call, at the end of the paused reply's item. */
+function showApproval(session, item, approval) {
+  item.dataset.status = 'awaiting_approval';
+  item.querySelector('.approval')?.remove();
+  item.append(approvalItem(approval, (body) => decideApproval(session, item, approval, body)));
+  scrollDown();
+}
+
+/** After a session opens: the tool call its agent waits to have approved, if any. */
+async function showPendingApproval(session) {
+  let approval;
+  try {
+    approval = await auth.json(`chat/sessions/${encodeURIComponent(session.id)}/approval`);
+  } catch {
+    return; // none pending (404), or offline: nothing to show
+  }
+  if (state.current !== session) return;
+  ui.emptyState.hidden = true;
+  const item = replyItem(approval.reply_so_far);
+  showApproval(session, item, approval);
+}
+
+/**
+ * Send the user's decision and stream the rest of the reply into the paused one's item.
+ * Returns a message for the card when the decision was refused (it stays), else null.
+ */
+async function decideApproval(session, item, approval, body) {
+  if (state.streaming) return 'A reply is being generated: wait for it, or stop it.';
+  hideChatError();
+  const controller = new AbortController();
+  setStreaming(controller);
+  try {
+    const response = await auth.fetch(`chat/sessions/${encodeURIComponent(session.id)}/approval/stream`, {
+      method: 'POST', body: { id: approval.id, ...body }, signal: controller.signal,
+    });
+    if (!response.ok) {
+      const error = await errorFrom(response);
+      if (error.status === 422) return Object.values(error.fieldErrors()).flat().join(' ') || error.message;
+      if (error.status !== 404 && error.status !== 410) return describe(error);
+      item.querySelector('.approval')?.remove(); // expired or decided elsewhere: nothing left to decide
+      markIncomplete(item, error.message);
+      return null;
+    }
+    item.querySelector('.approval')?.remove();
+    await streamReply(response, session, null, item);
+  } catch (error) {
+    if (error.name === 'AbortError') markIncomplete(item);
+    else showChatError(describe(error));
+  } finally {
+    state.pendingReply = null;
+    setStreaming(null);
+    if (state.current === session) recount(session);
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------- small things

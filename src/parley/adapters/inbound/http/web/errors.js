@@ -32,6 +32,7 @@ export function describe(error) {
     const wait = error.retryAfter !== null ? ` Try again in ${error.retryAfter} s.` : ' Try again later.';
     return `Too many requests (${error.message}).${wait}`;
   }
+  if (error.status === 409 && error.message.includes('approval')) return `${error.message}: approve or reject it first.`;
   if (error.status === 409) return `${error.message}. Wait for it to finish (or stop it), then send again.`;
   if (error.status === 502 || error.status === 504) {
     return `${error.message} (HTTP ${error.status}). Try again in a moment.`;
