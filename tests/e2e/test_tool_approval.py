@@ -9,15 +9,19 @@ The model-driven path (the model is told of a rejection) runs against the fake O
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import AppFactory, signed_up
+from parley.main import create_app
+from tests.e2e.conftest import AppFactory, make_settings, signed_up
 from tests.e2e.sse_client import parse_events
 from tests.e2e.test_chat_api import CHAT, new_session
 from tests.fakes.openai_server import FakeOpenAIServer, FakeReply, FakeToolCall
@@ -158,22 +162,34 @@ async def test_a_rejection_is_told_to_the_model_with_the_reason_and_the_tool_nev
     assert "too expensive" in told[0]["content"]
 
 
-async def test_a_paused_turn_is_resumed_by_another_instance_after_the_first_went_away(
-    start_app: AppFactory,
+@contextlib.asynccontextmanager
+async def _running_app(database_url: str, folder: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """An app through its whole life: started, then shut down (pools closed) on leaving."""
+    app = create_app(make_settings(database_url, folder, llm=APPROVE_CALCULATOR))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+async def test_a_paused_turn_survives_a_restart_and_is_resumed_by_the_next_process(
+    e2e_database_url: str, tmp_path: Path
 ) -> None:
-    """Everything about the pause lives in PostgreSQL (the slot and the graph's checkpoint): a
-    second app on the same database, as after a restart, resumes it."""
-    _, first = await start_app(llm=APPROVE_CALCULATOR)
-    headers, session_id = await _user(first)
-    paused = await _paused(first, headers, session_id)
-    _, second = await start_app(llm=APPROVE_CALCULATOR)
+    """Everything about the pause lives in PostgreSQL (the slot and the graph's checkpoint): the
+    app that paused shuts down, a new one on the same database resumes it."""
+    async with _running_app(e2e_database_url, tmp_path) as before:
+        headers, session_id = await _user(before)
+        paused = await _paused(before, headers, session_id)
 
-    resumed = await second.post(
-        f"{CHAT}/{session_id}/approval/stream",
-        headers=headers,
-        json={"id": paused["approval"]["id"], "decision": "approve"},
-    )
+    async with _running_app(e2e_database_url, tmp_path) as after:
+        pending = await after.get(f"{CHAT}/{session_id}/approval", headers=headers)
+        resumed = await after.post(
+            f"{CHAT}/{session_id}/approval/stream",
+            headers=headers,
+            json={"id": paused["approval"]["id"], "decision": "approve"},
+        )
 
+    assert pending.json() == paused["approval"]
     events = parse_events(resumed.text)
     assert events[-1][0] == "done", resumed.text
     assert "391" in events[-1][1]["message"]["content"]
