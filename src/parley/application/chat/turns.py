@@ -38,6 +38,7 @@ from parley.application.chat.agent_run import AgentInterrupted, AgentRun, wait_t
 from parley.application.chat.observer import TurnObserver
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.chat.titles import ChatTitles, TitleJob
+from parley.application.memory import UserMemory
 from parley.application.principal import Principal
 from parley.domain.chat import (
     DEFAULT_MAX_MESSAGE_LENGTH,
@@ -97,6 +98,7 @@ class TurnServices:
     running: RunningTurns = field(default_factory=RunningTurns)
     deferred: DeferredWrites = field(default_factory=DeferredWrites)
     titles: ChatTitles | None = None  # None: conversations are never named automatically
+    memory: UserMemory | None = None  # None: no long-term memory (nothing recalled or learnt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,7 @@ class Turn:
                 content=user_message.content,
                 stream_tokens=streaming,
             ),
+            recall=services.memory.recall if services.memory is not None else None,
         )
         services.running.add(self)
 
@@ -196,7 +199,10 @@ class Turn:
             raise
         if error is None:
             await self._begin_title()
-        yield await self._outcome(status, error)
+        outcome = await self._outcome(status, error)
+        if isinstance(outcome, ReplyStored) and self._services.memory is not None:
+            self._services.memory.learn(self.owner_id, self.user_message.content, outcome.message.content)
+        yield outcome
 
     async def _begin_title(self) -> None:
         """Start naming the conversation after its first exchange, when it awaits a title.

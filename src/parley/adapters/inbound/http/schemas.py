@@ -26,6 +26,7 @@ from parley.domain.chat import (
     Message,
     first_unstorable,
 )
+from parley.domain.memory import Memory
 from parley.domain.users import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, User
 
 _EMAIL = "ada@example.com"
@@ -224,3 +225,20 @@ class MessagePageOut(BaseModel):
 class ExchangeOut(BaseModel):
     message: MessageOut
     reply: MessageOut
+
+
+class MemoryOut(BaseModel):
+    """A fact Parley remembers about the user, from one of their chats."""
+
+    id: UUID
+    text: str = Field(examples=["The user's name is Ada"])
+    created_at: datetime
+
+    @classmethod
+    def of(cls, memory: Memory) -> MemoryOut:
+        return cls(id=memory.id, text=memory.text, created_at=memory.created_at)
+
+
+class MemoryPageOut(BaseModel):
+    items: list[MemoryOut]
+    next_cursor: str | None
