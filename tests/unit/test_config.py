@@ -249,6 +249,8 @@ EXPECTED_VARIABLES = frozenset(
     }
     # Added with auto-named chats (issue 14, item 5).
     | {"CHAT_AUTO_TITLE"}
+    # Added with long-term memory per user (issue 14, item 3).
+    | {"MEMORY_ENABLED", "MEMORY_RECALL_LIMIT", "MEMORY_EMBEDDING_MODEL", "MEMORY_EMBEDDING_DIMS"}
 )
 
 
@@ -262,6 +264,10 @@ def test_environment_variable_names_are_exactly_the_published_ones() -> None:
         ("APP_NAME", "Tattle", lambda s: s.app_name == "Tattle"),
         ("MAX_MESSAGE_CHARS", "99", lambda s: s.max_message_chars == 99),
         ("CHAT_AUTO_TITLE", "false", lambda s: s.chat_auto_title is False),
+        ("MEMORY_ENABLED", "false", lambda s: s.memory.enabled is False),
+        ("MEMORY_RECALL_LIMIT", "3", lambda s: s.memory.recall_limit == 3),
+        ("MEMORY_EMBEDDING_MODEL", "text-embedding-3-small", lambda s: s.memory.embedding_model is not None),
+        ("MEMORY_EMBEDDING_DIMS", "256", lambda s: s.memory.embedding_dims == 256),
         ("POSTGRES_POOL_SIZE", "3", lambda s: s.db.pool_size == 3),
         ("MIGRATE_ON_START", "true", lambda s: s.db.migrate_on_start is True),
         ("BCRYPT_ROUNDS", "5", lambda s: s.auth.bcrypt_rounds == 5),

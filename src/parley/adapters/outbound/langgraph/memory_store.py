@@ -9,8 +9,9 @@ configured); reads and deletes the store's API cannot express (keyset pages, del
 a full-text rank) are plain SQL on the same table.
 
 Recall:
-- with ``embeddings`` (``MEMORY_EMBEDDING_MODEL``): the store's semantic search (pgvector; the
-  ``vector`` extension must be available: ``start`` fails otherwise);
+- with ``embeddings`` (``MEMORY_EMBEDDING_MODEL``): the store's semantic search (pgvector, exact
+  distance within the user's namespace; the ``vector`` extension must be available: ``start``
+  fails otherwise, naming it);
 - without: PostgreSQL full-text search, no network: the user's facts ranked by ``ts_rank`` of
   their text (``'simple'`` configuration: no stemming, no stop words, any language) against the
   message's words OR-ed together, then the newest. The user's rows are found through the store's
@@ -33,7 +34,7 @@ import psycopg
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import PutOp, SearchItem, SearchOp
 from langgraph.store.postgres.aio import AsyncPostgresStore
-from langgraph.store.postgres.base import PostgresIndexConfig
+from langgraph.store.postgres.base import Migration, PostgresIndexConfig
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import SecretStr
@@ -67,6 +68,18 @@ LIMIT %(limit)s
 """
 
 
+class ExactSearchPostgresStore(AsyncPostgresStore):
+    """``AsyncPostgresStore`` whose set-up never builds an approximate (ANN) vector index.
+
+    Its third vector migration builds that index unless the index kind is ``"flat"``, but
+    ``setup()`` validates the migration's parameters before its condition, so ``"flat"`` fails
+    with "Invalid index_type". Here that migration is a no-op (kept, so the version count stays
+    upstream's). Entry 10 of ``docs/upstream-overrides.md``.
+    """
+
+    VECTOR_MIGRATIONS = [*AsyncPostgresStore.VECTOR_MIGRATIONS[:2], Migration("SELECT 1")]
+
+
 @dataclass(frozen=True, slots=True)
 class MemoryEmbeddings:
     """Semantic recall: the embedding model and its vector size (``dims``)."""
@@ -75,7 +88,15 @@ class MemoryEmbeddings:
     dims: int
 
     def index_config(self) -> PostgresIndexConfig:
-        return {"dims": self.dims, "embed": self.model, "fields": ["text"]}
+        """Exact search ("flat": no approximate index). A search is always within one user's
+        namespace, a few facts found through the vectors' primary key, where an approximate
+        index over every user's vectors would only lose recall to its post-filtering."""
+        return {
+            "dims": self.dims,
+            "embed": self.model,
+            "fields": ["text"],
+            "ann_index_config": {"kind": "flat"},
+        }
 
 
 def openai_embeddings(
@@ -125,7 +146,7 @@ class PostgresMemoryStore:
         self._url, self._embeddings = postgres_url, embeddings
         self._pool_size, self._pool_timeout, self._connect_timeout = pool_size, pool_timeout, connect_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] | None = None
-        self._store: AsyncPostgresStore | None = None
+        self._store: ExactSearchPostgresStore | None = None
 
     async def start(self) -> None:
         """Open the pool and create (or upgrade) the store's tables. Idempotent."""
@@ -136,12 +157,18 @@ class PostgresMemoryStore:
         try:
             await pool.open(wait=True, timeout=self._connect_timeout)
             await run_under_schema_lock(
-                pool, STORE_SCHEMA_LOCK_KEY, lambda conn: AsyncPostgresStore(conn, index=index).setup()
+                pool, STORE_SCHEMA_LOCK_KEY, lambda conn: ExactSearchPostgresStore(conn, index=index).setup()
             )
-        except (PoolTimeout, TimeoutError, psycopg.Error) as error:
+        except (PoolTimeout, TimeoutError, psycopg.OperationalError) as error:
             await pool.close()
-            raise StorageUnavailable("the memory store is unreachable or cannot be set up") from error
-        self._pool, self._store = pool, AsyncPostgresStore(pool, index=index)
+            raise StorageUnavailable("the memory store is unreachable") from error
+        except psycopg.Error as error:
+            await pool.close()
+            needs = " (semantic recall needs the pgvector extension)" if index is not None else ""
+            raise StorageUnavailable(
+                f"the memory store's tables could not be set up{needs}: {error}"
+            ) from error
+        self._pool, self._store = pool, ExactSearchPostgresStore(pool, index=index)
 
     async def aclose(self) -> None:
         """Close the pool. Idempotent; ``start`` may follow."""
@@ -217,7 +244,7 @@ class PostgresMemoryStore:
             raise RuntimeError("PostgresMemoryStore.start() was not awaited")
         return self._pool
 
-    def _require_store(self) -> AsyncPostgresStore:
+    def _require_store(self) -> ExactSearchPostgresStore:
         if self._store is None:
             raise RuntimeError("PostgresMemoryStore.start() was not awaited")
         return self._store
