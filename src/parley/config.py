@@ -235,6 +235,9 @@ class MemorySettings(_Group):
     enabled: bool = Field(True, validation_alias="MEMORY_ENABLED")
     # The facts recalled into a turn's context (the most relevant first).
     recall_limit: int = Field(5, ge=1, le=50, validation_alias="MEMORY_RECALL_LIMIT")
+    # Seconds a conversation's facts are learnt after its last answered message (quick turns are
+    # learnt from together, in one model request).
+    learn_delay_seconds: float = Field(10.0, ge=0, le=3600, validation_alias="MEMORY_LEARN_DELAY_SECONDS")
     # An embedding model at LLM_BASE_URL (with LLM_API_KEY) for semantic recall with pgvector;
     # unset: PostgreSQL full-text search (no network).
     embedding_model: str | None = Field(None, validation_alias="MEMORY_EMBEDDING_MODEL")

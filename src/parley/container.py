@@ -384,7 +384,11 @@ class Container(containers.DeclarativeContainer):
     )
     fact_extractor = providers.Singleton(_fact_extractor, settings.provided.llm)
     user_memory = providers.Singleton(
-        UserMemory, memory_store, fact_extractor, recall_limit=settings.provided.memory.recall_limit
+        UserMemory,
+        memory_store,
+        fact_extractor,
+        recall_limit=settings.provided.memory.recall_limit,
+        delay=settings.provided.memory.learn_delay_seconds,
     )
     list_memories = providers.Factory(ListMemories, memory_store)
     forget_memory = providers.Factory(ForgetMemory, memory_store)

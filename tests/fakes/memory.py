@@ -71,16 +71,16 @@ class InMemoryMemoryStore:
 
 
 class ScriptedFactExtractor:
-    """Answers each exchange with ``facts`` (after waiting for ``gate`` when set); raises
-    ``error`` when set. Records the messages it was given."""
+    """Answers every call with ``facts`` (after waiting for ``gate`` when set); raises ``error``
+    when set. Records the messages of each call."""
 
     def __init__(self, facts: Sequence[str] = (), *, error: Exception | None = None) -> None:
         self.facts, self.error = list(facts), error
-        self.seen: list[str] = []
+        self.seen: list[list[str]] = []
         self.gate: asyncio.Event | None = None
 
-    async def extract(self, user_message: str, reply: str) -> list[str]:
-        self.seen.append(user_message)
+    async def extract(self, messages: Sequence[str]) -> list[str]:
+        self.seen.append(list(messages))
         if self.gate is not None:
             await self.gate.wait()
         if self.error is not None:

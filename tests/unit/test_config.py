@@ -250,7 +250,8 @@ EXPECTED_VARIABLES = frozenset(
     # Added with auto-named chats (issue 14, item 5).
     | {"CHAT_AUTO_TITLE"}
     # Added with long-term memory per user (issue 14, item 3).
-    | {"MEMORY_ENABLED", "MEMORY_RECALL_LIMIT", "MEMORY_EMBEDDING_MODEL", "MEMORY_EMBEDDING_DIMS"}
+    | {"MEMORY_ENABLED", "MEMORY_RECALL_LIMIT", "MEMORY_LEARN_DELAY_SECONDS"}
+    | {"MEMORY_EMBEDDING_MODEL", "MEMORY_EMBEDDING_DIMS"}
 )
 
 
@@ -266,6 +267,7 @@ def test_environment_variable_names_are_exactly_the_published_ones() -> None:
         ("CHAT_AUTO_TITLE", "false", lambda s: s.chat_auto_title is False),
         ("MEMORY_ENABLED", "false", lambda s: s.memory.enabled is False),
         ("MEMORY_RECALL_LIMIT", "3", lambda s: s.memory.recall_limit == 3),
+        ("MEMORY_LEARN_DELAY_SECONDS", "0", lambda s: s.memory.learn_delay_seconds == 0),
         ("MEMORY_EMBEDDING_MODEL", "text-embedding-3-small", lambda s: s.memory.embedding_model is not None),
         ("MEMORY_EMBEDDING_DIMS", "256", lambda s: s.memory.embedding_dims == 256),
         ("POSTGRES_POOL_SIZE", "3", lambda s: s.db.pool_size == 3),

@@ -92,7 +92,7 @@ def test_a_memory_cursor_round_trips_and_a_forged_one_is_refused() -> None:
     ],
 )
 async def test_the_offline_extractor_finds_simple_stated_facts(message: str, facts: list[str]) -> None:
-    assert await OfflineFactExtractor().extract(message, "any reply") == facts
+    assert await OfflineFactExtractor().extract([message]) == facts
 
 
 @pytest.mark.parametrize(
@@ -158,9 +158,9 @@ async def test_the_offline_model_says_which_facts_it_was_shown() -> None:
 # -- UserMemory in a turn ------------------------------------------------------------------
 
 
-def remembering(chat: Chat, extractor: ScriptedFactExtractor, **options: float) -> InMemoryMemoryStore:
+def remembering(chat: Chat, extractor: ScriptedFactExtractor) -> InMemoryMemoryStore:
     store = InMemoryMemoryStore()
-    chat.memory = UserMemory(store, extractor, **options)  # type: ignore[arg-type]
+    chat.memory = UserMemory(store, extractor, delay=0)
     return store
 
 
@@ -185,7 +185,7 @@ async def test_a_turn_is_given_the_recalled_facts_and_its_exchange_is_learnt_fro
     assert [m.text for m in (await store.list_page(ALICE.user_id, limit=10)).items] == [
         "The user's name is Ada"
     ]
-    assert extractor.seen[0] == "My name is Ada"
+    assert extractor.seen == [["My name is Ada"]]
 
 
 async def test_a_failed_reply_teaches_nothing() -> None:
@@ -222,10 +222,10 @@ async def test_an_unreachable_store_neither_fails_the_turn_nor_the_job(
 
 async def test_a_failing_extractor_is_logged_and_dropped(caplog: pytest.LogCaptureFixture) -> None:
     store = InMemoryMemoryStore()
-    memory = UserMemory(store, ScriptedFactExtractor(error=RuntimeError("model down")))
+    memory = UserMemory(store, ScriptedFactExtractor(error=RuntimeError("model down")), delay=0)
 
     with caplog.at_level(logging.WARNING):
-        memory.learn(ALICE.user_id, "My name is Ada", "Hi")
+        memory.learn(ALICE.user_id, uuid4(), "My name is Ada")
         await memory.idle()
 
     assert (await store.list_page(ALICE.user_id, limit=10)).items == []
@@ -236,10 +236,10 @@ async def test_background_jobs_are_bounded_and_held_until_they_end() -> None:
     extractor = ScriptedFactExtractor(["The user likes tea"])
     extractor.gate = asyncio.Event()
     store = InMemoryMemoryStore()
-    memory = UserMemory(store, extractor, max_pending=2)
+    memory = UserMemory(store, extractor, delay=0, max_pending=2)
 
     for _ in range(3):
-        memory.learn(ALICE.user_id, "I like tea", "Nice")
+        memory.learn(ALICE.user_id, uuid4(), "I like tea")
     await asyncio.sleep(0)
 
     assert (len(memory), memory.dropped) == (2, 1)
@@ -249,15 +249,32 @@ async def test_background_jobs_are_bounded_and_held_until_they_end() -> None:
     assert [m.text for m in (await store.list_page(ALICE.user_id, limit=10)).items] == ["The user likes tea"]
 
 
+async def test_a_conversations_quick_turns_are_learnt_from_in_one_extraction() -> None:
+    extractor = ScriptedFactExtractor(["The user likes tea"])
+    store = InMemoryMemoryStore()
+    memory = UserMemory(store, extractor, delay=0)
+    conversation, other = uuid4(), uuid4()
+
+    memory.learn(ALICE.user_id, conversation, "I like tea")  # the job has not run yet...
+    memory.learn(ALICE.user_id, conversation, "I live in Porto")  # ...so it gathers this one
+    memory.learn(ALICE.user_id, other, "I like jazz")
+    assert len(memory) == 2
+    await memory.idle()
+    memory.learn(ALICE.user_id, conversation, "I am a nurse")  # after it ran: a new job
+    await memory.idle()
+
+    assert extractor.seen == [["I like tea", "I live in Porto"], ["I like jazz"], ["I am a nurse"]]
+
+
 async def test_erasing_a_user_stops_their_jobs_and_forgets_everything() -> None:
     extractor = ScriptedFactExtractor(["The user likes tea"])
     extractor.gate = asyncio.Event()
     store = InMemoryMemoryStore()
     await store.remember(ALICE.user_id, ["The user's name is Ada"])
     await store.remember(BOB.user_id, ["The user's name is Bob"])
-    memory = UserMemory(store, extractor)
-    memory.learn(ALICE.user_id, "I like tea", "Nice")
-    memory.learn(BOB.user_id, "I like tea", "Nice")
+    memory = UserMemory(store, extractor, delay=0)
+    memory.learn(ALICE.user_id, uuid4(), "I like tea")
+    memory.learn(BOB.user_id, uuid4(), "I like tea")
     await asyncio.sleep(0)
 
     await ForgetAllMemories(memory).execute(ALICE)
@@ -273,8 +290,8 @@ async def test_shutdown_cancels_the_pending_jobs() -> None:
     extractor = ScriptedFactExtractor(["The user likes tea"])
     extractor.gate = asyncio.Event()
     store = InMemoryMemoryStore()
-    memory = UserMemory(store, extractor)
-    memory.learn(ALICE.user_id, "I like tea", "Nice")
+    memory = UserMemory(store, extractor, delay=3600)
+    memory.learn(ALICE.user_id, uuid4(), "I like tea")
     await asyncio.sleep(0)
 
     await memory.aclose()

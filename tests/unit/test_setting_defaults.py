@@ -66,6 +66,7 @@ PAIRS: list[tuple[Any, str, str]] = [
     (TurnPolicy, "max_message_chars", "max_message_chars"),
     (ChatTitles.__init__, "enabled", "chat_auto_title"),
     (UserMemory.__init__, "recall_limit", "memory.recall_limit"),
+    (UserMemory.__init__, "delay", "memory.learn_delay_seconds"),
     (RunnerLimits, "concurrency", "evaluation.concurrency"),
     (RunnerLimits, "timeout", "evaluation.timeout_seconds"),
     (RunnerLimits, "retries", "evaluation.retries"),

@@ -49,11 +49,11 @@ class MemoryStore(Protocol):
 
 
 class FactExtractor(Protocol):
-    """Finds the facts a user stated about themselves in one exchange.
+    """Finds the facts a user stated about themselves in their ``messages`` (oldest first).
 
     The answer is a list of suggestions: the caller cleans and bounds each one
     (:func:`parley.domain.memory.memory_text`). Any exception means no facts; the caller bounds
     the time it waits.
     """
 
-    async def extract(self, user_message: str, reply: str) -> list[str]: ...
+    async def extract(self, messages: Sequence[str]) -> list[str]: ...

@@ -201,7 +201,7 @@ class Turn:
             await self._begin_title()
         outcome = await self._outcome(status, error)
         if isinstance(outcome, ReplyStored) and self._services.memory is not None:
-            self._services.memory.learn(self.owner_id, self.user_message.content, outcome.message.content)
+            self._services.memory.learn(self.owner_id, self.conversation_id, self.user_message.content)
         yield outcome
 
     async def _begin_title(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 
 from langchain_core.language_models import BaseChatModel
@@ -19,13 +20,13 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from parley.adapters.outbound.langgraph.chat_model import ModelConfig, build_chat_model, close_chat_model
 
 FACTS_PROMPT = (
-    "You keep a long-term memory of facts about the user. From the user's message below, list the "
+    "You keep a long-term memory of facts about the user. From the user's messages below, list the "
     "durable facts the user states about themselves (name, preferences, where they live, work, "
     "family, goals). Reply with a JSON array of short third-person statements, such as "
     '["The user\'s name is Ada", "The user prefers tea"], or [] when there are none. Nothing else.'
 )
 FACTS_MAX_TOKENS = 200
-_EXCERPT_CHARS = 2000  # of the user's message: enough for stated facts, cheap to send
+_EXCERPT_CHARS = 4000  # of the user's messages: enough for stated facts, cheap to send
 _SENTENCES = re.compile(r"[^.!?\n]+[.!?]*")
 _VALUE = r"(?P<value>[^,;:()]{1,80}?)\s*(?:,|;|$|\bbut\b|\band I\b)"
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -47,21 +48,25 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 
 
 class OfflineFactExtractor:
-    """Stated facts found by patterns (see the module docstring); the reply is not read."""
+    """Stated facts found by patterns (see the module docstring)."""
 
-    async def extract(self, user_message: str, reply: str) -> list[str]:
-        facts: list[str] = []
-        for sentence in _SENTENCES.findall(user_message):
-            if sentence.rstrip().endswith("?"):
-                continue  # "do I like jazz?" states nothing
-            text = sentence.strip().rstrip(".!")
-            for pattern, template in _PATTERNS:
-                for match in pattern.finditer(text):
-                    value = match.group("value").strip()
-                    what = match.groupdict().get("what") or ""
-                    if value:
-                        facts.append(template.replace("{what}", what.lower()).format(value))
-        return facts
+    async def extract(self, messages: Sequence[str]) -> list[str]:
+        return [fact for message in messages for fact in _stated(message)]
+
+
+def _stated(message: str) -> list[str]:
+    facts: list[str] = []
+    for sentence in _SENTENCES.findall(message):
+        if sentence.rstrip().endswith("?"):
+            continue  # "do I like jazz?" states nothing
+        text = sentence.strip().rstrip(".!")
+        for pattern, template in _PATTERNS:
+            for match in pattern.finditer(text):
+                value = match.group("value").strip()
+                what = match.groupdict().get("what") or ""
+                if value:
+                    facts.append(template.replace("{what}", what.lower()).format(value))
+    return facts
 
 
 class ModelFactExtractor:
@@ -70,10 +75,9 @@ class ModelFactExtractor:
     def __init__(self, model: BaseChatModel) -> None:
         self._model = model
 
-    async def extract(self, user_message: str, reply: str) -> list[str]:
-        answer = await self._model.ainvoke(
-            [SystemMessage(FACTS_PROMPT), HumanMessage(user_message[:_EXCERPT_CHARS])]
-        )
+    async def extract(self, messages: Sequence[str]) -> list[str]:
+        said = "\n\n".join(messages)[-_EXCERPT_CHARS:]  # the newest, when they are long
+        answer = await self._model.ainvoke([SystemMessage(FACTS_PROMPT), HumanMessage(said)])
         return parse_facts(answer.text)
 
     async def aclose(self) -> None:
