@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from parley.adapters.outbound.langgraph.context import MEMORIES_HEADING
 from parley.adapters.outbound.langgraph.facts import FACTS_MAX_TOKENS, FACTS_PROMPT
 from parley.application.memory import UserMemory
+from parley.config import ConfigurationError
 from tests.e2e.conftest import AppFactory, signed_up
 from tests.e2e.test_auth_api import new_email
 from tests.e2e.test_chat_titles import new_session, stream
@@ -213,3 +214,8 @@ async def test_a_model_extracts_facts_and_is_shown_them_in_a_later_session(start
         assert MEMORIES_HEADING in system
         assert "- The user's name is Grace Hopper" in system
         assert "- The user codes in COBOL" in system
+
+
+async def test_semantic_recall_without_an_api_key_stops_start_up_saying_why(start_app: AppFactory) -> None:
+    with pytest.raises(ConfigurationError, match="MEMORY_EMBEDDING_MODEL needs LLM_API_KEY"):
+        await start_app(memory={"enabled": True, "embedding_model": "text-embedding-3-small"})
