@@ -1,7 +1,8 @@
 """``uv run just bench [scenario ...]``: Parley against a local fake model.
 
-Scenarios: turns, ttft, slow, abandon, logins (default: these), and workers (the turns
-scenario with one, then two, worker processes). Set PARLEY_BENCH_DATABASE_URL to use an
+Scenarios: turns, ttft, slow, abandon, logins (default: these), workers (the turns
+scenario with one, then two, worker processes) and memory (turns and ttft with long-term
+memory off and on, alternately). Set PARLEY_BENCH_DATABASE_URL to use an
 existing PostgreSQL (a fresh database is advisable); otherwise an embedded one is started here,
 on the load generator's core, in a temporary folder.
 Results are printed and written to bench/results/latest.json.
@@ -28,7 +29,7 @@ SCENARIOS = {
 # Scenarios that need a server configured differently run on one of their own.
 SEPARATE = {"logins": (scenarios.health_during_logins, {"BCRYPT_ROUNDS": "12", "BCRYPT_WORKERS": "4"})}
 # Scenarios that start their own servers.
-OWN_SERVERS = {"workers": scenarios.one_versus_two_workers}
+OWN_SERVERS = {"workers": scenarios.one_versus_two_workers, "memory": scenarios.memory_on_versus_off}
 
 
 def main(argv: list[str]) -> None:
@@ -36,7 +37,7 @@ def main(argv: list[str]) -> None:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
     known = [*SCENARIOS, *SEPARATE, *OWN_SERVERS]
-    chosen = argv or [*SCENARIOS, *SEPARATE]  # `workers` takes minutes: only when asked for
+    chosen = argv or [*SCENARIOS, *SEPARATE]  # `workers`, `memory` take minutes: only when asked for
     unknown = [name for name in chosen if name not in known]
     if unknown:
         raise SystemExit(f"unknown scenario(s) {unknown}; choose from {known}")

@@ -263,3 +263,38 @@ def one_versus_two_workers(database_url: str) -> dict[str, Any]:
     one, two = (figures[f"workers_{n}"]["turns_per_second"] for n in (1, 2))
     figures["speedup"] = round(two / one, 2) if one else float("nan")
     return figures
+
+
+def memory_on_versus_off(database_url: str, *, rounds: int = 3) -> dict[str, Any]:
+    """``turns`` and ``ttft`` with long-term memory off, then on, alternately (``rounds`` times
+    each, a fresh server per run, so a drift of the machine hits both alike); the medians, and
+    what memory costs: turns/s lost and TTFT overhead added.
+
+    With memory on, every turn recalls the user's facts (one full-text query) before the model
+    call, and each session's quick turns are learnt from together (one more, non-streamed
+    request to the fake model, whose answer holds no facts). ``MEMORY_LEARN_DELAY_SECONDS`` is 1
+    here, not 10: the learning requests then land inside the measured seconds (1 s after each
+    session's last turn) instead of after them.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for mode in ("off", "on"):
+            env = {"MEMORY_ENABLED": "true" if mode == "on" else "false", "MEMORY_LEARN_DELAY_SECONDS": "1"}
+            with running_servers(database_url, **env) as servers:
+                turns = asyncio.run(non_streamed_turns(servers, seconds=6.0))
+                ttft = asyncio.run(first_token_overhead(servers, samples=100))
+            runs[mode].append({**turns, **ttft})
+    figures: dict[str, Any] = {}
+    for mode, measured in runs.items():
+        figures[mode] = {
+            key: round(statistics.median(run[key] for run in measured), 2)
+            for key in ("turns_per_second", "server_cpu_ms_per_turn", "parley_ttft_p50_ms", "overhead_p50_ms")
+        }
+        figures[mode]["turns_per_second_runs"] = [run["turns_per_second"] for run in measured]
+        figures[mode]["server_cpu_ms_per_turn_runs"] = [run["server_cpu_ms_per_turn"] for run in measured]
+    off, on = figures["off"]["turns_per_second"], figures["on"]["turns_per_second"]
+    figures["turns_per_second_cost_percent"] = round(100 * (off - on) / off, 1) if off else float("nan")
+    figures["ttft_overhead_added_ms"] = round(
+        figures["on"]["overhead_p50_ms"] - figures["off"]["overhead_p50_ms"], 2
+    )
+    return figures

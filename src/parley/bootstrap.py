@@ -66,14 +66,18 @@ async def running_resources(container: Container) -> AsyncIterator[None]:
             container.hasher(),
             container.turn_tracer(),
             container.agent(),
+            container.memory_store(),
             container.database_probe(),
         )
-        # Closed in reverse: pending chat titles are cancelled first, then their writer.
+        # Closed in reverse: pending memory jobs and chat titles are cancelled first, then their
+        # model clients.
         for resource in (
             *resources,
             container.title_writer(),
+            container.fact_extractor(),
             container.deferred_writes(),
             container.chat_titles(),
+            container.user_memory(),
         ):
             await _start_and_register(stack, resource)
         yield

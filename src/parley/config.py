@@ -2,9 +2,9 @@
 
 The settings are grouped by what they feed: ``db`` (the engine and migrations), ``auth`` (token
 issuer, password hasher, the cache of checked logins), ``llm`` (the model and the agent's limits),
-``limits`` (rate limits and their storage), ``http`` (the server and the HTTP edge),
-``observability`` (logs and Langfuse), ``evaluation`` (``parley eval``: the judge model and the
-runner's limits), plus the application's own few (``app_env``, ``app_name``,
+``memory`` (long-term memory per user), ``limits`` (rate limits and their storage), ``http`` (the
+server and the HTTP edge), ``observability`` (logs and Langfuse), ``evaluation`` (``parley eval``:
+the judge model and the runner's limits), plus the application's own few (``app_env``, ``app_name``,
 ``data_dir``, ``max_message_chars``, ``chat_auto_title``). The composition root hands each
 group's values to the adapter config objects by keyword.
 
@@ -230,6 +230,23 @@ class LlmSettings(_Group):
         return value
 
 
+class MemorySettings(_Group):
+    """Long-term memory per user: facts stated in one chat, recalled in the user's later ones."""
+
+    # Off: nothing is recalled into turns or learnt from them (stored memories can still be
+    # listed and deleted, and go with the account).
+    enabled: bool = Field(True, validation_alias="MEMORY_ENABLED")
+    # The facts recalled into a turn's context (the most relevant first).
+    recall_limit: int = Field(5, ge=1, le=50, validation_alias="MEMORY_RECALL_LIMIT")
+    # Seconds a conversation's facts are learnt after its last answered message (quick turns are
+    # learnt from together, in one model request).
+    learn_delay_seconds: float = Field(10.0, ge=0, le=3600, validation_alias="MEMORY_LEARN_DELAY_SECONDS")
+    # An embedding model at LLM_BASE_URL (with LLM_API_KEY) for semantic recall with pgvector;
+    # unset: PostgreSQL full-text search (no network).
+    embedding_model: str | None = Field(None, validation_alias="MEMORY_EMBEDDING_MODEL")
+    embedding_dims: int = Field(1536, ge=1, le=16000, validation_alias="MEMORY_EMBEDDING_DIMS")
+
+
 class RateLimitSettings(_Group):
     """Rate limits (README "Rate limits"; named as in ``RateLimitConfig``) and their
     storage: this process's memory, or Redis at ``redis_url`` shared by every instance."""
@@ -345,6 +362,7 @@ class Settings(BaseSettings):
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
     limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)

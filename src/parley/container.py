@@ -42,6 +42,7 @@ from parley.application.chat.sending import (
 )
 from parley.application.chat.titles import ChatTitles
 from parley.application.chat.turns import TurnPolicy, TurnServices
+from parley.application.memory import ForgetAllMemories, ForgetMemory, ListMemories, UserMemory
 from parley.application.session_cache import RecentAuthSessions
 from parley.application.tracing import CompositeTracer
 from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
@@ -50,6 +51,7 @@ from parley.config import (
     DatabaseSettings,
     EvaluationSettings,
     LlmSettings,
+    MemorySettings,
     ObservabilitySettings,
     Settings,
 )
@@ -64,7 +66,9 @@ if TYPE_CHECKING:
         NoopTracer,
     )
     from parley.adapters.outbound.langgraph import LangGraphChatAgent
+    from parley.adapters.outbound.langgraph.facts import ModelFactExtractor, OfflineFactExtractor
     from parley.adapters.outbound.langgraph.mcp_tools import McpConfig
+    from parley.adapters.outbound.langgraph.memory_store import MemoryEmbeddings, PostgresMemoryStore
     from parley.adapters.outbound.langgraph.titles import ModelTitleWriter, OfflineTitleWriter
 
 
@@ -157,6 +161,65 @@ def _title_writer(llm: LlmSettings) -> ModelTitleWriter | OfflineTitleWriter:
         request_timeout=llm.request_timeout_seconds,
     )
     return build_title_writer(model)
+
+
+def _fact_extractor(llm: LlmSettings) -> ModelFactExtractor | OfflineFactExtractor:
+    """Finds the facts a user stated: the chat model (a small non-streamed call), or offline by
+    patterns. Imported when built at start-up, as the agent is."""
+    from parley.adapters.outbound.langgraph import ModelConfig
+    from parley.adapters.outbound.langgraph.facts import build_fact_extractor
+
+    model = ModelConfig(
+        name=llm.model,
+        api_key=_secret(llm.api_key),
+        base_url=llm.base_url,
+        request_timeout=llm.request_timeout_seconds,
+    )
+    return build_fact_extractor(model)
+
+
+def _memory_embeddings(llm: LlmSettings, memory: MemorySettings) -> MemoryEmbeddings | None:
+    """Semantic recall with ``MEMORY_EMBEDDING_MODEL`` at the chat model's OpenAI-compatible server;
+    None (full-text search) without it."""
+    if memory.embedding_model is None:
+        return None
+    if llm.api_key is None:
+        raise ConfigurationError("MEMORY_EMBEDDING_MODEL needs LLM_API_KEY (and LLM_BASE_URL if not OpenAI)")
+    from parley.adapters.outbound.langgraph.memory_store import openai_embeddings
+
+    return openai_embeddings(
+        memory.embedding_model,
+        dims=memory.embedding_dims,
+        api_key=llm.api_key.get_secret_value(),
+        base_url=llm.base_url,
+        timeout=llm.request_timeout_seconds,
+    )
+
+
+# The memory store's own pool: one short query per turn (recall), rare writes.
+MEMORY_POOL_SIZE = 4
+
+
+def _memory_store(
+    llm: LlmSettings, memory: MemorySettings, db: DatabaseSettings, postgres_url: str | None
+) -> PostgresMemoryStore:
+    """Users' facts in LangGraph's Postgres store (imported at start-up, as the agent is)."""
+    from parley.adapters.outbound.langgraph.checkpoints import libpq_url
+    from parley.adapters.outbound.langgraph.memory_store import PostgresMemoryStore
+
+    if postgres_url is None:
+        raise ConfigurationError("the memory store needs a database URL")
+    return PostgresMemoryStore(
+        libpq_url(postgres_url),
+        embeddings=_memory_embeddings(llm, memory),
+        pool_size=min(db.pool_size, MEMORY_POOL_SIZE),
+        pool_timeout=min(db.pool_timeout, 5.0),
+    )
+
+
+def _turn_memory(memory: MemorySettings, user_memory: UserMemory) -> UserMemory | None:
+    """What turns recall and learn with: None when ``MEMORY_ENABLED`` is off."""
+    return user_memory if memory.enabled else None
 
 
 def _tracer(observability: ObservabilitySettings, environment: str) -> LangfuseTracer | NoopTracer:
@@ -323,8 +386,24 @@ class Container(containers.DeclarativeContainer):
         ChatTitles, title_writer, uow_factory, clock, enabled=settings.provided.chat_auto_title
     )
 
+    # Long-term memory per user: facts learnt after turns (in the background), recalled in later ones.
+    memory_store = providers.Singleton(
+        _memory_store, settings.provided.llm, settings.provided.memory, settings.provided.db, database_url
+    )
+    fact_extractor = providers.Singleton(_fact_extractor, settings.provided.llm)
+    user_memory = providers.Singleton(
+        UserMemory,
+        memory_store,
+        fact_extractor,
+        recall_limit=settings.provided.memory.recall_limit,
+        delay=settings.provided.memory.learn_delay_seconds,
+    )
+    list_memories = providers.Factory(ListMemories, memory_store)
+    forget_memory = providers.Factory(ForgetMemory, memory_store)
+    forget_all_memories = providers.Factory(ForgetAllMemories, user_memory)
+
     delete_account = providers.Factory(
-        DeleteAccount, uow_factory, agent, running_turns, sessions=recent_auth_sessions
+        DeleteAccount, uow_factory, agent, running_turns, sessions=recent_auth_sessions, memory=user_memory
     )
 
     create_conversation = providers.Factory(CreateConversation, uow_factory, clock, ids)
@@ -345,6 +424,7 @@ class Container(containers.DeclarativeContainer):
         running_turns,
         deferred_writes,
         chat_titles,
+        providers.Callable(_turn_memory, settings.provided.memory, user_memory),
     )
     send_message = providers.Factory(SendMessage, turn_services)
     stream_reply = providers.Factory(StreamReply, turn_services)

@@ -48,6 +48,10 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         # Off unless a test turns it on (tests/e2e/test_chat_titles.py): a title is one more model
         # request, which would take a reply scripted on a fake model server for something else.
         "chat_auto_title": False,
+        # Off unless a test turns it on (tests/e2e/test_memory_api.py), for the same reason: learning
+        # from a turn is one more model request.
+        # Learnt at once, not after the conversation's pause: tests wait for it (UserMemory.idle).
+        "memory": {"enabled": False, "learn_delay_seconds": 0},
     }
     for name, value in overrides.items():
         base = values.get(name)

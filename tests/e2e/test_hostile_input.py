@@ -99,8 +99,9 @@ class Operation:
     path_parameters: list[str] = field(default_factory=list)
 
     def url(self, session_id: str, replaced: dict[str, str] | None = None) -> str:
-        """The path with the user's own session, or with the ``replaced`` path values."""
-        return self.path.format_map({"session_id": session_id, **(replaced or {})})
+        """The path with the user's own session (and that valid UUID for any other id in it, such as
+        a memory's), or with the ``replaced`` path values."""
+        return self.path.format_map(dict.fromkeys(self.path_parameters, session_id) | (replaced or {}))
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:

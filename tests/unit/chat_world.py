@@ -15,6 +15,7 @@ from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.chat.sending import TakeTurn
 from parley.application.chat.titles import ChatTitles
 from parley.application.chat.turns import TurnPolicy, TurnServices
+from parley.application.memory import UserMemory
 from parley.application.principal import Principal
 from parley.domain.users import Email, User
 from tests.fakes.agent import ScriptedChatAgent
@@ -40,6 +41,7 @@ class Chat:
     running: RunningTurns = field(default_factory=RunningTurns)
     deferred: DeferredWrites = field(default_factory=_quick_retries)
     titles: ChatTitles | None = None  # auto-naming off unless a test sets it
+    memory: UserMemory | None = None  # long-term memory off unless a test sets it
 
     def services(self, **policy: Any) -> TurnServices:
         return TurnServices(
@@ -52,6 +54,7 @@ class Chat:
             running=self.running,
             deferred=self.deferred,
             titles=self.titles,
+            memory=self.memory,
         )
 
     def take_turn(self, **policy: Any) -> TakeTurn:

@@ -251,6 +251,9 @@ EXPECTED_VARIABLES = frozenset(
     | {"CHAT_AUTO_TITLE"}
     # Added with human approval of tool calls (issue 14, item 2).
     | {"TOOLS_REQUIRING_APPROVAL", "APPROVAL_TIMEOUT_SECONDS"}
+    # Added with long-term memory per user (issue 14, item 3).
+    | {"MEMORY_ENABLED", "MEMORY_RECALL_LIMIT", "MEMORY_LEARN_DELAY_SECONDS"}
+    | {"MEMORY_EMBEDDING_MODEL", "MEMORY_EMBEDDING_DIMS"}
 )
 
 
@@ -270,6 +273,11 @@ def test_environment_variable_names_are_exactly_the_published_ones() -> None:
             "calculator, files_write",
             lambda s: s.llm.approval_tools == ["calculator", "files_write"],
         ),
+        ("MEMORY_ENABLED", "false", lambda s: s.memory.enabled is False),
+        ("MEMORY_RECALL_LIMIT", "3", lambda s: s.memory.recall_limit == 3),
+        ("MEMORY_LEARN_DELAY_SECONDS", "0", lambda s: s.memory.learn_delay_seconds == 0),
+        ("MEMORY_EMBEDDING_MODEL", "text-embedding-3-small", lambda s: s.memory.embedding_model is not None),
+        ("MEMORY_EMBEDDING_DIMS", "256", lambda s: s.memory.embedding_dims == 256),
         ("POSTGRES_POOL_SIZE", "3", lambda s: s.db.pool_size == 3),
         ("MIGRATE_ON_START", "true", lambda s: s.db.migrate_on_start is True),
         ("BCRYPT_ROUNDS", "5", lambda s: s.auth.bcrypt_rounds == 5),

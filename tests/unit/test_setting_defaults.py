@@ -21,6 +21,7 @@ from parley.adapters.outbound.langgraph.mcp_tools import McpConfig
 from parley.application.chat.titles import ChatTitles
 from parley.application.chat.turns import TurnPolicy
 from parley.application.evaluation.runner import RunnerLimits
+from parley.application.memory import UserMemory
 from parley.application.session_cache import RecentAuthSessions
 from parley.config import Settings
 
@@ -64,6 +65,8 @@ PAIRS: list[tuple[Any, str, str]] = [
     (RecentAuthSessions.__init__, "ttl", "auth.session_cache_seconds"),
     (TurnPolicy, "max_message_chars", "max_message_chars"),
     (ChatTitles.__init__, "enabled", "chat_auto_title"),
+    (UserMemory.__init__, "recall_limit", "memory.recall_limit"),
+    (UserMemory.__init__, "delay", "memory.learn_delay_seconds"),
     (RunnerLimits, "concurrency", "evaluation.concurrency"),
     (RunnerLimits, "timeout", "evaluation.timeout_seconds"),
     (RunnerLimits, "retries", "evaluation.retries"),

@@ -109,6 +109,11 @@ SAVER_LOCK = Override(
 SAVER_WRITES = Override(
     "SettlingSaver.aput / aput_writes", "langgraph-checkpoint", "adapters/outbound/langgraph/checkpoints.py"
 )
+STORE_MIGRATIONS = Override(
+    "ExactSearchPostgresStore.VECTOR_MIGRATIONS",
+    "langgraph-checkpoint-postgres",
+    "adapters/outbound/langgraph/memory_store.py",
+)
 LANGFUSE_STATE = Override(
     "LangfuseTracer: LangfuseResourceManager._instances",
     "langfuse",
@@ -122,6 +127,7 @@ OVERRIDES = (
     LIMIT_CHECK,
     SAVER_LOCK,
     SAVER_WRITES,
+    STORE_MIGRATIONS,
     LANGFUSE_STATE,
 )
 
@@ -743,3 +749,26 @@ def test_langfuse_keeps_one_client_state_per_public_key_and_exports_its_own_scop
         for provider in (first, second, third):
             provider.shutdown()
         states.pop(public_key, None)
+
+
+# --- langgraph-checkpoint-postgres: ExactSearchPostgresStore ----------------------------
+
+
+def test_the_store_vector_migrations_are_extension_table_then_the_ann_index_alone() -> None:
+    from langgraph.store.postgres.aio import AsyncPostgresStore
+
+    from parley.adapters.outbound.langgraph.memory_store import ExactSearchPostgresStore
+
+    upstream = AsyncPostgresStore.VECTOR_MIGRATIONS
+    ours = ExactSearchPostgresStore.VECTOR_MIGRATIONS
+    if len(upstream) != 3:
+        pytest.fail(STORE_MIGRATIONS.broken(f"{len(upstream)} vector migrations, not 3"))
+    assert "CREATE EXTENSION vector" in upstream[0].sql, STORE_MIGRATIONS.broken("migration 0 moved")
+    assert "CREATE TABLE IF NOT EXISTS store_vectors" in upstream[1].sql, STORE_MIGRATIONS.broken(
+        "migration 1 moved"
+    )
+    assert "CREATE INDEX" in upstream[2].sql, STORE_MIGRATIONS.broken(
+        "migration 2 no longer builds the index"
+    )
+    assert list(ours[:2]) == list(upstream[:2])
+    assert ours[2].sql.strip() == "SELECT 1"

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from parley.application.chat.running import RunningTurns
+from parley.application.memory import UserMemory
 from parley.application.principal import Principal
 from parley.application.session_cache import RecentAuthSessions
 from parley.domain.errors import (
@@ -126,7 +127,8 @@ class DeleteAccount:
     transaction (users cascade to auth sessions, conversations and messages); the agent's
     memory of each conversation is forgotten before (a failure deletes nothing) and after
     (a turn may have ended in between; one running in another process forgets by itself
-    when it finds its conversation gone).
+    when it finds its conversation gone). Their long-term memories are erased likewise, before
+    and after (a fact learnt from a turn that ended in between goes too).
     """
 
     def __init__(
@@ -135,8 +137,9 @@ class DeleteAccount:
         agent: ChatAgent,
         running: RunningTurns | None = None,
         sessions: RecentAuthSessions | None = None,
+        memory: UserMemory | None = None,
     ) -> None:
-        self._uow, self._agent = uow, agent
+        self._uow, self._agent, self._memory = uow, agent, memory
         self._running = running or RunningTurns()
         self._sessions = sessions or RecentAuthSessions(ttl=0)
 
@@ -144,14 +147,16 @@ class DeleteAccount:
         await self._running.interrupt_owner(principal.user_id, error=NotAuthenticated())
         async with self._uow() as uow:
             conversation_ids = await uow.conversations.ids_for_owner(principal.user_id)
-        await self._forget(conversation_ids)
+        await self._forget(principal.user_id, conversation_ids)
         async with self._uow() as uow:
             conversation_ids = await uow.conversations.ids_for_owner(principal.user_id)
             await uow.users.delete(principal.user_id)
             await uow.commit()
         self._sessions.forget_user(principal.user_id)
-        await self._forget(conversation_ids)
+        await self._forget(principal.user_id, conversation_ids)
 
-    async def _forget(self, conversation_ids: list[UUID]) -> None:
+    async def _forget(self, user_id: UUID, conversation_ids: list[UUID]) -> None:
         for conversation_id in conversation_ids:
             await self._agent.forget(conversation_id)
+        if self._memory is not None:
+            await self._memory.erase(user_id)

@@ -89,6 +89,12 @@ class ConversationNotFound(NotFound):
     detail = "Conversation not found"
 
 
+class MemoryNotFound(NotFound):
+    """No such memory among the caller's (another user's memories are not found either)."""
+
+    detail = "Memory not found"
+
+
 class ReplyInProgress(DomainError):
     """Another reply is being generated in the same conversation."""
 

@@ -82,22 +82,29 @@ class AgentTurn:
     ``stream_tokens=False`` says the caller only wants the whole reply: the agent may
     skip token-by-token streaming (cheaper), but still emits the text as
     :class:`TokenDelta` events (possibly one per model call).
+
+    ``memories``: facts the user stated in earlier conversations, recalled for this turn; the
+    agent shows them to the model (within its context budget) and keeps them out of the
+    conversation's own memory.
     """
 
     conversation_id: UUID
     user_id: UUID
     content: str
     stream_tokens: bool = True
+    memories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class AgentResume:
-    """The user's ``decision`` about the tool call a conversation's agent paused on."""
+    """The user's ``decision`` about the tool call a conversation's agent paused on; ``memories``
+    as for :class:`AgentTurn`."""
 
     conversation_id: UUID
     user_id: UUID
     decision: ApprovalDecision
     stream_tokens: bool = True
+    memories: tuple[str, ...] = ()
 
 
 class ChatAgent(Protocol):

@@ -7,10 +7,15 @@ only relays events and stores the reply.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
+from uuid import UUID
 
 from parley.ports.agent import AgentEvent, AgentResume, AgentTurn, ChatAgent
+
+# Recalls the user's facts relevant to a message (never raises: () when it cannot).
+Recall = Callable[[UUID, str], Awaitable[tuple[str, ...]]]
 
 
 class AgentInterrupted(Exception):
@@ -31,16 +36,22 @@ class AgentRun:
       consumer sits under a framework that re-cancels every await (anyio does);
     - :meth:`events` yields the agent's events as they come and ends when the agent returns;
       it raises what the agent raised, or :class:`AgentInterrupted` after :meth:`interrupt`;
-    - :meth:`stop` and :meth:`interrupt` return once the agent has cleaned up.
+    - :meth:`stop` and :meth:`interrupt` return once the agent has cleaned up;
+    - with ``recall``, the user's long-term memories are recalled first, in the same task
+      (overlapping the caller, like the agent's first steps), and handed over with the turn.
     """
 
-    def __init__(self, agent: ChatAgent, turn: AgentTurn | AgentResume) -> None:
+    def __init__(self, agent: ChatAgent, turn: AgentTurn | AgentResume, recall: Recall | None = None) -> None:
         self._queue: asyncio.Queue[AgentEvent | BaseException | None] = asyncio.Queue()
-        self._task = asyncio.ensure_future(self._run(agent, turn))
+        self._task = asyncio.ensure_future(self._run(agent, turn, recall))
 
-    async def _run(self, agent: ChatAgent, turn: AgentTurn | AgentResume) -> None:
-        """Run (or resume) the agent with the queue as its sink, then queue None (the end) or its error."""
+    async def _run(self, agent: ChatAgent, turn: AgentTurn | AgentResume, recall: Recall | None) -> None:
+        """Run (or resume) the agent with the queue as its sink, then queue None (the end) or its error.
+        A resumed turn recalls by no message (the user's newest facts): it answers a decision."""
         try:
+            if recall is not None:
+                asked = turn.content if isinstance(turn, AgentTurn) else ""
+                turn = replace(turn, memories=await recall(turn.user_id, asked))
             if isinstance(turn, AgentResume):
                 await agent.resume(turn, self._queue.put_nowait)
             else:

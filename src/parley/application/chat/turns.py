@@ -42,6 +42,7 @@ from parley.application.chat.agent_run import AgentInterrupted, AgentRun, wait_t
 from parley.application.chat.observer import TurnObserver
 from parley.application.chat.running import DeferredWrites, RunningTurns
 from parley.application.chat.titles import ChatTitles, TitleJob
+from parley.application.memory import UserMemory
 from parley.application.principal import Principal
 from parley.domain.approvals import PendingApproval
 from parley.domain.chat import (
@@ -144,6 +145,7 @@ class TurnServices:
     running: RunningTurns = field(default_factory=RunningTurns)
     deferred: DeferredWrites = field(default_factory=DeferredWrites)
     titles: ChatTitles | None = None  # None: conversations are never named automatically
+    memory: UserMemory | None = None  # None: no long-term memory (nothing recalled or learnt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +200,11 @@ class Turn:
                 at=services.clock.now(),
             ),
         )
-        self._agent = AgentRun(services.agent, request.agent_input)
+        self._agent = AgentRun(
+            services.agent,
+            request.agent_input,
+            recall=services.memory.recall if services.memory is not None else None,
+        )
         services.running.add(self)
 
     @property
@@ -236,11 +242,24 @@ class Turn:
             await wait_through_cancellation(closing)
             raise
         if error is None and self._asked is not None:
-            yield await self._pause(self._asked)
+            paused = await self._pause(self._asked)
+            if isinstance(paused, ApprovalAwaited):
+                self._learn()
+            yield paused
             return
         if error is None:
             await self._begin_title()
-        yield await self._outcome(status, error)
+        outcome = await self._outcome(status, error)
+        if isinstance(outcome, ReplyStored):
+            self._learn()
+        yield outcome
+
+    def _learn(self) -> None:
+        """Have long-term memory learn from the user's message, once the turn answered it (or
+        paused to ask about a tool call: the message stands). A resumed turn brings no new one."""
+        memory = self._services.memory
+        if memory is not None and self.user_message is not None:
+            memory.learn(self.owner_id, self.conversation_id, self.user_message.content)
 
     async def _begin_title(self) -> None:
         """Start naming the conversation after its first exchange, when it awaits a title.

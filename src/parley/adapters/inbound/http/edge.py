@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         StreamDecision,
         StreamReply,
     )
+    from parley.application.memory import ForgetAllMemories, ForgetMemory, ListMemories
     from parley.application.users import ChangeEmail, ChangePassword, DeleteAccount, GetProfile
     from parley.ports.auth import TokenIssuer
     from parley.ports.persistence import DatabaseProbe
@@ -73,6 +74,15 @@ class Services(Protocol):
 
     @property
     def delete_account(self) -> Callable[[], DeleteAccount]: ...
+
+    @property
+    def list_memories(self) -> Callable[[], ListMemories]: ...
+
+    @property
+    def forget_memory(self) -> Callable[[], ForgetMemory]: ...
+
+    @property
+    def forget_all_memories(self) -> Callable[[], ForgetAllMemories]: ...
 
     @property
     def create_conversation(self) -> Callable[[], CreateConversation]: ...

@@ -27,6 +27,7 @@ from parley.domain.chat import (
     Message,
     first_unstorable,
 )
+from parley.domain.memory import Memory
 from parley.domain.users import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, User
 
 _EMAIL = "ada@example.com"
@@ -281,3 +282,20 @@ class ApprovalDecisionRequest(_Strict):
     arguments: dict[str, Any] | None = Field(
         None, description="With edit (required): the arguments to run the tool with instead."
     )
+
+
+class MemoryOut(BaseModel):
+    """A fact Parley remembers about the user, from one of their chats."""
+
+    id: UUID
+    text: str = Field(examples=["The user's name is Ada"])
+    created_at: datetime
+
+    @classmethod
+    def of(cls, memory: Memory) -> MemoryOut:
+        return cls(id=memory.id, text=memory.text, created_at=memory.created_at)
+
+
+class MemoryPageOut(BaseModel):
+    items: list[MemoryOut]
+    next_cursor: str | None

@@ -49,6 +49,7 @@ from parley.adapters.outbound.langgraph.checkpoints import (
 from parley.adapters.outbound.langgraph.failures import RetryPolicy
 from parley.adapters.outbound.langgraph.graph import (
     EMIT,
+    MEMORIES,
     MODEL_CURSOR,
     STREAM_TOKENS,
     AgentGraph,
@@ -256,6 +257,7 @@ class LangGraphChatAgent:
                 STREAM_TOKENS: turn.stream_tokens,
                 EMIT: emit,
                 MODEL_CURSOR: ModelCursor(),
+                MEMORIES: turn.memories,
             },
             "recursion_limit": self._limits.recursion_limit,
         }

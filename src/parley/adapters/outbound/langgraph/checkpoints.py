@@ -11,7 +11,7 @@ are requested; :meth:`SettlingSaver.settle` waits for those of one thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -144,18 +144,32 @@ async def migrate_checkpoint_schema(
     ``pg_advisory_lock`` holds a snapshot that the holder's ``CREATE INDEX
     CONCURRENTLY`` waits for: a deadlock.
     """
+    await run_under_schema_lock(
+        pool, SCHEMA_LOCK_KEY, lambda conn: AsyncPostgresSaver(conn).setup(), lock_timeout=lock_timeout
+    )
+
+
+async def run_under_schema_lock(
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]],
+    key: int,
+    setup: Callable[[psycopg.AsyncConnection[DictRow]], Awaitable[None]],
+    *,
+    lock_timeout: float = 60.0,
+) -> None:
+    """Run ``setup`` on a pooled connection holding the session advisory lock ``key`` (polled:
+    see :func:`migrate_checkpoint_schema`), released afterwards."""
     async with pool.connection() as conn:
-        await _acquire_schema_lock(conn, lock_timeout)
+        await _acquire_schema_lock(conn, key, lock_timeout)
         try:
-            await AsyncPostgresSaver(conn).setup()
+            await setup(conn)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
-async def _acquire_schema_lock(conn: psycopg.AsyncConnection[DictRow], timeout: float) -> None:
+async def _acquire_schema_lock(conn: psycopg.AsyncConnection[DictRow], key: int, timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while True:
-            cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (SCHEMA_LOCK_KEY,))
+            cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS locked", (key,))
             row = await cursor.fetchone()
             if row is not None and row["locked"]:
                 return

@@ -10,7 +10,9 @@ Rules:
   dropped, even when it alone exceeds the budget: answering without the question
   would be worse than an oversized request;
 - tool calls left unanswered by an interrupted turn are removed, because
-  OpenAI-compatible servers reject a tool call without its result.
+  OpenAI-compatible servers reject a tool call without its result;
+- the user's recalled long-term memories are part of the system prompt
+  (:func:`with_memories`), so they count within the budget.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from collections.abc import Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately, trim_messages
+
+MEMORIES_HEADING = "What you remember about the user from earlier conversations (facts they stated):"
+
+
+def with_memories(system_prompt: str, memories: Sequence[str]) -> str:
+    """The system prompt followed by the user's recalled facts, one per line (unchanged without)."""
+    if not memories:
+        return system_prompt
+    return "\n".join([system_prompt, "", MEMORIES_HEADING, *(f"- {fact}" for fact in memories)])
 
 
 def build_context(system_prompt: str, history: Sequence[BaseMessage], budget: int) -> list[BaseMessage]:

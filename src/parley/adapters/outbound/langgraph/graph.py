@@ -43,7 +43,7 @@ from parley.adapters.outbound.langgraph.approvals import (
     rejected_result,
 )
 from parley.adapters.outbound.langgraph.chat_model import NamedModel
-from parley.adapters.outbound.langgraph.context import build_context
+from parley.adapters.outbound.langgraph.context import build_context, with_memories
 from parley.adapters.outbound.langgraph.failures import RetryPolicy, call_with_fallbacks
 from parley.domain.chat import storable_text
 from parley.ports.agent import (
@@ -58,6 +58,7 @@ AgentGraph = CompiledStateGraph[AgentState, None, AgentState, AgentState]
 STREAM_TOKENS = "parley_stream_tokens"  # configurable key: False -> one non-streamed model call
 EMIT = "parley_emit"  # configurable key: the run's EventSink
 MODEL_CURSOR = "parley_model_cursor"  # configurable key: the run's ModelCursor
+MEMORIES = "parley_memories"  # configurable key: the user's recalled facts (a tuple of texts)
 ModelUpdate = dict[str, list[BaseMessage]]
 ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
 
@@ -96,7 +97,8 @@ class ModelStep:
         stream_tokens = bool(configurable.get(STREAM_TOKENS, True))
         cursor = configurable.get(MODEL_CURSOR)
         cursor = cursor if isinstance(cursor, ModelCursor) else ModelCursor()
-        prompt = build_context(self.system_prompt, state["messages"], self.context_budget)
+        system = with_memories(self.system_prompt, configurable.get(MEMORIES, ()))
+        prompt = build_context(system, state["messages"], self.context_budget)
 
         def one_call(model: ChatRunnable) -> Callable[[list[str]], Awaitable[AIMessage]]:
             async def call(streamed: list[str]) -> AIMessage:

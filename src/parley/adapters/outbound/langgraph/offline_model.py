@@ -8,7 +8,8 @@ It runs inside the same LangGraph graph as a real model (it supports
 - a user message holding arithmetic (``what is 2+3*4``) calls ``calculator``;
   one asking for the time calls ``current_time`` (when those tools are bound);
 - anything else is answered by quoting the message and saying how many earlier
-  user messages the (trimmed) context still holds.
+  user messages the (trimmed) context still holds, and which long-term memories
+  of the user the system prompt holds (:func:`~.context.with_memories`), if any.
 
 Every reply starts with :data:`OFFLINE_PREFIX`; usage is reported with the
 approximate token counter.
@@ -31,6 +32,7 @@ from langchain_core.messages import (
     AIMessageChunk,
     BaseMessage,
     HumanMessage,
+    SystemMessage,
     ToolMessage,
 )
 from langchain_core.messages.utils import count_tokens_approximately
@@ -38,6 +40,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from parley.adapters.outbound.langgraph.context import MEMORIES_HEADING
 
 OFFLINE_PREFIX = "[offline model] "
 OFFLINE_MODEL_NAME = "offline-echo"
@@ -78,7 +82,18 @@ def _plan(messages: Sequence[BaseMessage], tool_names: frozenset[str]) -> str | 
     if _ASKS_TIME.search(last.text) and "current_time" in tool_names:
         return _PlannedToolCall("current_time", {}, call_id)
     earlier = sum(isinstance(m, HumanMessage) for m in messages) - 1
-    return f'{OFFLINE_PREFIX}I remember {earlier} earlier user message(s). You said: "{last.text}"'
+    reply = f'{OFFLINE_PREFIX}I remember {earlier} earlier user message(s). You said: "{last.text}"'
+    facts = _memories(messages)
+    return f"{reply} I know about you: {'; '.join(facts)}." if facts else reply
+
+
+def _memories(messages: Sequence[BaseMessage]) -> list[str]:
+    """The user's facts listed in the system prompt (after :data:`MEMORIES_HEADING`)."""
+    system = messages[0] if messages and isinstance(messages[0], SystemMessage) else None
+    if system is None or MEMORIES_HEADING not in system.text:
+        return []
+    listed = system.text.split(MEMORIES_HEADING, 1)[1].splitlines()
+    return [line[2:] for line in listed if line.startswith("- ")]
 
 
 def _tool_names(kwargs: dict[str, Any]) -> frozenset[str]:
