@@ -10,6 +10,7 @@ import pytest
 
 from parley.application.chat.sending import DecisionInput, GetPendingApproval, ResumeTurn, complete_turn
 from parley.application.chat.turns import ApprovalAwaited
+from parley.application.memory import UserMemory
 from parley.domain.approvals import EditArguments, Reject
 from parley.domain.errors import (
     ApprovalExpired,
@@ -20,6 +21,7 @@ from parley.domain.errors import (
 )
 from parley.ports.agent import ApprovalRequested, TokenDelta, Usage
 from tests.fakes.agent import SCRIPTED_MODEL, ScriptedTurn
+from tests.fakes.memory import InMemoryMemoryStore, ScriptedFactExtractor
 from tests.unit.chat_world import ALICE, BOB, Chat, chat_world
 
 ASKS = ScriptedTurn(
@@ -109,3 +111,20 @@ async def test_a_decision_is_checked_before_anything_changes() -> None:
     await complete_turn(turn)
     assert chat.agent.resumes == [chat.agent.resumes[0]]  # the refused decisions never reached the agent
     assert chat.agent.resumes[0].decision == Reject("no")
+
+
+async def test_a_paused_message_is_learnt_from_and_the_resumed_turn_is_given_the_users_facts() -> None:
+    chat = await chat_world()
+    extractor = ScriptedFactExtractor(["The user's name is Ada"])
+    chat.memory = UserMemory(InMemoryMemoryStore(), extractor, delay=0)
+    conversation, paused = await _paused(chat)
+    await chat.memory.idle()
+
+    chat.agent.script(ScriptedTurn.reply("Done."))
+    turn = await ResumeTurn(chat.services()).execute(
+        ALICE, conversation, paused.approval.id, DecisionInput("approve")
+    )
+    await complete_turn(turn)
+
+    assert extractor.seen == [["What is 6 * 7?"]]  # learnt once, from the question; nothing from the decision
+    assert chat.agent.resumes[-1].memories == ("The user's name is Ada",)
