@@ -25,7 +25,7 @@ CONFIG: dict[str, float] = {"first_token_delay": 0.0, "token_delay": 0.0, "token
 
 
 def _fresh_stats() -> dict[str, Any]:
-    counts = {"requests": 0, "streams_completed": 0, "streams_abandoned": 0}
+    counts = {"requests": 0, "streams_completed": 0, "streams_abandoned": 0, "fact_requests": 0}
     return {**counts, "abandoned_at": [], "arrived_at": []}
 
 
@@ -45,6 +45,16 @@ def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, in
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
+def _facts(body: dict[str, Any]) -> str | None:
+    """The answer to Parley's long-term memory asking for the facts a user stated (its system
+    prompt says so): one new fact each time, so memory really stores, and later recalls, facts."""
+    messages = body.get("messages") or [{}]
+    if "long-term memory of facts" not in str(messages[0].get("content", "")):
+        return None
+    STATS["fact_requests"] += 1
+    return json.dumps([f"The user's lucky number is {STATS['fact_requests']}"])
+
+
 def _usage(tokens: int) -> dict[str, int]:
     return {"prompt_tokens": 32, "completion_tokens": tokens, "total_tokens": 32 + tokens}
 
@@ -56,7 +66,7 @@ async def completions(request: Request) -> Any:
     tokens = int(CONFIG["tokens"])
     if not body.get("stream"):
         await asyncio.sleep(CONFIG["first_token_delay"] + CONFIG["token_delay"] * tokens)
-        message = {"role": "assistant", "content": "tok " * tokens}
+        message = {"role": "assistant", "content": _facts(body) or "tok " * tokens}
         return JSONResponse(
             {
                 "id": "chatcmpl-bench",

@@ -272,7 +272,8 @@ def memory_on_versus_off(database_url: str, *, rounds: int = 3) -> dict[str, Any
 
     With memory on, every turn recalls the user's facts (one full-text query) before the model
     call, and each session's quick turns are learnt from together (one more, non-streamed
-    request to the fake model, whose answer holds no facts). ``MEMORY_LEARN_DELAY_SECONDS`` is 1
+    request to the fake model, which answers one new fact each time: the store is written to,
+    and later turns recall, and send, up to MEMORY_RECALL_LIMIT facts). ``MEMORY_LEARN_DELAY_SECONDS`` is 1
     here, not 10: the learning requests then land inside the measured seconds (1 s after each
     session's last turn) instead of after them.
     """
@@ -283,7 +284,8 @@ def memory_on_versus_off(database_url: str, *, rounds: int = 3) -> dict[str, Any
             with running_servers(database_url, **env) as servers:
                 turns = asyncio.run(non_streamed_turns(servers, seconds=6.0))
                 ttft = asyncio.run(first_token_overhead(servers, samples=100))
-            runs[mode].append({**turns, **ttft})
+                learnt = int(servers.fake_stats()["fact_requests"])  # type: ignore[call-overload]
+            runs[mode].append({**turns, **ttft, "fact_requests": learnt})
     figures: dict[str, Any] = {}
     for mode, measured in runs.items():
         figures[mode] = {
@@ -292,6 +294,8 @@ def memory_on_versus_off(database_url: str, *, rounds: int = 3) -> dict[str, Any
         }
         figures[mode]["turns_per_second_runs"] = [run["turns_per_second"] for run in measured]
         figures[mode]["server_cpu_ms_per_turn_runs"] = [run["server_cpu_ms_per_turn"] for run in measured]
+        # Extraction requests the fake answered with a fact (each stored): 0 with memory off.
+        figures[mode]["fact_requests_runs"] = [run["fact_requests"] for run in measured]
     off, on = figures["off"]["turns_per_second"], figures["on"]["turns_per_second"]
     figures["turns_per_second_cost_percent"] = round(100 * (off - on) / off, 1) if off else float("nan")
     figures["ttft_overhead_added_ms"] = round(
