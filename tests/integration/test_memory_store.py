@@ -74,8 +74,10 @@ async def test_semantic_recall_uses_pgvector_or_says_it_is_missing(database_url:
             await store.start()
         return
     if not os.environ.get("PARLEY_TEST_PGVECTOR"):
-        # The embedded PostgreSQL ships pgvector, but on the development VM its server crashed on
-        # the first vector write: run this branch only against a PostgreSQL known to have it.
+        # The embedded PostgreSQL ships pgvector 0.8.2, but on the development VM a vector search
+        # kills its backend with signal 4 (Illegal instruction: the wheel's pgvector is built for
+        # CPU instructions that VM lacks), and the machine's PostgreSQL 15 has no pgvector package:
+        # run this branch only against a PostgreSQL known to have a working pgvector.
         pytest.skip("pgvector is available but unverified here: set PARLEY_TEST_PGVECTOR=1 to run")
     await store.start()
     user = uuid4()
