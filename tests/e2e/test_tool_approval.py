@@ -126,6 +126,41 @@ async def test_without_a_stream_the_message_is_202_and_the_decision_returns_the_
     assert reply["content"].endswith("says: 4")  # the edited arguments ran, not 6 * 7
 
 
+async def test_an_approved_call_of_a_real_model_runs_and_its_result_is_sent_back_to_the_model(
+    start_app: AppFactory,
+) -> None:
+    with FakeOpenAIServer() as server:
+        server.script(
+            FakeReply(tool_call=FakeToolCall("calculator", {"expression": "12 * 12"})),
+            FakeReply(text="It is 144."),
+        )
+        llm = {
+            "api_key": "test-key",
+            "base_url": server.base_url,
+            "model": "fake-model",
+            **APPROVE_CALCULATOR,
+        }
+        _, client = await start_app(llm=llm)
+        headers, session_id = await _user(client)
+        paused = await _paused(client, headers, session_id)
+        assert len(server.requests) == 1  # paused before the tool ran, with no second model call
+
+        resumed = await client.post(
+            f"{CHAT}/{session_id}/approval/stream",
+            headers=headers,
+            json={"id": paused["approval"]["id"], "decision": "approve"},
+        )
+
+    events = parse_events(resumed.text)
+    assert events[0][0] == "tool", resumed.text
+    assert events[0][1]["result"] == "144"
+    assert events[-1][0] == "done"
+    assert events[-1][1]["message"]["content"] == "It is 144."
+    assert events[-1][1]["model"] is not None
+    told = [m for m in server.requests[1].messages if m["role"] == "tool"]
+    assert [m["content"] for m in told] == ["144"]
+
+
 async def test_a_rejection_is_told_to_the_model_with_the_reason_and_the_tool_never_runs(
     start_app: AppFactory,
 ) -> None:
