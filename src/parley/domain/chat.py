@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -12,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
 from parley.domain.errors import ValidationFailed
+from parley.domain.paging import decode_position, encode_position
 
 if TYPE_CHECKING:
     from parley.domain.approvals import PendingApproval
@@ -287,17 +286,8 @@ class ConversationCursor:
     conversation_id: UUID
 
     def encode(self) -> str:
-        raw = f"{self.last_active_at.isoformat()}|{self.conversation_id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return encode_position(self.last_active_at, self.conversation_id)
 
     @classmethod
     def decode(cls, token: str, *, field: str = "cursor") -> ConversationCursor:
-        try:
-            padded = token + "=" * (-len(token) % 4)
-            stamp, ident = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
-            moment = datetime.fromisoformat(stamp)
-            if moment.tzinfo is None:
-                raise ValueError("naive timestamp")
-            return cls(moment, UUID(ident))
-        except (ValueError, UnicodeDecodeError, binascii.Error):
-            raise ValidationFailed.single(field, "Invalid cursor") from None
+        return cls(*decode_position(token, field=field))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid5
 
 from parley.domain.chat import storable_text
-from parley.domain.errors import ValidationFailed
+from parley.domain.paging import decode_position, encode_position
 
 MAX_MEMORY_CHARS = 300
 # Control characters and line breaks in a fact become spaces (a fact is one line of a prompt).
@@ -55,20 +53,11 @@ class MemoryCursor:
     memory_id: UUID
 
     def encode(self) -> str:
-        raw = f"{self.created_at.isoformat()}|{self.memory_id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return encode_position(self.created_at, self.memory_id)
 
     @classmethod
     def decode(cls, token: str, *, field: str = "cursor") -> MemoryCursor:
-        try:
-            padded = token + "=" * (-len(token) % 4)
-            stamp, ident = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
-            moment = datetime.fromisoformat(stamp)
-            if moment.tzinfo is None:
-                raise ValueError("naive timestamp")
-            return cls(moment, UUID(ident))
-        except (ValueError, UnicodeDecodeError, binascii.Error):
-            raise ValidationFailed.single(field, "Invalid cursor") from None
+        return cls(*decode_position(token, field=field))
 
     @classmethod
     def after(cls, memory: Memory) -> MemoryCursor:
