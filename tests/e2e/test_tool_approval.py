@@ -340,3 +340,49 @@ async def test_concurrent_decisions_resume_the_turn_once(start_app: AppFactory) 
 def _json(body: dict[str, Any]) -> bytes:
     """The body as JSON, lone surrogates escaped (httpx's json= would refuse to encode them)."""
     return json.dumps(body).encode()
+
+
+async def test_a_nul_in_the_models_arguments_is_replaced_not_a_failure(start_app: AppFactory) -> None:
+    with FakeOpenAIServer() as server:
+        server.script(
+            FakeReply(tool_call=FakeToolCall("calculator", {"expression": "1 + 1\u0000", "k\ud800": 1})),
+            FakeReply(text="Done."),
+        )
+        llm = {
+            "api_key": "test-key",
+            "base_url": server.base_url,
+            "model": "fake-model",
+            **APPROVE_CALCULATOR,
+        }
+        _, client = await start_app(llm=llm)
+        headers, session_id = await _user(client)
+
+        paused = await _paused(client, headers, session_id)
+
+        assert paused["approval"]["arguments"] == {"expression": "1 + 1\ufffd", "k\ufffd": 1}
+        pending = await client.get(f"{CHAT}/{session_id}/approval", headers=headers)
+        assert pending.json() == paused["approval"]
+
+
+async def test_without_approval_too_a_lone_surrogate_in_a_tool_call_no_longer_fails_the_turn(
+    start_app: AppFactory,
+) -> None:
+    """The checkpoint could not serialise the model's message (msgpack refuses lone surrogates):
+    the turn ended with 502. The arguments are now cleaned as the reply's text is."""
+    with FakeOpenAIServer() as server:
+        server.script(
+            FakeReply(tool_call=FakeToolCall("calculator", {"expression": "2 + 2", "note\ud800": "x\ud800"})),
+            FakeReply(text="Four."),
+        )
+        llm = {"api_key": "test-key", "base_url": server.base_url, "model": "fake-model"}
+        _, client = await start_app(llm=llm)
+        headers, session_id = await _user(client)
+
+        response = await client.post(
+            f"{CHAT}/{session_id}/messages/stream", headers=headers, json={"content": "2 + 2?"}
+        )
+
+    events = parse_events(response.text)
+    assert [name for name, _ in events] == ["message", "tool", "token", "done"], response.text
+    assert events[1][1]["arguments"] == {"expression": "2 + 2", "note\ufffd": "x\ufffd"}
+    assert events[-1][1]["message"]["content"] == "Four."

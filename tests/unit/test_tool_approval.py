@@ -21,6 +21,7 @@ from parley.adapters.outbound.langgraph.failures import RetryPolicy
 from parley.adapters.outbound.langgraph.graph import EMIT, STREAM_TOKENS, AgentGraph, build_agent_graph
 from parley.adapters.outbound.langgraph.tools import default_tools
 from parley.domain.approvals import Approve, EditArguments, Reject
+from parley.domain.chat import storable_arguments
 from parley.domain.errors import ValidationFailed
 from parley.ports.agent import AgentEvent, ToolCall
 
@@ -170,3 +171,22 @@ async def test_a_tool_not_named_runs_at_once_and_without_approval_tools_the_grap
     plain = _graph(ScriptedModel(replies=[], prompts=[]), frozenset())
     assert "approve" not in plain.get_graph().nodes
     assert json.dumps(decision_record(Reject("why"))) == '{"decision": "reject", "reason": "why"}'
+
+
+def test_a_models_arguments_are_made_storable_at_any_depth_keeping_their_shape() -> None:
+    arguments = {"a\x00": ["x\ud800", {"b": "\x00", "n": 1, "none": None}], "ok": "fine"}
+
+    assert storable_arguments(arguments) == {
+        "a\ufffd": ["x\ufffd", {"b": "\ufffd", "n": 1, "none": None}],
+        "ok": "fine",
+    }
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(5_000):
+        node["n"] = {}
+        node = node["n"]
+    node["s"] = "\x00"
+    cleaned = storable_arguments(deep)
+    for _ in range(5_000):
+        cleaned = cleaned["n"]
+    assert cleaned == {"s": "\ufffd"}

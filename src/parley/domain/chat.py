@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from parley.domain.errors import ValidationFailed
@@ -71,6 +71,31 @@ def storable_text(text: str) -> str:
     refused, and one stray NUL made storing the reply fail.
     """
     return text if first_unstorable(text) is None else _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
+
+
+def storable_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A model's tool-call arguments made storable: NUL and lone surrogates in every string (keys
+    and values, at any depth) become U+FFFD, as in a reply (:func:`storable_text`). A model's output
+    cannot be refused: a lone surrogate made the agent's checkpoint fail to serialise, and a
+    pending approval keeps the arguments in PostgreSQL (JSONB refuses NUL). Iterative: no
+    nesting depth can exhaust the stack."""
+    cleaned: dict[str, Any] = {}
+    pending: list[tuple[Any, dict[str, Any] | list[Any]]] = [(arguments, cleaned)]
+    while pending:
+        source, target = pending.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, dict | list):
+                copy: dict[str, Any] | list[Any] = {} if isinstance(value, dict) else []
+                pending.append((value, copy))
+                value = copy
+            elif isinstance(value, str):
+                value = storable_text(value)
+            if isinstance(target, dict):
+                target[storable_text(str(key))] = value
+            else:
+                target.append(value)
+    return cleaned
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,8 @@ from parley.domain.chat import (
     Message,
     MessageRole,
     MessageStatus,
+    storable_arguments,
+    storable_text,
 )
 from parley.domain.errors import ConversationNotFound, HistoryCleared
 from parley.ports.agent import (
@@ -400,8 +402,8 @@ class Turn:
         now = uc.clock.now()
         approval = PendingApproval(
             id=uc.ids.new_id(),
-            tool=asked.tool,
-            arguments=asked.arguments,
+            tool=storable_text(asked.tool),
+            arguments=storable_arguments(asked.arguments),
             requested_at=now,
             expires_at=now + uc.policy.approval_ttl,
             reply_so_far=self._reply_prefix + self._observer.text,

@@ -45,7 +45,7 @@ from parley.adapters.outbound.langgraph.approvals import (
 from parley.adapters.outbound.langgraph.chat_model import NamedModel
 from parley.adapters.outbound.langgraph.context import build_context, with_memories
 from parley.adapters.outbound.langgraph.failures import RetryPolicy, call_with_fallbacks
-from parley.domain.chat import storable_text
+from parley.domain.chat import storable_arguments, storable_text
 from parley.ports.agent import (
     AgentEvent,
     EventSink,
@@ -179,11 +179,19 @@ async def report_tool_call(
 
 def _storable(reply: AIMessage) -> AIMessage:
     """The reply with storable text (see :func:`storable_text`), as the deltas were sent, so the
-    agent's memory, the stored reply and the stream agree."""
+    agent's memory, the stored reply and the stream agree; its tool calls with storable names and
+    arguments (:func:`storable_arguments`): a lone surrogate in them made the checkpoint fail."""
     if isinstance(reply.content, str):
         clean = storable_text(reply.content)
         if clean is not reply.content:
             reply.content = clean
+    if reply.tool_calls:
+        calls = [
+            {**call, "name": storable_text(call["name"]), "args": storable_arguments(call["args"])}
+            for call in reply.tool_calls
+        ]
+        if calls != reply.tool_calls:
+            reply.tool_calls = calls  # type: ignore[assignment]
     return reply
 
 
