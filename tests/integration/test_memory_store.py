@@ -1,11 +1,13 @@
 """The LangGraph Postgres memory store's set-up on a real PostgreSQL: twice is harmless, and
-semantic recall (pgvector) either works or refuses to start with a clear reason."""
+semantic recall (pgvector) works where pgvector does, and refuses to start, with a clear
+reason, where it is missing."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from uuid import uuid4
 
 import psycopg
@@ -66,19 +68,59 @@ async def test_an_unreachable_database_is_storage_unavailable() -> None:
         await store.start()
 
 
-async def test_semantic_recall_uses_pgvector_or_says_it_is_missing(database_url: str) -> None:
-    embeddings = MemoryEmbeddings(model=WordCounts(), dims=16)
-    store = PostgresMemoryStore(database_url, embeddings=embeddings)
-    if not has_pgvector(database_url):
-        with pytest.raises(StorageUnavailable, match="pgvector"):
-            await store.start()
+NO_PGVECTOR = (
+    "no PostgreSQL with a working pgvector: set PARLEY_TEST_PGVECTOR_URL to one, or "
+    "PARLEY_TEST_PGVECTOR_PYTHON to a Python with the `pgserver` wheel (.ci/run makes one)"
+)
+# Started by PARLEY_TEST_PGVECTOR_PYTHON: prints its URL, serves until its stdin closes.
+_SERVE_PGVECTOR = """
+import sys, tempfile, pgserver
+server = pgserver.get_server(tempfile.mkdtemp(prefix="parley-pgvector-"), cleanup_mode="delete")
+print(server.get_uri(), flush=True)
+sys.stdin.read()
+server.cleanup()
+"""
+
+
+@pytest.fixture(scope="module")
+def pgvector_url() -> Iterator[str]:
+    """A PostgreSQL whose pgvector works: PARLEY_TEST_PGVECTOR_URL, else one started with the
+    pgserver wheel's PostgreSQL 16 + pgvector (PARLEY_TEST_PGVECTOR_PYTHON), else a skip.
+
+    Not the embedded server Parley ships: on the development VM its pgvector 0.8.2 kills the
+    backend with signal 4 (Illegal instruction: built for CPU instructions that VM lacks), and
+    the machine's PostgreSQL 15 has no pgvector package."""
+    if url := os.environ.get("PARLEY_TEST_PGVECTOR_URL"):
+        yield url
         return
-    if not os.environ.get("PARLEY_TEST_PGVECTOR"):
-        # The embedded PostgreSQL ships pgvector 0.8.2, but on the development VM a vector search
-        # kills its backend with signal 4 (Illegal instruction: the wheel's pgvector is built for
-        # CPU instructions that VM lacks), and the machine's PostgreSQL 15 has no pgvector package:
-        # run this branch only against a PostgreSQL known to have a working pgvector.
-        pytest.skip("pgvector is available but unverified here: set PARLEY_TEST_PGVECTOR=1 to run")
+    python = os.environ.get("PARLEY_TEST_PGVECTOR_PYTHON")
+    if not python:
+        pytest.skip(NO_PGVECTOR)
+    server = subprocess.Popen(
+        [python, "-c", _SERVE_PGVECTOR], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    assert server.stdin is not None
+    try:
+        url = server.stdout.readline().strip()
+        assert url.startswith("postgresql://"), f"the pgvector server did not start: {url!r}"
+        yield url
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
+
+
+async def test_semantic_recall_is_refused_at_start_without_pgvector(database_url: str) -> None:
+    store = PostgresMemoryStore(database_url, embeddings=MemoryEmbeddings(model=WordCounts(), dims=16))
+    if has_pgvector(database_url):
+        pytest.skip("the test database has pgvector: nothing to refuse")
+    with pytest.raises(StorageUnavailable, match="pgvector"):
+        await store.start()
+
+
+async def test_semantic_recall_finds_a_users_nearest_facts_with_pgvector(pgvector_url: str) -> None:
+    embeddings = MemoryEmbeddings(model=WordCounts(), dims=16)
+    store = PostgresMemoryStore(pgvector_url, embeddings=embeddings)
     await store.start()
     user = uuid4()
     try:
@@ -88,6 +130,11 @@ async def test_semantic_recall_uses_pgvector_or_says_it_is_missing(database_url:
         assert [m.text for m in found] == ["The user likes tea"]  # the same text, the same vector
         assert [m.text for m in await store.recall(user, "The user lives in Porto", limit=1)] == [
             "The user lives in Porto"
+        ]
+        # Nearest first, and only this user's facts (the other user's "tea" is as near as ours).
+        assert [m.text for m in await store.recall(user, "lives in Porto", limit=5)] == [
+            "The user lives in Porto",
+            "The user likes tea",
         ]
     finally:
         await store.aclose()
