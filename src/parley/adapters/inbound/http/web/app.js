@@ -454,6 +454,8 @@ function replyItem(text = '') {
 async function streamReply(response, session, userItem, continued = null) {
   const item = continued ?? replyItem();
   item.classList.add('streaming');
+  // Not "complete" until its done event says so (a reader, or a test, must not take it as ended).
+  item.dataset.status = 'streaming';
   const tools = item.querySelector('.tools');
   state.pendingReply = item;
   let text = replyText.get(item) ?? '';
