@@ -1,0 +1,181 @@
+"""A fake of Anthropic's Messages API (``POST /v1/messages``) on 127.0.0.1, for the provider path
+that is not OpenAI's (``LLM_MODEL=anthropic:...``, LangChain's ``ChatAnthropic``).
+
+It answers each request with the next scripted :class:`AnthropicReply` (else the default), as the
+real API does: a streamed reply as the documented event sequence (``message_start``,
+``content_block_start``, ``content_block_delta`` per piece, ``content_block_stop``,
+``message_delta`` with the usage, ``message_stop``), a whole one as one ``message`` object, a
+failure as an ``error`` object with its status. It records each request's body and API key
+(sent as ``x-api-key``, or as a Bearer token, which anthropic 2.x does).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from starlette.types import Message, Receive, Scope, Send
+
+from tests.fakes.threaded_server import ThreadedServer
+
+FAKE_CLAUDE = "claude-fake-2026-01-01"
+
+
+@dataclass(frozen=True, slots=True)
+class AnthropicReply:
+    """``text`` in ``pieces`` streamed deltas; or, with ``status``, an API error."""
+
+    text: str = "Hello from the fake Claude."
+    pieces: int = 3
+    status: int | None = None
+
+
+@dataclass(slots=True)
+class AnthropicRequest:
+    body: dict[str, Any]
+    api_key: str | None
+    path: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeAnthropicServer:
+    """``with FakeAnthropicServer() as server:``; ``base_url`` for ``LLM_BASE_URL``."""
+
+    def __init__(self, default: AnthropicReply | None = None) -> None:
+        self.default = default or AnthropicReply()
+        self._script: deque[AnthropicReply] = deque()
+        self._requests: list[AnthropicRequest] = []
+        self._lock = threading.Lock()
+        self._server = ThreadedServer(self._app, name="fake Anthropic server")
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.address
+        return f"http://{host}:{port}"
+
+    def script(self, *replies: AnthropicReply) -> None:
+        with self._lock:
+            self._script.extend(replies)
+
+    @property
+    def requests(self) -> list[AnthropicRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def __enter__(self) -> Self:
+        self._server.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.stop()
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = json.loads(await _read_body(receive) or b"{}")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        with self._lock:
+            self._requests.append(AnthropicRequest(body, _api_key(headers), scope["path"], headers))
+            reply = self._script.popleft() if self._script else self.default
+        if scope["path"] != "/v1/messages":
+            await _send_json(send, 404, _error("not_found_error", "no such route"))
+        elif reply.status is not None:
+            await _send_json(send, reply.status, _error("api_error", "scripted failure"))
+        elif body.get("stream"):
+            await _stream(send, reply, body)
+        else:
+            await _send_json(send, 200, _message(reply, body, text=reply.text))
+
+
+def _api_key(headers: dict[str, str]) -> str | None:
+    """The key as the API takes it: ``x-api-key``, or (the SDK's newer way) a Bearer token."""
+    bearer = headers.get("authorization", "")
+    return headers.get("x-api-key") or (
+        bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None
+    )
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def _usage(reply: AnthropicReply, body: dict[str, Any]) -> dict[str, int]:
+    prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    return {"input_tokens": max(prompt, 1), "output_tokens": max(len(reply.text.split()), 1)}
+
+
+def _message(reply: AnthropicReply, body: dict[str, Any], *, text: str | None) -> dict[str, Any]:
+    content = [] if text is None else [{"type": "text", "text": text}]
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": FAKE_CLAUDE,
+        "content": content,
+        "stop_reason": None if text is None else "end_turn",
+        "stop_sequence": None,
+        "usage": _usage(reply, body),
+    }
+
+
+async def _stream(send: Send, reply: AnthropicReply, body: dict[str, Any]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+        }
+    )
+    size = max(1, -(-len(reply.text) // max(reply.pieces, 1)))
+    pieces = [reply.text[i : i + size] for i in range(0, len(reply.text), size)]
+    usage = _usage(reply, body)
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": _message(reply, body, text=None)}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        *[
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
+            for piece in pieces
+        ],
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    for name, data in events:
+        chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message: Message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
