@@ -1,7 +1,6 @@
-"""A provider other than OpenAI (``LLM_MODEL=anthropic:...``, built by LangChain's
-``init_chat_model``) through the whole stack, against a fake of Anthropic's Messages API on
-127.0.0.1: streamed and whole replies, the request it makes, and a fallback to an OpenAI model
-when it fails."""
+"""Providers other than OpenAI (``LLM_MODEL=anthropic:...``, ``ollama:...``, built by LangChain's
+``init_chat_model``) through the whole stack, against fakes of their APIs on 127.0.0.1: streamed
+and whole replies, the requests they make, and a fallback to an OpenAI model when one fails."""
 
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ from tests.e2e.conftest import AppFactory, signed_up
 from tests.e2e.sse_client import parse_events
 from tests.e2e.test_chat_api import CHAT, new_session
 from tests.fakes.anthropic_server import FAKE_CLAUDE, AnthropicReply, FakeAnthropicServer
+from tests.fakes.ollama_server import FakeOllamaServer, OllamaReply
 from tests.fakes.openai_server import FakeOpenAIServer, FakeReply
 
 pytestmark = pytest.mark.e2e
@@ -84,3 +84,28 @@ async def test_after_claude_fails_an_openai_fallback_answers(
     assert events[-1][1]["model"] == "fallback-model"
     assert len(claude.requests) == 2  # its two attempts, then the fallback
     assert [r.body["model"] for r in openai_server.requests] == ["fallback-model"]
+
+
+async def test_an_ollama_model_streams_its_reply_through_the_api(start_app: AppFactory) -> None:
+    pytest.importorskip("langchain_ollama", reason="langchain-ollama is not installed (uv sync)")
+    with FakeOllamaServer() as server:
+        server.script(OllamaReply(text="Hallo from Llama.", pieces=3))
+        llm = {"api_key": "unused", "base_url": server.base_url, "model": "ollama:llama-x", "max_tokens": 123}
+        _, client = await start_app(llm=llm)
+        headers = await signed_up(client, f"llama-{uuid.uuid4().hex[:8]}@example.com")
+        session_id = (await new_session(client, headers))["id"]
+
+        response = await client.post(
+            f"{CHAT}/{session_id}/messages/stream", headers=headers, json={"content": "Say hello in German"}
+        )
+
+    events = parse_events(response.text)
+    names = [name for name, _ in events]
+    assert (names[0], names[-1], names.count("token")) == ("message", "done", 3), response.text
+    done = events[-1][1]
+    assert done["message"]["content"] == "Hallo from Llama."
+    assert done["usage"]["completion_tokens"] == 3
+    [request] = server.requests
+    assert (request["model"], request["options"]["num_predict"]) == ("llama-x", 123)
+    assert request["messages"][0]["role"] == "system"
+    assert request["messages"][-1]["content"] == "Say hello in German"

@@ -1,0 +1,114 @@
+"""A fake of Ollama's chat API (``POST /api/chat``) on 127.0.0.1, for ``LLM_MODEL=ollama:...``
+(LangChain's ``ChatOllama``): a streamed reply as newline-delimited JSON chunks ending with
+``"done": true`` and the token counts, a whole one as one such object, a failure as
+``{"error": ...}`` with its status. It records each request's body."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from starlette.types import Message, Receive, Scope, Send
+
+from tests.fakes.threaded_server import ThreadedServer
+
+CREATED_AT = "2026-11-27T12:00:00.000000Z"
+
+
+@dataclass(frozen=True, slots=True)
+class OllamaReply:
+    """``text`` in ``pieces`` streamed chunks; or, with ``status``, an error."""
+
+    text: str = "Hello from the fake Llama."
+    pieces: int = 3
+    status: int | None = None
+
+
+class FakeOllamaServer:
+    """``with FakeOllamaServer() as server:``; ``base_url`` for ``LLM_BASE_URL``."""
+
+    def __init__(self) -> None:
+        self._script: deque[OllamaReply] = deque()
+        self._requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadedServer(self._app, name="fake Ollama server")
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.address
+        return f"http://{host}:{port}"
+
+    def script(self, *replies: OllamaReply) -> None:
+        with self._lock:
+            self._script.extend(replies)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._requests)
+
+    def __enter__(self) -> Self:
+        self._server.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.stop()
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = json.loads(await _read_body(receive) or b"{}")
+        with self._lock:
+            self._requests.append(body)
+            reply = self._script.popleft() if self._script else OllamaReply()
+        if scope["path"] != "/api/chat":
+            await _send(send, 404, [{"error": "not found"}])
+        elif reply.status is not None:
+            await _send(send, reply.status, [{"error": "scripted failure"}])
+        elif body.get("stream", True):
+            size = max(1, -(-len(reply.text) // max(reply.pieces, 1)))
+            pieces = [reply.text[i : i + size] for i in range(0, len(reply.text), size)]
+            chunks = [_chunk(body, piece) for piece in pieces]
+            await _send(send, 200, [*chunks, _last(body, reply, "")], ndjson=True)
+        else:
+            await _send(send, 200, [_last(body, reply, reply.text)])
+
+
+def _chunk(body: dict[str, Any], text: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": text}
+    return {"model": body.get("model"), "created_at": CREATED_AT, "message": message, "done": False}
+
+
+def _last(body: dict[str, Any], reply: OllamaReply, text: str) -> dict[str, Any]:
+    return {
+        **_chunk(body, text),
+        "done": True,
+        "done_reason": "stop",
+        "total_duration": 1_000_000,
+        "prompt_eval_count": sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])),
+        "eval_count": len(reply.text.split()),
+    }
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message: Message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send(send: Send, status: int, objects: list[dict[str, Any]], *, ndjson: bool = False) -> None:
+    kind = b"application/x-ndjson" if ndjson else b"application/json"
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", kind)]})
+    for item in objects:
+        line = json.dumps(item).encode() + (b"\n" if ndjson else b"")
+        await send({"type": "http.response.body", "body": line, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
