@@ -28,6 +28,7 @@ import logging
 from dataclasses import dataclass
 from uuid import UUID
 
+from parley.application.background import BackgroundTasks
 from parley.application.principal import Principal
 from parley.domain.errors import MemoryNotFound
 from parley.domain.memory import Memory, MemoryCursor, memory_text
@@ -67,7 +68,7 @@ class UserMemory:
         self._store, self._extractor = store, extractor
         self._recall_limit, self._delay, self._max_pending = recall_limit, delay, max_pending
         self._timeout, self._recall_timeout = timeout, recall_timeout
-        self._tasks: dict[asyncio.Task[None], UUID] = {}
+        self._tasks: BackgroundTasks[UUID] = BackgroundTasks()  # each job's user
         self._gathering: dict[UUID, _Gathered] = {}  # per conversation: the job still gathering
         self.dropped = 0  # jobs skipped because ``max_pending`` were running
 
@@ -106,15 +107,10 @@ class UserMemory:
             return
         job = _Gathered(user_id, conversation_id, message, due=self._due())
         self._gathering[conversation_id] = job
-        task = asyncio.get_running_loop().create_task(self._learn(job))
-        self._tasks[task] = user_id
-        task.add_done_callback(self._discard)
+        self._tasks.start(self._learn(job), owner=user_id)
 
     def _due(self) -> float:
         return asyncio.get_running_loop().time() + self._delay
-
-    def _discard(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
 
     async def _learn(self, job: _Gathered) -> None:
         try:
@@ -138,24 +134,18 @@ class UserMemory:
 
     async def erase(self, user_id: UUID) -> None:
         """Stop the user's running jobs in this process, then forget all their memories."""
-        jobs = [task for task, owner in self._tasks.items() if owner == user_id]
-        for task in jobs:
-            task.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
+        await self._tasks.cancel(self._tasks.owned_by(user_id))
         await self._store.forget_all(user_id)
 
     async def idle(self) -> None:
         """Wait until every job has ended (for tests and benchmarks)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self._tasks.idle()
 
     async def aclose(self) -> None:
         """Cancel the pending jobs (at shutdown) and wait for them to end."""
         if self._tasks:
             _log.info("Shutting down with %d memory job(s) still running", len(self._tasks))
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 from uuid import UUID
 
+from parley.application.background import BackgroundTasks
 from parley.ports.persistence import StorageUnavailable
 
 _log = logging.getLogger(__name__)
@@ -86,27 +87,22 @@ class DeferredWrites:
 
     def __init__(self, *, first_delay: float = 0.25, max_delay: float = 5.0) -> None:
         self._first_delay, self._max_delay = first_delay, max_delay
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: BackgroundTasks[None] = BackgroundTasks()
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     def retry(self, write: Callable[[], Awaitable[object]], *, within: float, what: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._retry(write, within, what))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._retry(write, within, what))
 
     async def idle(self) -> None:
         """Wait until every pending write has succeeded or given up (for tests and shutdown)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self._tasks.idle()
 
     async def aclose(self) -> None:
         if self._tasks:
             _log.warning("Shutting down with %d write(s) still waiting for the database", len(self._tasks))
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     async def _retry(self, write: Callable[[], Awaitable[object]], within: float, what: str) -> None:
         deadline, delay = time.monotonic() + within, self._first_delay

@@ -27,6 +27,7 @@ import asyncio
 import logging
 from uuid import UUID
 
+from parley.application.background import BackgroundTasks
 from parley.domain.chat import DEFAULT_CONVERSATION_NAME, ConversationName
 from parley.ports.persistence import UnitOfWorkFactory
 from parley.ports.system import Clock
@@ -70,7 +71,7 @@ class ChatTitles:
     ) -> None:
         self._writer, self._uow, self._clock = writer, uow, clock
         self._enabled, self._max_pending, self._timeout = enabled, max_pending, timeout
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: BackgroundTasks[None] = BackgroundTasks()
         self.dropped = 0  # jobs skipped because ``max_pending`` were running
 
     def __len__(self) -> int:
@@ -92,23 +93,18 @@ class ChatTitles:
                 )
             return None
         job = TitleJob(conversation_id)
-        task = asyncio.get_running_loop().create_task(self._run(job, first_message, reply))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._run(job, first_message, reply))
         return job
 
     async def idle(self) -> None:
         """Wait until every job has ended (for tests)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self._tasks.idle()
 
     async def aclose(self) -> None:
         """Cancel the pending jobs (at shutdown) and wait for them to end."""
         if self._tasks:
             _log.info("Shutting down with %d chat title(s) still being written", len(self._tasks))
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     async def _run(self, job: TitleJob, first_message: str, reply: str) -> None:
         try:
