@@ -530,11 +530,9 @@ class InMemoryReplySlots:
         kept = copy.deepcopy(approval)
 
         def pause(state: _State) -> ReplyFinish:
-            row = state.conversations.get(conversation_id)
-            if row is None:
-                return "gone"
-            if not row.slot.accepts_reply(history_version):
-                return "discarded"
+            row = _answering_row(state, conversation_id, history_version)
+            if not isinstance(row, _ConversationRow):
+                return row
             row.slot = row.slot.paused(claim_id, kept)
             return "stored"
 
@@ -570,15 +568,24 @@ class InMemoryReplySlots:
         return self._database.apply_now(read)
 
 
+def _answering_row(
+    state: _State, conversation_id: UUID, history_version: int
+) -> _ConversationRow | ReplyFinish:
+    """The conversation's row if its history is still at ``history_version``
+    (``ReplySlot.accepts_reply``); else ``"gone"`` (no such conversation) or ``"discarded"``."""
+    row = state.conversations.get(conversation_id)
+    if row is None:
+        return "gone"
+    return row if row.slot.accepts_reply(history_version) else "discarded"
+
+
 def _store_reply(
     state: _State, reply: Message, *, claim_id: UUID, history_version: int, now: datetime
 ) -> tuple[ReplyFinish, _ConversationRow | None]:
     """``finish_reply``'s one step (the rule: ``ReplySlot.accepts_reply``); the row when stored."""
-    row = state.conversations.get(reply.conversation_id)
-    if row is None:
-        return "gone", None
-    if not row.slot.accepts_reply(history_version):
-        return "discarded", None
+    row = _answering_row(state, reply.conversation_id, history_version)
+    if not isinstance(row, _ConversationRow):
+        return row, None
     _insert_message(state, reply)
     _count_message(row.conversation, now)
     row.slot = row.slot.released(claim_id)

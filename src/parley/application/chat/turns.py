@@ -283,10 +283,8 @@ class Turn:
             reply, stored = await self._finish(status)
         except StorageUnavailable as unavailable:
             return ReplyFailed(None, error if isinstance(error, StorageUnavailable) else unavailable)
-        if stored == "gone":
-            return ReplyFailed(None, ConversationNotFound())
-        if stored == "discarded":
-            return ReplyFailed(None, HistoryCleared())
+        if stored != "stored":
+            return _lost(stored)
         if error is not None:
             return ReplyFailed(reply, error)
         observer = self._observer
@@ -424,6 +422,12 @@ class Turn:
         finally:
             self._observer.ended("awaiting_approval", now)
         if paused != "stored":
-            return ReplyFailed(None, ConversationNotFound() if paused == "gone" else HistoryCleared())
+            return _lost(paused)
         observer = self._observer
         return ApprovalAwaited(approval, observer.prompt_tokens, observer.completion_tokens)
+
+
+def _lost(refused: ReplyFinish) -> ReplyFailed:
+    """How a turn ends whose reply (or pause) the history no longer takes: the conversation was
+    deleted (``"gone"``) or its history cleared (``"discarded"``) while the turn ran."""
+    return ReplyFailed(None, ConversationNotFound() if refused == "gone" else HistoryCleared())

@@ -112,8 +112,7 @@ class PostgresReplySlots:
         async with self._statements() as runner:
             if (await runner.execute(_FINISH_REPLY, parameters)).scalar_one() == 1:
                 return "stored"
-            exists = select(conversations.c.id).where(conversations.c.id == conversation_id)
-            return "discarded" if (await runner.read(exists)).first() is not None else "gone"
+            return await _discarded_or_gone(runner, conversation_id)
 
     async def finish_titled_reply(
         self,
@@ -141,8 +140,7 @@ class PostgresReplySlots:
             if row is not None:
                 named = row["name"] == title
                 return TitledFinish("stored", conversation_from_row(row) if named else None)
-            exists = select(conversations.c.id).where(conversations.c.id == conversation_id)
-            return TitledFinish("discarded" if (await runner.read(exists)).first() is not None else "gone")
+            return TitledFinish(await _discarded_or_gone(runner, conversation_id))
 
     async def release_reply(self, conversation_id: UUID, *, claim_id: UUID) -> None:
         statement = (
@@ -179,8 +177,7 @@ class PostgresReplySlots:
         async with self._statements() as runner:
             if (await runner.execute(statement)).first() is not None:
                 return "stored"
-            exists = select(conversations.c.id).where(conversations.c.id == conversation_id)
-            return "discarded" if (await runner.read(exists)).first() is not None else "gone"
+            return await _discarded_or_gone(runner, conversation_id)
 
     async def resume_reply(
         self, conversation_id: UUID, *, owner_id: UUID, approval_id: UUID, claim: ReplyClaim, now: datetime
@@ -257,6 +254,13 @@ class PostgresReplySlots:
         """A runner with no transaction: each statement commits by itself."""
         async with autocommit_block(self._engine) as connection:
             yield StatementRunner(connection)
+
+
+async def _discarded_or_gone(runner: StatementRunner, conversation_id: UUID) -> ReplyFinish:
+    """Why a write into the history version a turn answers matched no row: the conversation is
+    still there (its history was cleared since: ``"discarded"``) or it was deleted (``"gone"``)."""
+    exists = select(conversations.c.id).where(conversations.c.id == conversation_id)
+    return "discarded" if (await runner.read(exists)).first() is not None else "gone"
 
 
 def _check_belongs(message: Message, conversation_id: UUID) -> None:
