@@ -12,15 +12,12 @@ failure as an ``error`` object with its status. It records each request's body a
 from __future__ import annotations
 
 import json
-import threading
-from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from tests.fakes.threaded_server import ThreadedServer
+from tests.fakes.threaded_server import ScriptedService, read_body, send_json
 
 FAKE_CLAUDE = "claude-fake-2026-01-01"
 
@@ -42,55 +39,31 @@ class AnthropicRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(ScriptedService[AnthropicReply, AnthropicRequest]):
     """``with FakeAnthropicServer() as server:``; ``base_url`` for ``LLM_BASE_URL``."""
 
     def __init__(self, default: AnthropicReply | None = None) -> None:
-        self.default = default or AnthropicReply()
-        self._script: deque[AnthropicReply] = deque()
-        self._requests: list[AnthropicRequest] = []
-        self._lock = threading.Lock()
-        self._server = ThreadedServer(self._app, name="fake Anthropic server")
+        super().__init__(self._app, name="fake Anthropic server", default=default or AnthropicReply())
 
     @property
     def base_url(self) -> str:
         host, port = self._server.address
         return f"http://{host}:{port}"
 
-    def script(self, *replies: AnthropicReply) -> None:
-        with self._lock:
-            self._script.extend(replies)
-
-    @property
-    def requests(self) -> list[AnthropicRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    def __enter__(self) -> Self:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.stop()
-
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = json.loads(await _read_body(receive) or b"{}")
+        body = json.loads(await read_body(receive) or b"{}")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        with self._lock:
-            self._requests.append(AnthropicRequest(body, _api_key(headers), scope["path"], headers))
-            reply = self._script.popleft() if self._script else self.default
+        reply, _ = self._take(AnthropicRequest(body, _api_key(headers), scope["path"], headers))
         if scope["path"] != "/v1/messages":
-            await _send_json(send, 404, _error("not_found_error", "no such route"))
+            await send_json(send, 404, _error("not_found_error", "no such route"))
         elif reply.status is not None:
-            await _send_json(send, reply.status, _error("api_error", "scripted failure"))
+            await send_json(send, reply.status, _error("api_error", "scripted failure"))
         elif body.get("stream"):
             await _stream(send, reply, body)
         else:
-            await _send_json(send, 200, _message(reply, body, text=reply.text))
+            await send_json(send, 200, _message(reply, body, text=reply.text))
 
 
 def _api_key(headers: dict[str, str]) -> str | None:
@@ -163,19 +136,3 @@ async def _stream(send: Send, reply: AnthropicReply, body: dict[str, Any]) -> No
         chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message: Message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
-    )
-    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})

@@ -6,15 +6,12 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from tests.fakes.threaded_server import ThreadedServer
+from tests.fakes.threaded_server import ScriptedService, read_body
 
 CREATED_AT = "2026-11-27T12:00:00.000000Z"
 
@@ -28,45 +25,22 @@ class OllamaReply:
     status: int | None = None
 
 
-class FakeOllamaServer:
+class FakeOllamaServer(ScriptedService[OllamaReply, dict[str, Any]]):
     """``with FakeOllamaServer() as server:``; ``base_url`` for ``LLM_BASE_URL``."""
 
     def __init__(self) -> None:
-        self._script: deque[OllamaReply] = deque()
-        self._requests: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._server = ThreadedServer(self._app, name="fake Ollama server")
+        super().__init__(self._app, name="fake Ollama server", default=OllamaReply())
 
     @property
     def base_url(self) -> str:
         host, port = self._server.address
         return f"http://{host}:{port}"
 
-    def script(self, *replies: OllamaReply) -> None:
-        with self._lock:
-            self._script.extend(replies)
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._requests)
-
-    def __enter__(self) -> Self:
-        self._server.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.stop()
-
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = json.loads(await _read_body(receive) or b"{}")
-        with self._lock:
-            self._requests.append(body)
-            reply = self._script.popleft() if self._script else OllamaReply()
+        body = json.loads(await read_body(receive) or b"{}")
+        reply, _ = self._take(body)
         if scope["path"] != "/api/chat":
             await _send(send, 404, [{"error": "not found"}])
         elif reply.status is not None:
@@ -94,15 +68,6 @@ def _last(body: dict[str, Any], reply: OllamaReply, text: str) -> dict[str, Any]
         "prompt_eval_count": sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])),
         "eval_count": len(reply.text.split()),
     }
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message: Message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 async def _send(send: Send, status: int, objects: list[dict[str, Any]], *, ndjson: bool = False) -> None:

@@ -24,15 +24,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field, replace
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from tests.fakes.threaded_server import ThreadedServer
+from tests.fakes.threaded_server import ScriptedService, read_body, send_json
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -91,15 +88,11 @@ class RecordedRequest:
         return list(self.body.get("messages", []))
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(ScriptedService[FakeReply, RecordedRequest]):
     """Start with ``with FakeOpenAIServer() as server:`` (or ``start()``/``stop()``)."""
 
     def __init__(self, default: FakeReply | None = None) -> None:
-        self.default = default or FakeReply()
-        self._script: deque[FakeReply] = deque()
-        self._requests: list[RecordedRequest] = []
-        self._lock = threading.Lock()
-        self._server = ThreadedServer(self._app, name="fake OpenAI server")
+        super().__init__(self._app, name="fake OpenAI server", default=default or FakeReply())
 
     # -- control (called from the test's thread) ------------------------------------
 
@@ -108,11 +101,6 @@ class FakeOpenAIServer:
         """The ``base_url`` to give an OpenAI client (ends in ``/v1``)."""
         host, port = self._server.address
         return f"http://{host}:{port}/v1"
-
-    def script(self, *replies: FakeReply) -> None:
-        """Queue replies for the next requests, in order."""
-        with self._lock:
-            self._script.extend(replies)
 
     def fail_first(self, count: int, status: int) -> None:
         """The next ``count`` requests fail with ``status``."""
@@ -124,11 +112,6 @@ class FakeOpenAIServer:
             self._script.clear()
             self._requests.clear()
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
     async def wait_for_disconnect(self, timeout: float) -> bool:
         """True as soon as any recorded request saw its client leave; False after ``timeout``."""
         deadline = time.monotonic() + timeout
@@ -138,29 +121,11 @@ class FakeOpenAIServer:
             await asyncio.sleep(0.01)
         return any(r.disconnected for r in self.requests)
 
-    def start(self) -> None:
-        self._server.start()
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     # -- the ASGI app (runs on the server's thread) ---------------------------------
 
     def _next_reply(self, body: dict[str, Any]) -> tuple[FakeReply, RecordedRequest]:
         record = RecordedRequest(body=body, received_at=time.monotonic())
-        with self._lock:
-            self._requests.append(record)
-            reply = self._script.popleft() if self._script else self.default
-            number = len(self._requests)
+        reply, number = self._take(record)
         if reply.tool_call is not None and reply.tool_call.call_id is None:
             reply = replace(reply, tool_call=replace(reply.tool_call, call_id=f"call_fake_{number}"))
         return reply, record
@@ -169,9 +134,9 @@ class FakeOpenAIServer:
         if scope["type"] != "http":
             return
         if scope["path"] != "/v1/chat/completions" or scope["method"] != "POST":
-            await _send_json(send, 404, {"error": {"message": "not found", "type": "not_found_error"}})
+            await send_json(send, 404, {"error": {"message": "not found", "type": "not_found_error"}})
             return
-        body = json.loads(await _read_body(receive) or b"{}")
+        body = json.loads(await read_body(receive) or b"{}")
         reply, record = self._next_reply(body)
         left = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, left))
@@ -192,36 +157,21 @@ class FakeOpenAIServer:
             return
         if not _tool_calls_answered(body.get("messages", [])):
             # Like OpenAI: every assistant tool call needs its tool result.
-            await _send_json(send, 400, _error_body(400, "tool call without a result"))
+            await send_json(send, 400, _error_body(400, "tool call without a result"))
         elif reply.status is not None:
-            await _send_json(send, reply.status, _error_body(reply.status))
+            await send_json(send, reply.status, _error_body(reply.status))
         elif body.get("stream"):
             if not await _stream(reply, body, send, left):
                 return
         else:
-            await _send_json(send, 200, _completion(reply, body))
+            await send_json(send, 200, _completion(reply, body))
         record.completed = True
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 async def _watch_disconnect(receive: Receive, left: asyncio.Event) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
     left.set()
-
-
-async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
-    headers = [(b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
 
 
 async def _stream(reply: FakeReply, body: dict[str, Any], send: Send, left: asyncio.Event) -> bool:

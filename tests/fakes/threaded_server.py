@@ -1,15 +1,19 @@
 """An ASGI app served by uvicorn on 127.0.0.1 in a thread of the test process: the fakes of
-services outside the machine (the OpenAI API, an MCP server over HTTP) run on it."""
+services outside the machine (the OpenAI, Anthropic and Ollama APIs, an MCP server over HTTP) run
+on it; :class:`ScriptedService` is the scripted replies and recorded requests those fakes share."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
-from typing import Literal
+from collections import deque
+from types import TracebackType
+from typing import Any, Generic, Literal, Self, TypeVar
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Send
 
 
 class ThreadedServer:
@@ -60,3 +64,70 @@ class ThreadedServer:
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
+
+
+ReplyT = TypeVar("ReplyT")
+RecordT = TypeVar("RecordT")
+
+
+class ScriptedService(Generic[ReplyT, RecordT]):
+    """The fake of a service that answers each request with the next scripted reply (else
+    ``default``) and records the requests, served by a :class:`ThreadedServer` running ``app``.
+    Start with ``with Fake() as server:`` (or ``start()``/``stop()``)."""
+
+    def __init__(self, app: ASGIApp, *, name: str, default: ReplyT) -> None:
+        self.default = default
+        self._script: deque[ReplyT] = deque()
+        self._requests: list[RecordT] = []
+        self._lock = threading.Lock()
+        self._server = ThreadedServer(app, name=name)
+
+    def script(self, *replies: ReplyT) -> None:
+        """Queue replies for the next requests, in order."""
+        with self._lock:
+            self._script.extend(replies)
+
+    @property
+    def requests(self) -> list[RecordT]:
+        with self._lock:
+            return list(self._requests)
+
+    def _take(self, request: RecordT) -> tuple[ReplyT, int]:
+        """Record ``request`` (from the server's thread); its reply, and its number from 1."""
+        with self._lock:
+            self._requests.append(request)
+            reply = self._script.popleft() if self._script else self.default
+            return reply, len(self._requests)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+async def read_body(receive: Receive) -> bytes:
+    """An ASGI request's whole body."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    """An ASGI response of one JSON body."""
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
