@@ -184,6 +184,22 @@ def live_server(
         server.stop()
 
 
+@contextlib.contextmanager
+def module_server(request: pytest.FixtureRequest, name: str, **env: str) -> Iterator[LiveServer]:
+    """A browser-test module's server (its ``server`` fixture): skipped, saying why, without
+    Chromium; else ``parley serve`` on the e2e database with ``env``, started while the module's
+    browser launches."""
+    require_chromium()
+    folder = request.getfixturevalue("tmp_path_factory").mktemp(name)
+    with live_server(
+        request.getfixturevalue("e2e_database_url"),
+        folder,
+        while_starting=lambda: request.getfixturevalue("browser"),
+        **env,
+    ) as started:
+        yield started
+
+
 # ---------------------------------------------------------------- helpers for tests
 
 

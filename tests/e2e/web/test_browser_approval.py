@@ -13,12 +13,11 @@ from playwright.async_api import Browser, Page, expect
 from tests.e2e.web.conftest import (
     LiveServer,
     Tab,
-    live_server,
     log_in_through_the_page,
+    module_server,
     new_email,
     open_tab,
     register_user,
-    require_chromium,
 )
 
 pytestmark = pytest.mark.e2e
@@ -27,14 +26,10 @@ CARD = ".message.assistant .approval"
 
 
 @pytest.fixture(scope="module")
-def server(
-    request: pytest.FixtureRequest, e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    require_chromium()
-    with live_server(
-        e2e_database_url,
-        tmp_path_factory.mktemp("web-approval"),
-        while_starting=lambda: request.getfixturevalue("browser"),
+def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    with module_server(
+        request,
+        "web-approval",
         TOOLS_REQUIRING_APPROVAL="calculator",
     ) as started:
         yield started

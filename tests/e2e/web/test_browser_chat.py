@@ -22,12 +22,11 @@ from tests.e2e.conftest import PASSWORD
 from tests.e2e.web.conftest import (
     LiveServer,
     Tab,
-    live_server,
     log_in_through_the_page,
+    module_server,
     new_email,
     open_tab,
     register_user,
-    require_chromium,
     stored_tokens,
 )
 
@@ -39,14 +38,10 @@ LONG_TEXT = " ".join(["Tell me a long story about a lighthouse keeper who counts
 
 
 @pytest.fixture(scope="module")
-def server(
-    request: pytest.FixtureRequest, e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    require_chromium()
-    with live_server(
-        e2e_database_url,
-        tmp_path_factory.mktemp("web-chat"),
-        while_starting=lambda: request.getfixturevalue("browser"),
+def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    with module_server(
+        request,
+        "web-chat",
         OFFLINE_MODEL_TOKEN_DELAY_MS="80",
         RATE_LIMIT_REGISTER="3 per hour",
         TRUSTED_PROXIES="127.0.0.1",  # the tests' own sign-ups come "from" other addresses

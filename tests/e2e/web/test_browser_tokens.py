@@ -19,12 +19,11 @@ from tests.e2e.web.conftest import (
     LiveServer,
     Tab,
     jwt_expiry,
-    live_server,
     log_in_through_the_page,
+    module_server,
     new_email,
     open_tab,
     register_user,
-    require_chromium,
     stored_tokens,
 )
 
@@ -35,14 +34,10 @@ TURNS = 16  # 32 messages: more than the page's 30 a page
 
 
 @pytest.fixture(scope="module")
-def server(
-    request: pytest.FixtureRequest, e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    require_chromium()
-    with live_server(
-        e2e_database_url,
-        tmp_path_factory.mktemp("web-tokens"),
-        while_starting=lambda: request.getfixturevalue("browser"),
+def server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    with module_server(
+        request,
+        "web-tokens",
         JWT_ACCESS_TOKEN_EXPIRE_HOURS="0.0005",
         RATE_LIMIT_ENABLED="false",
         # A turn may take 3 s; the offline model writes 40 tokens a second.
