@@ -48,6 +48,24 @@ async def _paused(client: httpx.AsyncClient, headers: dict[str, str], session_id
     return events[-1][1]
 
 
+def _fake_model(server: FakeOpenAIServer, **more: object) -> dict[str, object]:
+    """The ``llm`` settings of a model on the fake OpenAI server; the calculator needs approval."""
+    return {
+        "api_key": "test-key",
+        "base_url": server.base_url,
+        "model": "fake-model",
+        **APPROVE_CALCULATOR,
+        **more,
+    }
+
+
+async def _decide_streamed(
+    client: httpx.AsyncClient, headers: dict[str, str], session_id: str, decision: dict[str, Any]
+) -> httpx.Response:
+    """POST the decision to the streaming route: the rest of the turn, as SSE."""
+    return await client.post(f"{CHAT}/{session_id}/approval/stream", headers=headers, json=decision)
+
+
 async def _history(
     client: httpx.AsyncClient, headers: dict[str, str], session_id: str
 ) -> list[dict[str, Any]]:
@@ -73,10 +91,8 @@ async def test_a_tool_needing_approval_pauses_the_turn_until_approved_then_strea
     assert (pending.status_code, pending.json()) == (200, approval)
     assert [m["role"] for m in await _history(client, headers, session_id)] == ["user"]  # no reply yet
 
-    resumed = await client.post(
-        f"{CHAT}/{session_id}/approval/stream",
-        headers=headers,
-        json={"id": approval["id"], "decision": "approve"},
+    resumed = await _decide_streamed(
+        client, headers, session_id, {"id": approval["id"], "decision": "approve"}
     )
 
     events = parse_events(resumed.text)
@@ -134,21 +150,13 @@ async def test_an_approved_call_of_a_real_model_runs_and_its_result_is_sent_back
             FakeReply(tool_call=FakeToolCall("calculator", {"expression": "12 * 12"})),
             FakeReply(text="It is 144."),
         )
-        llm = {
-            "api_key": "test-key",
-            "base_url": server.base_url,
-            "model": "fake-model",
-            **APPROVE_CALCULATOR,
-        }
-        _, client = await start_app(llm=llm)
+        _, client = await start_app(llm=_fake_model(server))
         headers, session_id = await _user(client)
         paused = await _paused(client, headers, session_id)
         assert len(server.requests) == 1  # paused before the tool ran, with no second model call
 
-        resumed = await client.post(
-            f"{CHAT}/{session_id}/approval/stream",
-            headers=headers,
-            json={"id": paused["approval"]["id"], "decision": "approve"},
+        resumed = await _decide_streamed(
+            client, headers, session_id, {"id": paused["approval"]["id"], "decision": "approve"}
         )
 
     events = parse_events(resumed.text)
@@ -169,20 +177,15 @@ async def test_a_rejection_is_told_to_the_model_with_the_reason_and_the_tool_nev
             FakeReply(tool_call=FakeToolCall("calculator", {"expression": "2 ** 99999"})),
             FakeReply(text="Understood, no calculation."),
         )
-        llm = {
-            "api_key": "test-key",
-            "base_url": server.base_url,
-            "model": "fake-model",
-            **APPROVE_CALCULATOR,
-        }
-        _, client = await start_app(llm=llm)
+        _, client = await start_app(llm=_fake_model(server))
         headers, session_id = await _user(client)
         paused = await _paused(client, headers, session_id)
 
-        resumed = await client.post(
-            f"{CHAT}/{session_id}/approval/stream",
-            headers=headers,
-            json={"id": paused["approval"]["id"], "decision": "reject", "reason": "too expensive"},
+        resumed = await _decide_streamed(
+            client,
+            headers,
+            session_id,
+            {"id": paused["approval"]["id"], "decision": "reject", "reason": "too expensive"},
         )
 
     events = parse_events(resumed.text)
@@ -218,10 +221,8 @@ async def test_a_paused_turn_survives_a_restart_and_is_resumed_by_the_next_proce
 
     async with _running_app(e2e_database_url, tmp_path) as after:
         pending = await after.get(f"{CHAT}/{session_id}/approval", headers=headers)
-        resumed = await after.post(
-            f"{CHAT}/{session_id}/approval/stream",
-            headers=headers,
-            json={"id": paused["approval"]["id"], "decision": "approve"},
+        resumed = await _decide_streamed(
+            after, headers, session_id, {"id": paused["approval"]["id"], "decision": "approve"}
         )
 
     assert pending.json() == paused["approval"]
@@ -348,13 +349,7 @@ async def test_a_nul_in_the_models_arguments_is_replaced_not_a_failure(start_app
             FakeReply(tool_call=FakeToolCall("calculator", {"expression": "1 + 1\u0000", "k\ud800": 1})),
             FakeReply(text="Done."),
         )
-        llm = {
-            "api_key": "test-key",
-            "base_url": server.base_url,
-            "model": "fake-model",
-            **APPROVE_CALCULATOR,
-        }
-        _, client = await start_app(llm=llm)
+        _, client = await start_app(llm=_fake_model(server))
         headers, session_id = await _user(client)
 
         paused = await _paused(client, headers, session_id)
@@ -374,8 +369,7 @@ async def test_without_approval_too_a_lone_surrogate_in_a_tool_call_no_longer_fa
             FakeReply(tool_call=FakeToolCall("calculator", {"expression": "2 + 2", "note\ud800": "x\ud800"})),
             FakeReply(text="Four."),
         )
-        llm = {"api_key": "test-key", "base_url": server.base_url, "model": "fake-model"}
-        _, client = await start_app(llm=llm)
+        _, client = await start_app(llm=_fake_model(server, approval_tools=""))
         headers, session_id = await _user(client)
 
         response = await client.post(
