@@ -65,7 +65,7 @@ if TYPE_CHECKING:
         LangfuseTraceSource,
         NoopTracer,
     )
-    from parley.adapters.outbound.langgraph import LangGraphChatAgent
+    from parley.adapters.outbound.langgraph import LangGraphChatAgent, ModelConfig
     from parley.adapters.outbound.langgraph.facts import ModelFactExtractor, OfflineFactExtractor
     from parley.adapters.outbound.langgraph.mcp_tools import McpConfig
     from parley.adapters.outbound.langgraph.memory_store import MemoryEmbeddings, PostgresMemoryStore
@@ -148,34 +148,33 @@ def _missing_model_packages(llm: LlmSettings) -> list[str]:
     ]
 
 
-def _title_writer(llm: LlmSettings) -> ModelTitleWriter | OfflineTitleWriter:
-    """Names chats: the chat model (a small non-streamed call), or offline the first words of the
-    message. Imported when built at start-up, as the agent is."""
+def _side_model(llm: LlmSettings) -> ModelConfig:
+    """The chat model as the small background calls (titles, facts) use it: no fallbacks, and
+    the builders set their own reply bound and temperature."""
     from parley.adapters.outbound.langgraph import ModelConfig
-    from parley.adapters.outbound.langgraph.titles import build_title_writer
 
-    model = ModelConfig(
+    return ModelConfig(
         name=llm.model,
         api_key=_secret(llm.api_key),
         base_url=llm.base_url,
         request_timeout=llm.request_timeout_seconds,
     )
-    return build_title_writer(model)
+
+
+def _title_writer(llm: LlmSettings) -> ModelTitleWriter | OfflineTitleWriter:
+    """Names chats: the chat model (a small non-streamed call), or offline the first words of the
+    message. Imported when built at start-up, as the agent is."""
+    from parley.adapters.outbound.langgraph.titles import build_title_writer
+
+    return build_title_writer(_side_model(llm))
 
 
 def _fact_extractor(llm: LlmSettings) -> ModelFactExtractor | OfflineFactExtractor:
     """Finds the facts a user stated: the chat model (a small non-streamed call), or offline by
     patterns. Imported when built at start-up, as the agent is."""
-    from parley.adapters.outbound.langgraph import ModelConfig
     from parley.adapters.outbound.langgraph.facts import build_fact_extractor
 
-    model = ModelConfig(
-        name=llm.model,
-        api_key=_secret(llm.api_key),
-        base_url=llm.base_url,
-        request_timeout=llm.request_timeout_seconds,
-    )
-    return build_fact_extractor(model)
+    return build_fact_extractor(_side_model(llm))
 
 
 def _memory_embeddings(llm: LlmSettings, memory: MemorySettings) -> MemoryEmbeddings | None:
