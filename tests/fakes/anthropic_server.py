@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.threaded_server import ScriptedService, read_body, send_json
+from tests.fakes.threaded_server import ScriptedService, in_pieces, read_body, send_json
 
 FAKE_CLAUDE = "claude-fake-2026-01-01"
 
@@ -47,8 +47,7 @@ class FakeAnthropicServer(ScriptedService[AnthropicReply, AnthropicRequest]):
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.address
-        return f"http://{host}:{port}"
+        return self.root_url
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,8 +104,7 @@ async def _stream(send: Send, reply: AnthropicReply, body: dict[str, Any]) -> No
             "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
         }
     )
-    size = max(1, -(-len(reply.text) // max(reply.pieces, 1)))
-    pieces = [reply.text[i : i + size] for i in range(0, len(reply.text), size)]
+    pieces = in_pieces(reply.text, reply.pieces)
     usage = _usage(reply, body)
     events: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": _message(reply, body, text=None)}),

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.threaded_server import ScriptedService, read_body
+from tests.fakes.threaded_server import ScriptedService, in_pieces, read_body
 
 CREATED_AT = "2026-11-27T12:00:00.000000Z"
 
@@ -33,8 +33,7 @@ class FakeOllamaServer(ScriptedService[OllamaReply, dict[str, Any]]):
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.address
-        return f"http://{host}:{port}"
+        return self.root_url
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,9 +45,7 @@ class FakeOllamaServer(ScriptedService[OllamaReply, dict[str, Any]]):
         elif reply.status is not None:
             await _send(send, reply.status, [{"error": "scripted failure"}])
         elif body.get("stream", True):
-            size = max(1, -(-len(reply.text) // max(reply.pieces, 1)))
-            pieces = [reply.text[i : i + size] for i in range(0, len(reply.text), size)]
-            chunks = [_chunk(body, piece) for piece in pieces]
+            chunks = [_chunk(body, piece) for piece in in_pieces(reply.text, reply.pieces)]
             await _send(send, 200, [*chunks, _last(body, reply, "")], ndjson=True)
         else:
             await _send(send, 200, [_last(body, reply, reply.text)])

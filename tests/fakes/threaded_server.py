@@ -92,6 +92,12 @@ class ScriptedService(Generic[ReplyT, RecordT]):
         with self._lock:
             return list(self._requests)
 
+    @property
+    def root_url(self) -> str:
+        """``http://127.0.0.1:<port>``, the server's root."""
+        host, port = self._server.address
+        return f"http://{host}:{port}"
+
     def _take(self, request: RecordT) -> tuple[ReplyT, int]:
         """Record ``request`` (from the server's thread); its reply, and its number from 1."""
         with self._lock:
@@ -113,6 +119,12 @@ class ScriptedService(Generic[ReplyT, RecordT]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def in_pieces(text: str, count: int) -> list[str]:
+    """``text`` cut into ``count`` pieces (fewer when it is shorter), for a streamed reply."""
+    size = max(1, -(-len(text) // max(count, 1)))
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 async def read_body(receive: Receive) -> bytes:
